@@ -1,0 +1,243 @@
+"""Find the TOML config, parse it and validate every profile; pick the profile to use."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import ConfigError
+from .models import CACHE_MODES, Profile
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+_PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
+ROLE_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:role(?:/[\w+=,.@-]+)+$")
+MFA_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:mfa(?:/[\w+=,.@-]+)+$")
+HARDWARE_SERIAL = re.compile(r"^[A-Za-z0-9]{9,64}$")
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
+STS_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$")
+
+DEFAULT_REGION = "us-east-1"
+_TOP_KEYS = {"default_profile", "profiles"}
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: type
+    low: Optional[int] = None
+    high: Optional[int] = None
+
+
+_FIELDS: dict[str, _Field] = {
+    "role_arn": _Field(str),
+    "mfa_serial": _Field(str),
+    "region": _Field(str),
+    "duration_seconds": _Field(int, 900, 43200),
+    "role_session_name": _Field(str),
+    "source_identity": _Field(str),
+    "keys": _Field(str),
+    "mfa_process": _Field(str),
+    "cache": _Field(str),
+    "refresh_before_seconds": _Field(int, 0, 43200),
+    "mfa_session_seconds": _Field(int, 900, 129600),
+    "max_key_age_days": _Field(int, 1, 3650),
+}
+_REQUIRED = ("role_arn", "mfa_serial")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed config file: its path, profiles by name and the optional default."""
+
+    path: Path
+    profiles: Mapping[str, Profile]
+    default_profile: Optional[str] = None
+
+
+def config_path(explicit: Optional[str], environ: Mapping[str, str]) -> Path:
+    """--config, else $ELEVATE_CONFIG, else $XDG_CONFIG_HOME/elevate/config.toml."""
+    if explicit:
+        return Path(explicit).expanduser()
+    if environ.get("ELEVATE_CONFIG"):
+        return Path(environ["ELEVATE_CONFIG"]).expanduser()
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
+    return Path(base).expanduser() / "elevate" / "config.toml"
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate the config file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no config file; create it (see the README's quickstart) "
+            "or point --config / ELEVATE_CONFIG at one"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse config text; every error names the file, profile, key and (when known) line."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    where = _Locator(path, text)
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise ConfigError(
+                f"{where.at(None, key)}: unknown key {key!r} "
+                "(expected default_profile and [profiles.NAME] tables)"
+            )
+    raw_profiles = data.get("profiles", {})
+    if not isinstance(raw_profiles, dict):
+        raise ConfigError(f"{where.at(None, 'profiles')}: 'profiles' must be a table of [profiles.NAME]")
+    profiles = {name: _profile(name, raw, where) for name, raw in raw_profiles.items()}
+    default = data.get("default_profile")
+    if default is not None:
+        if not isinstance(default, str):
+            raise ConfigError(f"{where.at(None, 'default_profile')}: default_profile must be a string")
+        if default not in profiles:
+            raise ConfigError(
+                f"{where.at(None, 'default_profile')}: default_profile {default!r} is not a "
+                f"profile; known profiles: {_known(profiles)}"
+            )
+    return Config(path=path, profiles=profiles, default_profile=default)
+
+
+def select_profile(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Profile:
+    """The positional PROFILE, else $ELEVATE_PROFILE, else default_profile."""
+    name = requested or environ.get("ELEVATE_PROFILE") or config.default_profile
+    if not name:
+        raise ConfigError(
+            f"no profile chosen: name one, set ELEVATE_PROFILE, or set default_profile in "
+            f"{config.path}; known profiles: {_known(config.profiles)}"
+        )
+    try:
+        return config.profiles[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown profile {name!r} in {config.path}; known profiles: {_known(config.profiles)}"
+        ) from None
+
+
+def resolve_region(profile_region: Optional[str], environ: Mapping[str, str]) -> str:
+    """The profile's region, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."""
+    return profile_region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+
+
+def _known(profiles: Mapping[str, Profile]) -> str:
+    return ", ".join(sorted(profiles)) or "(none)"
+
+
+def _profile(name: str, raw: Any, where: _Locator) -> Profile:
+    if not NAME.match(name):
+        raise ConfigError(
+            f"{where.at(name, None)}: profile name {name!r} must be 1-64 letters, digits or _.@+=-"
+        )
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where.at(name, None)}: profiles.{name} must be a table")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        spec = _FIELDS.get(key)
+        if spec is None:
+            raise ConfigError(
+                f"{where.at(name, key)}: profile {name!r}: unknown key {key!r}; allowed: {', '.join(_FIELDS)}"
+            )
+        values[key] = _check(name, key, value, spec, where)
+    for key in _REQUIRED:
+        if key not in values:
+            raise ConfigError(f"{where.at(name, None)}: profile {name!r}: missing required key {key!r}")
+    duration = values.get("duration_seconds", 3600)
+    refresh = values.get("refresh_before_seconds", 600)
+    if refresh >= duration:
+        raise ConfigError(
+            f"{where.at(name, 'refresh_before_seconds')}: profile {name!r}: refresh_before_seconds "
+            f"({refresh}) must be less than duration_seconds ({duration})"
+        )
+    return Profile(name=name, **values)
+
+
+def _check(profile: str, key: str, value: Any, spec: _Field, where: _Locator) -> Any:
+    here = f"{where.at(profile, key)}: profile {profile!r}: {key}"
+    # bool is an int subclass in Python; a TOML true is never a number here.
+    if isinstance(value, bool) or not isinstance(value, spec.kind):
+        raise ConfigError(f"{here} must be {'an integer' if spec.kind is int else 'a string'}")
+    if isinstance(value, int):
+        low, high = spec.low or 0, spec.high or 0
+        if not low <= value <= high:
+            raise ConfigError(f"{here} = {value} is out of range {low}..{high}")
+        return value
+    problem = _string_problem(key, str(value))
+    if problem:
+        raise ConfigError(f"{here} {problem}")
+    return value
+
+
+def _string_problem(key: str, value: str) -> Optional[str]:
+    if key == "role_arn" and not ROLE_ARN.match(value):
+        return f"{value!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
+    if key == "mfa_serial" and not (MFA_ARN.match(value) or HARDWARE_SERIAL.match(value)):
+        return f"{value!r} is not an MFA device ARN (arn:aws:iam::ACCOUNT:mfa/NAME) or serial"
+    if key == "region" and not REGION.match(value):
+        return f"{value!r} is not a region name such as eu-west-1"
+    if key in ("role_session_name", "source_identity"):
+        if not STS_NAME.match(value):
+            return f"{value!r} must be 2-64 letters, digits or _+=,.@-"
+        if key == "source_identity" and value.lower().startswith("aws:"):
+            return "must not start with 'aws:'"
+    if key == "keys" and not NAME.match(value):
+        return f"{value!r} must be 1-64 letters, digits or _.@+=-"
+    if key == "cache" and value not in CACHE_MODES:
+        return f"{value!r} must be one of {', '.join(CACHE_MODES)}"
+    if key == "mfa_process":
+        try:
+            if not shlex.split(value):
+                return "is empty"
+        except ValueError as exc:
+            return f"cannot be split into a command: {exc}"
+    return None
+
+
+class _Locator:
+    """Best-effort 'file:line' for a key, since tomllib reports lines only for syntax errors."""
+
+    _HEADER = re.compile(r"^\s*\[\s*profiles\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([\w.@+=-]+))\s*\]")
+    _ANY_HEADER = re.compile(r"^\s*\[")
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+
+    def at(self, profile: Optional[str], key: Optional[str]) -> str:
+        line = self._find(profile, key)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def _find(self, profile: Optional[str], key: Optional[str]) -> Optional[int]:
+        section: Optional[str] = None
+        key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None
+        for number, line in enumerate(self.lines, 1):
+            header = self._HEADER.match(line)
+            if header:
+                section = next(g for g in header.groups() if g is not None)
+                if key is None and section == profile:
+                    return number
+                continue
+            if self._ANY_HEADER.match(line):
+                section = "\0other"
+                continue
+            if key_re and key_re.match(line) and section == profile:
+                return number
+        return None

@@ -1,0 +1,234 @@
+"""elevate(): source keys + MFA code -> role credentials, through the session cache.
+
+The flow, and nothing else: cache hit? -> lock -> re-check -> keys -> identity -> MFA
+code (or a cached MFA session) -> STS -> cache. Every dependency is a parameter with a
+real default, so tests hand in fakes instead of patching.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from . import cache as cache_mod
+from . import keystore, mfa, sts
+from .config import resolve_region
+from .errors import ElevateError, MfaCodeRejected, MfaError
+from .models import Profile, SessionCredentials, SourceKeys
+
+
+def _say(message: str) -> None:
+    mfa.say(f"elevate: {message}")
+
+
+@dataclass
+class Elevator:
+    """The elevation flow with its collaborators; defaults are the real ones."""
+
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Callable[[], datetime] = cache_mod.utcnow
+    load_keys: Callable[[str], SourceKeys] = keystore.get_keys
+    client_factory: Callable[..., Any] = sts.make_client
+    code_source: Callable[..., str] = mfa.obtain_code
+    notify: Callable[[str], None] = _say
+    lock_timeout: float = cache_mod.LOCK_WAIT_SECONDS
+
+    def files(self) -> cache_mod.FileStore:
+        return cache_mod.FileStore(cache_mod.cache_dir(self.environ))
+
+    def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
+        if profile.cache == "off":
+            return None
+        files = self.files()
+        store: cache_mod.Store = cache_mod.KeyringStore() if profile.cache == "keyring" else files
+        return cache_mod.SessionCache(store, files, self.clock)
+
+    def elevate(
+        self, profile: Profile, token: Optional[str] = None, use_cache: bool = True
+    ) -> SessionCredentials:
+        """Role credentials for `profile`: from the cache when fresh, else from STS."""
+        if token is not None:
+            token = mfa.check_token(token)
+        cache = self.session_cache(profile) if use_cache else None
+        if cache is None:
+            return self._elevate_uncached(profile, token)
+        key = cache_mod.entry_key(profile)
+        hit = cache.get(key, profile.refresh_before_seconds)
+        if hit is not None:
+            return hit
+
+        def waiting() -> None:
+            self.notify("waiting for the MFA prompt in another elevate process...")
+
+        with cache.locked(key, waiting, self.lock_timeout) as started:
+            hit = cache.get(key, profile.refresh_before_seconds)
+            if hit is not None:
+                return hit
+            earlier = cache.failure_since(key, started)
+            if earlier is not None:
+                raise earlier
+            try:
+                creds = self._elevate_uncached(profile, token, cache)
+            except ElevateError as exc:
+                cache.record_failure(key, exc)
+                raise
+            cache.put(key, creds, f"{profile.name} {profile.role_arn}")
+            return creds
+
+    def _elevate_uncached(
+        self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache] = None
+    ) -> SessionCredentials:
+        keys = self.load_keys(profile.key_set)
+        self._warn_key_age(profile, keys)
+        region = resolve_region(profile.region, self.environ)
+        if profile.mfa_session_seconds:
+            session = self._mfa_session(profile, keys, region, token, cache)
+            client = self.client_factory(session, region)
+            name = self._user_name(profile, client)
+            request = self._request(profile, name)
+            return sts.assume_role(client, request)
+        client = self.client_factory(keys, region)
+        name = self._user_name(profile, client)
+        code = self._code(profile, token)
+        request = self._request(profile, name, code)
+        try:
+            creds = sts.assume_role(client, request)
+        except MfaCodeRejected as exc:
+            raise self._explain_rejection(exc, profile, code) from exc
+        self._used_codes().remember(profile.mfa_serial, code)
+        return creds
+
+    def _mfa_session(
+        self,
+        profile: Profile,
+        keys: SourceKeys,
+        region: str,
+        token: Optional[str],
+        cache: Optional[cache_mod.SessionCache],
+    ) -> SessionCredentials:
+        """A cached MFA session (GetSessionToken), or a new one for one MFA code."""
+        length = profile.mfa_session_seconds or 0
+        key = cache_mod.mfa_session_key(profile)
+        # An MFA session must outlive the role credentials minted from it.
+        margin = min(profile.duration_seconds, length // 2)
+        if cache is not None:
+            hit = cache.get(key, margin)
+            if hit is not None:
+                return hit
+        code = self._code(profile, token)
+        client = self.client_factory(keys, region)
+        try:
+            session = sts.get_session_token(client, length, profile.mfa_serial, code)
+        except MfaCodeRejected as exc:
+            raise self._explain_rejection(exc, profile, code) from exc
+        self._used_codes().remember(profile.mfa_serial, code)
+        if cache is not None:
+            cache.put(key, session, f"{profile.key_set} MFA session")
+        return session
+
+    def _user_name(self, profile: Profile, client: Any) -> str:
+        if profile.role_session_name and profile.source_identity:
+            return profile.role_session_name
+        return sts.caller_user_name(client)
+
+    def _request(self, profile: Profile, user_name: str, code: Optional[str] = None) -> sts.AssumeRoleRequest:
+        return sts.AssumeRoleRequest(
+            role_arn=profile.role_arn,
+            role_session_name=profile.role_session_name or sts.sanitize_name(user_name),
+            source_identity=profile.source_identity or sts.sanitize_name(user_name),
+            duration_seconds=profile.duration_seconds,
+            serial_number=profile.mfa_serial if code else None,
+            token_code=code,
+        )
+
+    def _used_codes(self) -> cache_mod.UsedCodes:
+        return cache_mod.UsedCodes(self.files(), self.clock)
+
+    def _code(self, profile: Profile, token: Optional[str]) -> str:
+        """An MFA code STS has not accepted yet; waits out the window for mfa_process."""
+        used = self._used_codes()
+        last = used.last_use(profile.mfa_serial)
+        now = self.clock()
+        if (
+            token is None
+            and not profile.mfa_process
+            and last is not None
+            and now.timestamp() - last < mfa.TOTP_STEP
+        ):
+            self.notify(
+                f"the current code was already used; the next one appears in "
+                f"{mfa.seconds_to_next_code(now)} s"
+            )
+        code = self.code_source(profile, token)
+        if used.was_used(profile.mfa_serial, code):
+            wait = mfa.seconds_to_next_code(self.clock())
+            if profile.mfa_process and token is None:
+                self.notify(f"that code was already used; waiting {wait} s for the next one")
+                time.sleep(wait + 1)
+                code = self.code_source(profile, token)
+                if not used.was_used(profile.mfa_serial, code):
+                    return code
+            raise MfaError(
+                f"that MFA code was already used and STS accepts each code once: wait {wait} s "
+                "for the next code"
+            )
+        return code
+
+    def _explain_rejection(self, exc: MfaCodeRejected, profile: Profile, code: str) -> ElevateError:
+        wait = mfa.seconds_to_next_code(self.clock())
+        if "could not validate" in exc.message:
+            return exc
+        why = (
+            "it was already used"
+            if self._used_codes().was_used(profile.mfa_serial, code)
+            else "it is wrong, or was already used elsewhere (each code works once), "
+            "or the device clock is off"
+        )
+        return MfaCodeRejected(f"{exc.message}: {why}; the next code appears in {wait} s")
+
+    def _warn_key_age(self, profile: Profile, keys: SourceKeys) -> None:
+        if keys.created is None:
+            return
+        age = (self.clock() - keys.created).days
+        if age > profile.max_key_age_days:
+            self.notify(
+                f"the stored access key for {profile.key_set!r} is {age} days old (limit "
+                f"{profile.max_key_age_days}): rotate it with `elevate rotate {profile.key_set}`"
+            )
+
+
+def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[datetime] = None) -> dict[str, Any]:
+    """What the cache holds for `profile`: never a secret."""
+    now = now or datetime.now(timezone.utc)
+    elevator = Elevator(environ=environ, clock=lambda: now)
+    cache = elevator.session_cache(profile)
+    result: dict[str, Any] = {"profile": profile.name, "role_arn": profile.role_arn, "cache": profile.cache}
+    if cache is None:
+        result["credentials"] = None
+        return result
+    creds = cache.get(cache_mod.entry_key(profile), 0)
+    result["credentials"] = _describe(creds, now)
+    if profile.mfa_session_seconds:
+        result["mfa_session"] = _describe(cache.get(cache_mod.mfa_session_key(profile), 0), now)
+    return result
+
+
+def _describe(creds: Optional[SessionCredentials], now: datetime) -> Optional[dict[str, Any]]:
+    if creds is None:
+        return None
+    return {"expiration": creds.expiration_iso(), "seconds_left": int(creds.seconds_left(now))}
+
+
+def clear(profile: Profile, environ: Mapping[str, str]) -> bool:
+    """Remove the cached credentials (and MFA session) of `profile`."""
+    cache = Elevator(environ=environ).session_cache(profile)
+    if cache is None:
+        return False
+    removed = cache.delete(cache_mod.entry_key(profile))
+    if profile.mfa_session_seconds:
+        removed = cache.delete(cache_mod.mfa_session_key(profile)) or removed
+    return removed

@@ -1,0 +1,66 @@
+"""The exception tree. Each error carries a one-line, user-facing message and an exit code.
+
+The CLI turns these into `elevate: <message>` on stderr in exactly one place. Messages
+never contain a secret: they say where a value came from, not what it was.
+"""
+
+from __future__ import annotations
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class ElevateError(Exception):
+    """Base of every error elevate reports to the user."""
+
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ElevateError):
+    """The config file is missing, unparsable, or holds an invalid value (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(ElevateError):
+    """A command-line value is invalid (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class KeyringError(ElevateError):
+    """The OS keyring is unusable, locked, or lacks the requested key set."""
+
+
+class MfaError(ElevateError):
+    """No MFA code could be obtained, or the code is malformed."""
+
+
+class StsError(ElevateError):
+    """STS refused or could not be reached; the message says what to do."""
+
+
+class MfaCodeRejected(StsError):
+    """STS rejected the MFA code: wrong, or already used in this 30-second window."""
+
+
+class CacheError(ElevateError):
+    """The session cache is unsafe (permissions, owner, symlink) or unwritable."""
+
+
+class OutputError(ElevateError):
+    """A value cannot be written safely in the requested format."""
+
+
+class LaunchError(ElevateError):
+    """The command to run could not be started."""
+
+    exit_code = 127

@@ -1,0 +1,76 @@
+"""Answer a cache hit of `credential-process` or `export` without loading the heavy parts.
+
+The AWS CLI runs credential_process on every command, so a hit must cost little more
+than starting Python: this path imports only the standard library and elevate's config,
+cache and output modules. Anything unusual (other options, a miss, any error) returns
+False and the full CLI takes over and reports it properly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional
+
+
+def _parse(args: Sequence[str]) -> Optional[tuple[Optional[str], str, Optional[str], Optional[str]]]:
+    """(config, command, profile, format) for the plain forms we serve, else None."""
+    rest = list(args)
+    config: Optional[str] = None
+    if rest and rest[0].startswith("--config="):
+        config = rest.pop(0).split("=", 1)[1]
+    elif len(rest) >= 2 and rest[0] == "--config":
+        config = rest[1]
+        rest = rest[2:]
+    if not rest or rest[0] not in ("credential-process", "export"):
+        return None
+    command = rest.pop(0)
+    profile: Optional[str] = None
+    fmt: Optional[str] = None
+    while rest:
+        item = rest.pop(0)
+        if command == "export" and item.startswith("--format="):
+            fmt = item.split("=", 1)[1]
+        elif command == "export" and item == "--format" and rest:
+            fmt = rest.pop(0)
+        elif not item.startswith("-") and profile is None:
+            profile = item
+        else:
+            return None
+    return config, command, profile, fmt
+
+
+def try_fast_path(args: Sequence[str]) -> bool:
+    """Serve a fresh file-cache entry and return True, or return False to fall through."""
+    parsed = _parse(args)
+    if parsed is None:
+        return False
+    config_option, command, profile_name, fmt = parsed
+    from . import cache, output
+    from .config import config_path, load_config, resolve_region, select_profile
+    from .errors import ElevateError
+
+    environ = os.environ
+    if fmt is not None and fmt not in output.FORMATS:
+        return False
+    try:
+        profile = select_profile(load_config(config_path(config_option, environ)), profile_name, environ)
+        if profile.cache != "file":
+            return False
+        store = cache.FileStore(cache.cache_dir(environ))
+        creds = cache.SessionCache(store, store, cache.utcnow).get(
+            cache.entry_key(profile), profile.refresh_before_seconds
+        )
+        if creds is None:
+            return False
+        if command == "credential-process":
+            text = output.credential_process_json(creds)
+        else:
+            env = output.variables(creds, resolve_region(profile.region, environ), profile.name)
+            text = output.render(fmt or output.default_format(environ.get("SHELL")), env)
+    except ElevateError:
+        return False
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    return True

@@ -1,0 +1,184 @@
+"""Long-term IAM keys in the OS keyring, under the service "aws-elevate".
+
+Each key set is one JSON entry; an index entry lists the names, since keyring offers no
+way to enumerate. Every keyring failure becomes a KeyringError that says what to
+install or unlock.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Optional
+
+import keyring
+import keyring.errors
+
+from .errors import KeyringError, UsageError
+from .models import SourceKeys, format_utc, parse_utc
+
+SERVICE = "aws-elevate"
+_INDEX = "__index__"
+ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{12,124}$")
+SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$")
+KEY_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$")
+
+NO_BACKEND_HELP = (
+    "no usable OS keyring: on Linux install and start a Secret Service "
+    "(gnome-keyring or KWallet; on a headless machine or WSL run "
+    "`dbus-run-session -- sh` and `gnome-keyring-daemon --unlock` in it), on macOS and "
+    "Windows the system keychain is used; PYTHON_KEYRING_BACKEND selects a backend"
+)
+
+
+def check_name(name: str) -> str:
+    if not KEY_SET_NAME.match(name):
+        raise UsageError(f"key set name {name!r} must be 1-64 letters, digits or _.@+=-")
+    return name
+
+
+def check_keys(access_key_id: str, secret_access_key: str) -> SourceKeys:
+    """Validate the shape of a long-term key pair (never echoing the secret)."""
+    access_key_id = access_key_id.strip()
+    secret_access_key = secret_access_key.strip()
+    if not ACCESS_KEY_ID.match(access_key_id):
+        hint = (
+            " (ASIA... keys are temporary; store a long-term AKIA... key)"
+            if access_key_id.startswith("ASIA")
+            else ""
+        )
+        raise UsageError(
+            f"access key ID {mask(access_key_id)!r} is not a long-term key ID (AKIA followed by "
+            f"16 upper-case letters or digits){hint}"
+        )
+    if not SECRET_ACCESS_KEY.match(secret_access_key):
+        raise UsageError(
+            f"the secret access key is not 40 characters of A-Z, a-z, 0-9, / and + "
+            f"(got {len(secret_access_key)} characters)"
+        )
+    return SourceKeys(access_key_id, secret_access_key, created=datetime.now(timezone.utc))
+
+
+def mask(access_key_id: str) -> str:
+    """AKIA************MPLE: enough to tell keys apart, never the whole ID."""
+    if len(access_key_id) <= 8:
+        return "*" * len(access_key_id)
+    return access_key_id[:4] + "*" * (len(access_key_id) - 8) + access_key_id[-4:]
+
+
+def backend_name() -> str:
+    with _keyring_errors():
+        backend = keyring.get_keyring()
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def get_keys(name: str) -> SourceKeys:
+    """The key set `name`, or a KeyringError naming `elevate keys add`."""
+    with _keyring_errors():
+        raw = keyring.get_password(SERVICE, name)
+    if raw is None:
+        raise KeyringError(f"no keys stored as {name!r}: run `elevate keys add {name}`")
+    try:
+        data = json.loads(raw)
+        created = data.get("created")
+        return SourceKeys(
+            access_key_id=data["aws_access_key_id"],
+            secret_access_key=data["aws_secret_access_key"],
+            created=parse_utc(created) if created else None,
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise KeyringError(
+            f"the keyring entry for {name!r} is damaged: run `elevate keys add {name}` again"
+        ) from None
+
+
+def put_keys(name: str, keys: SourceKeys) -> None:
+    """Store (or replace) the key set `name` and record it in the index."""
+    entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
+    if keys.created is not None:
+        entry["created"] = format_utc(keys.created)
+    with _keyring_errors():
+        keyring.set_password(SERVICE, name, json.dumps(entry))
+        names = _index()
+        if name not in names:
+            keyring.set_password(SERVICE, _INDEX, json.dumps(sorted([*names, name])))
+
+
+def delete_keys(name: str) -> None:
+    """Remove the key set `name`; a KeyringError if there is none."""
+    with _keyring_errors():
+        exists = keyring.get_password(SERVICE, name) is not None
+        if exists:
+            keyring.delete_password(SERVICE, name)
+        names = _index()
+        if name in names:
+            keyring.set_password(SERVICE, _INDEX, json.dumps([n for n in names if n != name]))
+    if not exists:
+        raise KeyringError(f"no keys stored as {name!r}")
+
+
+def list_key_sets() -> list[tuple[str, SourceKeys]]:
+    """Every indexed key set that still exists, by name."""
+    with _keyring_errors():
+        names = _index()
+    found = []
+    for name in names:
+        try:
+            found.append((name, get_keys(name)))
+        except KeyringError:
+            continue
+    return found
+
+
+def get_secret(username: str) -> Optional[str]:
+    """A raw entry of ours (used by the keyring-backed session cache)."""
+    with _keyring_errors():
+        return keyring.get_password(SERVICE, username)
+
+
+def set_secret(username: str, value: str) -> None:
+    with _keyring_errors():
+        keyring.set_password(SERVICE, username, value)
+
+
+def delete_secret(username: str) -> None:
+    with _keyring_errors():
+        try:
+            keyring.delete_password(SERVICE, username)
+        except keyring.errors.PasswordDeleteError:
+            pass
+
+
+def _index() -> list[str]:
+    raw = keyring.get_password(SERVICE, _INDEX)
+    try:
+        names = json.loads(raw) if raw else []
+    except ValueError:
+        names = []
+    return [n for n in names if isinstance(n, str)]
+
+
+@contextmanager
+def _keyring_errors() -> Iterator[None]:
+    """Translate any backend failure into a KeyringError with a remedy."""
+    try:
+        yield
+    except keyring.errors.NoKeyringError as exc:
+        raise KeyringError(NO_BACKEND_HELP) from exc
+    except keyring.errors.KeyringLocked as exc:
+        raise KeyringError(
+            "the OS keyring is locked: unlock it (log in to the desktop, or "
+            "`gnome-keyring-daemon --unlock`) and retry"
+        ) from exc
+    except KeyringError:
+        raise
+    except Exception as exc:  # backends raise their own (D-Bus, secretstorage) types
+        name = type(exc).__name__
+        if "locked" in str(exc).lower() or "dismissed" in str(exc).lower():
+            raise KeyringError(f"the OS keyring refused access ({name}): unlock it and retry") from exc
+        if isinstance(exc, RuntimeError) and "backend" in str(exc).lower():
+            raise KeyringError(NO_BACKEND_HELP) from exc
+        raise KeyringError(f"the OS keyring failed ({name}): {NO_BACKEND_HELP}") from exc

@@ -1,0 +1,148 @@
+"""Where the MFA code comes from: --token, the profile's mfa_process, or a /dev/tty prompt.
+
+The prompt goes to the controlling terminal, never stdout, so it works while stdout is
+captured by `eval "$(elevate export)"` or by a credential_process client. Without a
+terminal and without another source we fail at once rather than wait.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Callable, Optional, TextIO
+
+from .errors import MfaError, UsageError
+from .models import Profile
+
+CODE = re.compile(r"^\d{6}$")
+TOTP_STEP = 30  # AWS virtual and hardware TOTP devices use RFC 6238's 30-second step
+PROMPT_TIMEOUT = 300.0
+PROCESS_TIMEOUT = 120.0
+_ATTEMPTS = 3
+
+
+def normalize_code(raw: str) -> Optional[str]:
+    """Six digits with any spaces removed, or None."""
+    code = "".join(raw.split())
+    return code if CODE.match(code) else None
+
+
+def seconds_to_next_code(now: datetime) -> int:
+    """Seconds until the authenticator shows its next code."""
+    return TOTP_STEP - int(now.timestamp()) % TOTP_STEP
+
+
+def check_token(token: str) -> str:
+    """Validate a --token value before any AWS call."""
+    code = normalize_code(token)
+    if code is None:
+        raise UsageError("--token must be six digits (spaces are ignored)")
+    return code
+
+
+@contextmanager
+def open_tty() -> Iterator[Optional[TextIO]]:
+    """The controlling terminal for reading and writing, or None when there is none."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        yield None
+        return
+    tty = open(fd, "r+", encoding="utf-8", errors="replace", buffering=1)
+    try:
+        yield tty
+    finally:
+        tty.close()
+
+
+def say(message: str) -> None:
+    """A human message: to the terminal when there is one, else to stderr."""
+    with open_tty() as tty:
+        stream = tty if tty is not None else sys.stderr
+        stream.write(message + "\n")
+        stream.flush()
+
+
+def obtain_code(
+    profile: Profile,
+    token: Optional[str],
+    *,
+    tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = open_tty,
+    runner: Callable[..., subprocess.CompletedProcess[bytes]] = subprocess.run,
+) -> str:
+    """The MFA code for `profile` from the first source that applies."""
+    if token is not None:
+        return check_token(token)
+    if profile.mfa_process:
+        return _from_process(profile.mfa_process, tty_opener, runner)
+    return _from_prompt(profile, tty_opener)
+
+
+def _from_process(
+    command: str,
+    tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]],
+    runner: Callable[..., subprocess.CompletedProcess[bytes]],
+) -> str:
+    argv = shlex.split(command)
+    with tty_opener() as tty:
+        terminal = tty if tty is not None else None
+        try:
+            done = runner(
+                argv,
+                stdin=terminal if terminal is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=terminal if terminal is not None else sys.stderr,
+                timeout=PROCESS_TIMEOUT,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
+        except PermissionError:
+            raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
+        except subprocess.TimeoutExpired:
+            raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
+    if done.returncode != 0:
+        raise MfaError(f"mfa_process {argv[0]!r} failed with exit status {done.returncode}")
+    code = normalize_code(done.stdout.decode("utf-8", "replace"))
+    if code is None:
+        raise MfaError(f"mfa_process {argv[0]!r} did not print a six-digit code")
+    return code
+
+
+def _from_prompt(profile: Profile, tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]]) -> str:
+    with tty_opener() as tty:
+        if tty is None:
+            raise MfaError(
+                "no terminal to ask for the MFA code: pass -t/--token CODE or set "
+                f"mfa_process in profile {profile.name!r}"
+            )
+        for _ in range(_ATTEMPTS):
+            tty.write(f"MFA code for {profile.mfa_serial}: ")
+            tty.flush()
+            line = _read_line(tty)
+            if line is None:
+                raise MfaError("no MFA code entered")
+            code = normalize_code(line)
+            if code is not None:
+                return code
+            tty.write("An MFA code is six digits. Try again.\n")
+        raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
+
+
+def _read_line(tty: TextIO) -> Optional[str]:
+    """One line from the terminal, or None at end of input; bounded so we never hang."""
+    try:
+        ready, _, _ = select.select([tty], [], [], PROMPT_TIMEOUT)
+    except (OSError, ValueError, TypeError):
+        ready = [tty]  # not selectable (a test double): read directly
+    if not ready:
+        raise MfaError(f"no MFA code entered within {PROMPT_TIMEOUT:.0f} s")
+    line = tty.readline()
+    return line if line else None

@@ -1,0 +1,74 @@
+"""Value types that flow through elevate. Secrets are excluded from every repr."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Optional
+
+DEFAULT_DURATION = 3600
+DEFAULT_REFRESH_BEFORE = 600
+DEFAULT_MAX_KEY_AGE_DAYS = 90
+CACHE_MODES = ("file", "keyring", "off")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One `[profiles.NAME]` table of the config, validated."""
+
+    name: str
+    role_arn: str
+    mfa_serial: str
+    region: Optional[str] = None
+    duration_seconds: int = DEFAULT_DURATION
+    role_session_name: Optional[str] = None
+    source_identity: Optional[str] = None
+    keys: str = ""
+    mfa_process: Optional[str] = None
+    cache: str = "file"
+    refresh_before_seconds: int = DEFAULT_REFRESH_BEFORE
+    mfa_session_seconds: Optional[int] = None
+    max_key_age_days: int = DEFAULT_MAX_KEY_AGE_DAYS
+
+    @property
+    def key_set(self) -> str:
+        """The name of the stored key set this profile uses."""
+        return self.keys or self.name
+
+
+@dataclass(frozen=True)
+class SourceKeys:
+    """A long-term IAM access key pair, as held in the keyring."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    created: Optional[datetime] = None
+
+
+@dataclass(frozen=True)
+class SessionCredentials:
+    """Temporary credentials from STS, with a timezone-aware UTC expiration."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    expiration: datetime
+
+    def seconds_left(self, now: datetime) -> float:
+        return (self.expiration - now).total_seconds()
+
+    def expiration_iso(self) -> str:
+        """UTC ISO 8601 with a Z suffix, as credential_process and the SDKs expect."""
+        return format_utc(self.expiration)
+
+
+def format_utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str) -> datetime:
+    """Parse an ISO 8601 time that carries a zone; naive times are refused."""
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        raise ValueError(f"time without a time zone: {text!r}")
+    return value.astimezone(timezone.utc)
