@@ -105,7 +105,11 @@ def run_demo(endpoint: str, work: Path) -> None:
     step("elevate: export for bash (MFA code from the device's seed via pyotp)")
     code = p.totp().now()
     exported = elevate(env, "export", "demo", "--format", "bash", "--token", code)
-    secrets = [line.split("=", 1)[1].strip("'") for line in exported.splitlines() if "SECRET" in line or "TOKEN" in line]
+    secrets = [
+        line.split("=", 1)[1].strip("'")
+        for line in exported.splitlines()
+        if "SECRET" in line or "TOKEN" in line
+    ]
     print(mask(exported, secrets).rstrip())
 
     step("elevate exec: a command run with the credentials (served from the cache, no new prompt)")
@@ -114,7 +118,11 @@ def run_demo(endpoint: str, work: Path) -> None:
         command = [aws, "sts", "get-caller-identity", "--endpoint-url", endpoint, "--output", "json"]
     else:
         print("(AWS CLI v2 not installed: using boto3 instead)")
-        command = [sys.executable, "-c", "import boto3,json;print(json.dumps(boto3.client('sts').get_caller_identity()))"]
+        command = [
+            sys.executable,
+            "-c",
+            "import boto3,json;print(json.dumps(boto3.client('sts').get_caller_identity()))",
+        ]
     out = elevate(env, "exec", "demo", "--", *command)
     arn = json.loads(out)["Arn"]
     print(f"assumed-role ARN via exec: {arn}")
@@ -125,9 +133,23 @@ def run_demo(endpoint: str, work: Path) -> None:
         "region = eu-west-1\n"
     )
     if aws:
-        cmd = [aws, "sts", "get-caller-identity", "--profile", "demo", "--endpoint-url", endpoint, "--output", "json"]
+        cmd = [
+            aws,
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "demo",
+            "--endpoint-url",
+            endpoint,
+            "--output",
+            "json",
+        ]
     else:
-        cmd = [sys.executable, "-c", "import boto3,json;print(json.dumps(boto3.Session(profile_name='demo').client('sts').get_caller_identity()))"]
+        cmd = [
+            sys.executable,
+            "-c",
+            "import boto3,json;print(json.dumps(boto3.Session(profile_name='demo').client('sts').get_caller_identity()))",
+        ]
     print("$ " + " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
