@@ -148,7 +148,8 @@ def run_demo(endpoint: str, work: Path) -> None:
         cmd = [
             sys.executable,
             "-c",
-            "import boto3,json;print(json.dumps(boto3.Session(profile_name='demo').client('sts').get_caller_identity()))",
+            "import boto3, json; s = boto3.Session(profile_name='demo'); "
+            "print(json.dumps(s.client('sts').get_caller_identity()))",
         ]
     print("$ " + " ".join(Path(c).name if i == 0 else c for i, c in enumerate(cmd)))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60, check=False)
