@@ -196,8 +196,6 @@ def _string_problem(key: str, value: str) -> Optional[str]:
     if key in ("role_session_name", "source_identity"):
         if not STS_NAME.match(value):
             return f"{value!r} must be 2-64 letters, digits or _+=,.@-"
-        if key == "source_identity" and value.lower().startswith("aws:"):
-            return "must not start with 'aws:'"
     if key == "keys" and not NAME.match(value):
         return f"{value!r} must be 1-64 letters, digits or _.@+=-"
     if key == "cache" and value not in CACHE_MODES:
