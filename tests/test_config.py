@@ -119,7 +119,7 @@ def test_role_with_path_partition_and_hardware_serial_accepted() -> None:
 
 
 def test_missing_required_key() -> None:
-    message = error_of('[profiles.dev]\nrole_arn = "%s"\n' % ROLE)
+    message = error_of(f'[profiles.dev]\nrole_arn = "{ROLE}"\n')
     assert "/cfg/config.toml:1: profile 'dev': missing required key 'mfa_serial'" in message
 
 
