@@ -74,15 +74,19 @@ def render_dotenv(env: Mapping[str, str]) -> str:
     """KEY='value' lines; dotenv dialects disagree on escapes, so refuse what needs one."""
     lines = []
     for name, value in env.items():
-        if any(c in value for c in "'\n\r\0\\"):
+        # python-dotenv expands ${VAR} even inside single quotes, so $ is refused too.
+        if any(c in value for c in "'\n\r\0\\$"):
             raise OutputError(
-                f"{name} holds a quote, backslash or line break, which dotenv cannot carry safely"
+                f"{name} holds a quote, backslash, $ or line break, which dotenv cannot carry safely"
             )
         lines.append(f"{name}='{value}'\n")
     return "".join(lines)
 
 
 def render_json(env: Mapping[str, str]) -> str:
+    for name, value in env.items():
+        if "\0" in value:
+            raise OutputError(f"{name} contains a NUL byte, which no environment variable can hold")
     return json.dumps(dict(env), indent=2) + "\n"
 
 
