@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import require, require_tool
+from conftest import require_tool
 from hypothesis import given
 from hypothesis import strategies as st
 from support.provision import provision
@@ -219,7 +219,7 @@ def parse_powershell_verbatim(text: str) -> str:
         ("'", "''''"),
         ("\u2018x\u2019", "'\u2018\u2018x\u2019\u2019'"),
         ("\u201a\u201b", "'\u201a\u201a\u201b\u201b'"),
-        ("$env:PATH $(Remove-Item x) `n \"", "'$env:PATH $(Remove-Item x) `n \"'"),
+        ('$env:PATH $(Remove-Item x) `n "', "'$env:PATH $(Remove-Item x) `n \"'"),
         ("", "''"),
     ],
 )
