@@ -20,12 +20,12 @@ else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 _PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
-ROLE_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:role(?:/[\w+=,.@-]+)+$")
-MFA_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:mfa(?:/[\w+=,.@-]+)+$")
-HARDWARE_SERIAL = re.compile(r"^[A-Za-z0-9]{9,64}$")
-REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$")
-STS_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$")
+ROLE_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:role(?:/[\w+=,.@-]+)+$", re.ASCII)
+MFA_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:mfa(?:/[\w+=,.@-]+)+$", re.ASCII)
+HARDWARE_SERIAL = re.compile(r"^[A-Za-z0-9]{9,64}$", re.ASCII)
+REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$", re.ASCII)
+STS_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$", re.ASCII)
 
 DEFAULT_REGION = "us-east-1"
 _TOP_KEYS = {"default_profile", "profiles"}
@@ -143,7 +143,7 @@ def _known(profiles: Mapping[str, Profile]) -> str:
 
 
 def _profile(name: str, raw: Any, where: _Locator) -> Profile:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(
             f"{where.at(name, None)}: profile name {name!r} must be 1-64 letters, digits or _.@+=-"
         )
@@ -187,16 +187,16 @@ def _check(profile: str, key: str, value: Any, spec: _Field, where: _Locator) ->
 
 
 def _string_problem(key: str, value: str) -> Optional[str]:
-    if key == "role_arn" and not ROLE_ARN.match(value):
+    if key == "role_arn" and not ROLE_ARN.fullmatch(value):
         return f"{value!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"
-    if key == "mfa_serial" and not (MFA_ARN.match(value) or HARDWARE_SERIAL.match(value)):
+    if key == "mfa_serial" and not (MFA_ARN.fullmatch(value) or HARDWARE_SERIAL.fullmatch(value)):
         return f"{value!r} is not an MFA device ARN (arn:aws:iam::ACCOUNT:mfa/NAME) or serial"
-    if key == "region" and not REGION.match(value):
+    if key == "region" and not REGION.fullmatch(value):
         return f"{value!r} is not a region name such as eu-west-1"
     if key in ("role_session_name", "source_identity"):
-        if not STS_NAME.match(value):
+        if not STS_NAME.fullmatch(value):
             return f"{value!r} must be 2-64 letters, digits or _+=,.@-"
-    if key == "keys" and not NAME.match(value):
+    if key == "keys" and not NAME.fullmatch(value):
         return f"{value!r} must be 1-64 letters, digits or _.@+=-"
     if key == "cache" and value not in CACHE_MODES:
         return f"{value!r} must be one of {', '.join(CACHE_MODES)}"

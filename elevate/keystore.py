@@ -22,9 +22,9 @@ from .models import SourceKeys, format_utc, parse_utc
 
 SERVICE = "aws-elevate"
 _INDEX = "__index__"
-ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{12,124}$")
-SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$")
-KEY_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$")
+ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{12,124}$", re.ASCII)
+SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$", re.ASCII)
+KEY_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$", re.ASCII)
 
 NO_BACKEND_HELP = (
     "no usable OS keyring: on Linux install and start a Secret Service "
@@ -35,7 +35,7 @@ NO_BACKEND_HELP = (
 
 
 def check_name(name: str) -> str:
-    if not KEY_SET_NAME.match(name):
+    if not KEY_SET_NAME.fullmatch(name):
         raise UsageError(f"key set name {name!r} must be 1-64 letters, digits or _.@+=-")
     return name
 
@@ -44,7 +44,7 @@ def check_keys(access_key_id: str, secret_access_key: str) -> SourceKeys:
     """Validate the shape of a long-term key pair (never echoing the secret)."""
     access_key_id = access_key_id.strip()
     secret_access_key = secret_access_key.strip()
-    if not ACCESS_KEY_ID.match(access_key_id):
+    if not ACCESS_KEY_ID.fullmatch(access_key_id):
         hint = (
             " (ASIA... keys are temporary; store a long-term AKIA... key)"
             if access_key_id.startswith("ASIA")
@@ -54,7 +54,7 @@ def check_keys(access_key_id: str, secret_access_key: str) -> SourceKeys:
             f"access key ID {mask(access_key_id)!r} is not a long-term key ID (AKIA followed by "
             f"16 upper-case letters or digits){hint}"
         )
-    if not SECRET_ACCESS_KEY.match(secret_access_key):
+    if not SECRET_ACCESS_KEY.fullmatch(secret_access_key):
         raise UsageError(
             f"the secret access key is not 40 characters of A-Z, a-z, 0-9, / and + "
             f"(got {len(secret_access_key)} characters)"

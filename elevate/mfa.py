@@ -21,7 +21,7 @@ from typing import Callable, Optional, TextIO
 from .errors import MfaError, UsageError
 from .models import Profile
 
-CODE = re.compile(r"^\d{6}$")
+CODE = re.compile(r"^\d{6}$", re.ASCII)
 TOTP_STEP = 30  # AWS virtual and hardware TOTP devices use RFC 6238's 30-second step
 PROMPT_TIMEOUT = 300.0
 PROCESS_TIMEOUT = 120.0
@@ -31,7 +31,7 @@ _ATTEMPTS = 3
 def normalize_code(raw: str) -> Optional[str]:
     """Six digits with any spaces removed, or None."""
     code = "".join(raw.split())
-    return code if CODE.match(code) else None
+    return code if CODE.fullmatch(code) else None
 
 
 def seconds_to_next_code(now: datetime) -> int:

@@ -25,7 +25,7 @@ _CLIENT_CONFIG = botocore.config.Config(
     read_timeout=15,
     retries={"max_attempts": 4, "mode": "standard"},
 )
-_UNSAFE_NAME = re.compile(r"[^\w+=,.@-]")
+_UNSAFE_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 
 
 @dataclass(frozen=True)

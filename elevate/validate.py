@@ -14,9 +14,9 @@ from typing import Optional
 from .errors import StsError
 from .models import SessionCredentials
 
-ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}")
-SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{16,256}")
-SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+=]{16,16384}")
+ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}", re.ASCII)
+SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{16,256}", re.ASCII)
+SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+=]{16,16384}", re.ASCII)
 
 
 def check_session_credentials(

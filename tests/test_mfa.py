@@ -1,0 +1,160 @@
+"""MFA code sources: --token, mfa_process, and the terminal prompt (with a fake terminal)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, TextIO
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from elevate import mfa
+from elevate.config import parse_config
+from elevate.errors import ConfigError, MfaError, UsageError
+from elevate.models import Profile
+
+PROFILE = Profile(
+    name="dev", role_arn="arn:aws:iam::123456789012:role/R", mfa_serial="arn:aws:iam::123456789012:mfa/a"
+)
+
+
+class FakeTty(io.StringIO):
+    """A terminal whose input is fixed and whose output we can read."""
+
+    def __init__(self, typed: str) -> None:
+        super().__init__()
+        self.input = io.StringIO(typed)
+
+    def readline(self, size: Optional[int] = -1) -> str:  # type: ignore[override]
+        return self.input.readline()
+
+
+def opener(tty: Optional[TextIO]):  # type: ignore[no-untyped-def]
+    @contextlib.contextmanager
+    def open_it() -> Iterator[Optional[TextIO]]:
+        yield tty
+
+    return open_it
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"), [("123456", "123456"), (" 123 456\n", "123456"), ("1 2 3 4 5 6", "123456")]
+)
+def test_normalize_accepts_six_digits_with_spaces(raw: str, code: str) -> None:
+    assert mfa.normalize_code(raw) == code
+
+
+@pytest.mark.parametrize("raw", ["12345", "1234567", "12345a", "", "١٢٣٤٥٦", "123456\n7", "12-3456"])
+def test_normalize_refuses_anything_else(raw: str) -> None:
+    assert mfa.normalize_code(raw) is None
+
+
+@given(st.text(max_size=20))
+def test_any_token_is_six_ascii_digits_or_refused(raw: str) -> None:
+    try:
+        code = mfa.check_token(raw)
+    except UsageError as exc:
+        assert "--token must be six digits" in exc.message
+        assert raw.strip() == "" or raw not in exc.message or len(raw) < 3
+    else:
+        assert len(code) == 6 and code.isascii() and code.isdigit()
+
+
+def test_token_wins_over_everything() -> None:
+    profile = Profile(**{**PROFILE.__dict__, "mfa_process": "false"})
+    assert mfa.obtain_code(profile, "654321", tty_opener=opener(None)) == "654321"
+
+
+def test_prompt_on_terminal_reprompts_then_accepts() -> None:
+    tty = FakeTty("abc\n12345\n 654 321\n")
+    assert mfa.obtain_code(PROFILE, None, tty_opener=opener(tty)) == "654321"
+    shown = tty.getvalue()
+    assert shown.count("MFA code for arn:aws:iam::123456789012:mfa/a: ") == 3
+    assert shown.count("An MFA code is six digits") == 2
+
+
+def test_prompt_gives_up_after_three_bad_codes_and_on_eof() -> None:
+    with pytest.raises(MfaError, match="no valid MFA code after 3 attempts"):
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("a\nb\nc\nd\n")))
+    with pytest.raises(MfaError, match="no MFA code entered"):
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("")))
+
+
+def test_no_terminal_fails_at_once_naming_the_alternatives() -> None:
+    with pytest.raises(MfaError, match=r"pass -t/--token CODE or set mfa_process in profile 'dev'"):
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(None))
+
+
+def script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "code.sh"
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_mfa_process_runs_without_shell_and_reads_stdout(tmp_path: Path) -> None:
+    marker = tmp_path / "ran-through-shell"
+    path = script(tmp_path, 'echo " 123 456 "; echo chatter >&2')
+    command = f"{path} ';touch {marker}'"
+    profile = Profile(**{**PROFILE.__dict__, "mfa_process": command})
+    assert mfa.obtain_code(profile, None, tty_opener=opener(None)) == "123456"
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("exit 3", "failed with exit status 3"),
+        ("echo nope", "did not print a six-digit code"),
+        ("echo 12345", "did not print"),
+    ],
+)
+def test_mfa_process_failures(tmp_path: Path, body: str, message: str) -> None:
+    profile = Profile(**{**PROFILE.__dict__, "mfa_process": script(tmp_path, body)})
+    with pytest.raises(MfaError, match=message):
+        mfa.obtain_code(profile, None, tty_opener=opener(None))
+
+
+def test_mfa_process_missing_and_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    profile = Profile(**{**PROFILE.__dict__, "mfa_process": str(tmp_path / "absent")})
+    with pytest.raises(MfaError, match="command not found"):
+        mfa.obtain_code(profile, None, tty_opener=opener(None))
+    monkeypatch.setattr(mfa, "PROCESS_TIMEOUT", 0.5)
+    slow = Profile(**{**PROFILE.__dict__, "mfa_process": script(tmp_path, "sleep 30")})
+    with pytest.raises(MfaError, match="gave no code within"):
+        mfa.obtain_code(slow, None, tty_opener=opener(None))
+
+
+def test_seconds_to_next_code() -> None:
+    assert mfa.seconds_to_next_code(datetime(2026, 1, 1, 0, 0, 0, tzinfo=timezone.utc)) == 30
+    assert mfa.seconds_to_next_code(datetime(2026, 1, 1, 0, 0, 29, tzinfo=timezone.utc)) == 1
+    assert mfa.seconds_to_next_code(datetime(2026, 1, 1, 0, 0, 45, tzinfo=timezone.utc)) == 15
+
+
+def test_config_value_with_trailing_newline_is_refused() -> None:
+    text = (
+        '[profiles.dev]\nrole_arn = "arn:aws:iam::123456789012:role/R\\n"\n'
+        'mfa_serial = "arn:aws:iam::123456789012:mfa/a"\n'
+    )
+    with pytest.raises(ConfigError, match="role_arn"):
+        parse_config(text, Path("c.toml"))
+
+
+def test_prompt_never_touches_stdout() -> None:
+    # A process with no terminal: the failure is on stderr, stdout stays empty.
+    done = subprocess.run(
+        [sys.executable, "-c", "from elevate import mfa; mfa.say('hello')"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.stdout == "" and done.stderr == "hello\n"

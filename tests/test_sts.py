@@ -1,0 +1,195 @@
+"""STS client construction and error translation, with botocore's Stubber."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from elevate import sts
+from elevate.errors import MfaCodeRejected, StsError
+from elevate.models import SessionCredentials, SourceKeys
+
+KEYS = SourceKeys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+REQUEST = sts.AssumeRoleRequest(
+    role_arn="arn:aws:iam::123456789012:role/R",
+    role_session_name="alice",
+    source_identity="alice",
+    duration_seconds=3600,
+    serial_number="arn:aws:iam::123456789012:mfa/alice",
+    token_code="975310",
+)
+
+
+def good_credentials(**override: Any) -> dict[str, Any]:
+    creds = {
+        "AccessKeyId": "ASIAIOSFODNN7EXAMPLE",
+        "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "SessionToken": "FQoGZXIvYXdzEXAMPLEtokenEXAMPLEtoken==",
+        "Expiration": datetime.now(timezone.utc) + timedelta(hours=1),
+    }
+    creds.update(override)
+    return creds
+
+
+def test_client_uses_regional_endpoint_and_bounded_timeouts() -> None:
+    client = sts.make_client(KEYS, "eu-west-1")
+    assert client.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
+    assert client.meta.config.connect_timeout == 5 and client.meta.config.read_timeout == 15
+    assert client.meta.config.retries.get(
+        "total_max_attempts", client.meta.config.retries.get("max_attempts")
+    ) in (4, 5)
+
+
+def test_client_honours_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
+    assert sts.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:1"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2")
+    assert sts.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:2"
+
+
+def test_client_ignores_aws_profile_and_credential_chain(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile loop]\ncredential_process = /bin/false\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "loop")
+    client = sts.make_client(KEYS, "us-east-1")
+    frozen = client._request_signer._credentials.get_frozen_credentials()
+    assert frozen.access_key == KEYS.access_key_id and frozen.token is None
+    monkeypatch.setenv("AWS_PROFILE", "missing")
+    sts.make_client(KEYS, "us-east-1")
+
+
+def test_session_client_carries_token() -> None:
+    session = SessionCredentials(
+        "ASIAIOSFODNN7EXAMPLE", "x" * 40, "tok" * 10, datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    client = sts.make_client(session, "us-east-1")
+    assert client._request_signer._credentials.get_frozen_credentials().token == "tok" * 10
+
+
+def stubbed() -> tuple[Any, Stubber]:
+    client = sts.make_client(KEYS, "us-east-1")
+    return client, Stubber(client)
+
+
+def test_assume_role_sends_everything() -> None:
+    client, stub = stubbed()
+    stub.add_response(
+        "assume_role",
+        {"Credentials": good_credentials()},
+        {
+            "RoleArn": REQUEST.role_arn,
+            "RoleSessionName": "alice",
+            "SourceIdentity": "alice",
+            "DurationSeconds": 3600,
+            "SerialNumber": REQUEST.serial_number,
+            "TokenCode": "975310",
+        },
+    )
+    with stub:
+        creds = sts.assume_role(client, REQUEST)
+    assert creds.access_key_id == "ASIAIOSFODNN7EXAMPLE"
+    assert creds.expiration.tzinfo is not None
+    assert "wJalr" not in repr(creds) and "FQoG" not in repr(creds)
+    assert "975310" not in repr(REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected", "kind"),
+    [
+        (
+            "AccessDenied",
+            "MultiFactorAuthentication failed with invalid MFA one time pass code.",
+            "rejected the MFA code",
+            MfaCodeRejected,
+        ),
+        (
+            "AccessDenied",
+            "MultiFactorAuthentication failed, unable to validate MFA code.",
+            "check that mfa_serial",
+            MfaCodeRejected,
+        ),
+        (
+            "AccessDenied",
+            "User: arn:aws:iam::1:user/a is not authorized to perform: sts:AssumeRole",
+            "trust policy",
+            StsError,
+        ),
+        (
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+            "invalid or deactivated",
+            StsError,
+        ),
+        ("SignatureDoesNotMatch", "sig", "does not match its access key ID", StsError),
+        ("RequestExpired", "Request has expired.", "clock is off", StsError),
+        ("Throttling", "Rate exceeded", "throttling", StsError),
+        ("ExpiredToken", "expired", "MFA session has expired", StsError),
+        ("RegionDisabledException", "disabled", "not enabled in this region", StsError),
+        ("ValidationError", "1 validation error", "ValidationError: 1 validation error", StsError),
+    ],
+)
+def test_errors_become_advice(code: str, message: str, expected: str, kind: type) -> None:
+    client, stub = stubbed()
+    stub.add_client_error(
+        "assume_role", service_error_code=code, service_message=message, http_status_code=403
+    )
+    with stub, pytest.raises(StsError) as info:
+        sts.assume_role(client, REQUEST)
+    assert type(info.value) is kind
+    assert expected in info.value.message
+    assert "\n" not in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("override", "field"),
+    [
+        ({"AccessKeyId": "ASIA$(touch x)"}, "AccessKeyId"),
+        ({"SecretAccessKey": "a'b\nc" * 10}, "SecretAccessKey"),
+        ({"SessionToken": "tok\0" * 10}, "SessionToken"),
+        ({"SessionToken": "A" * 20000}, "SessionToken"),
+    ],
+)
+def test_malformed_credentials_refused(override: dict[str, Any], field: str) -> None:
+    with pytest.raises(StsError, match=f"malformed {field}"):
+        sts.credentials_from({"Credentials": good_credentials(**override)}, "AssumeRole")
+
+
+def test_expired_or_naive_expiration_refused() -> None:
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    with pytest.raises(StsError, match="already expired"):
+        sts.credentials_from({"Credentials": good_credentials(Expiration=past)}, "AssumeRole")
+    naive = datetime.now() + timedelta(hours=1)
+    with pytest.raises(StsError, match="without a time zone"):
+        sts.credentials_from({"Credentials": good_credentials(Expiration=naive)}, "AssumeRole")
+    with pytest.raises(StsError, match="without credentials"):
+        sts.credentials_from({}, "AssumeRole")
+
+
+def test_caller_user_name_and_non_user_principal() -> None:
+    client, stub = stubbed()
+    stub.add_response(
+        "get_caller_identity",
+        {"Arn": "arn:aws:iam::123456789012:user/team/alice", "Account": "1", "UserId": "x"},
+    )
+    stub.add_response(
+        "get_caller_identity",
+        {"Arn": "arn:aws:sts::123456789012:assumed-role/R/x", "Account": "1", "UserId": "x"},
+    )
+    with stub:
+        assert sts.caller_user_name(client) == "alice"
+        with pytest.raises(StsError, match="not an IAM user"):
+            sts.caller_user_name(client)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("alice", "alice"), ("a", "a-"), ("first last", "first-last"), ("x" * 70, "x" * 64), ("ünï", "-n-")],
+)
+def test_sanitize_name(name: str, expected: str) -> None:
+    assert sts.sanitize_name(name) == expected
