@@ -7,6 +7,7 @@ terminal and without another source we fail at once rather than wait.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
@@ -55,7 +56,11 @@ def open_tty() -> Iterator[Optional[TextIO]]:
     except OSError:
         yield None
         return
-    tty = open(fd, "r+", encoding="utf-8", errors="replace", buffering=1)
+    # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.
+    # Unbuffered below, so a read takes one line from the terminal and no more.
+    tty = io.TextIOWrapper(
+        io.FileIO(fd, "r+"), encoding="utf-8", errors="replace", line_buffering=True, write_through=True
+    )
     try:
         yield tty
     finally:
