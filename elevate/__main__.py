@@ -10,11 +10,21 @@ import sys
 from typing import NoReturn
 
 
+def disable_core_dumps() -> None:
+    """This process holds secrets: never let a crash write them to a core file."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
+        pass
+
+
 def main() -> NoReturn:
+    disable_core_dumps()
     from .fastpath import try_fast_path
 
-    answered = try_fast_path(sys.argv[1:])
-    if answered:
+    if try_fast_path(sys.argv[1:]):
         sys.exit(0)
     from .cli import main as cli_main
 
