@@ -10,17 +10,9 @@ import sys
 from typing import NoReturn
 
 
-def disable_core_dumps() -> None:
-    """This process holds secrets: never let a crash write them to a core file."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
-        pass
-
-
 def main() -> NoReturn:
+    from .hardening import disable_core_dumps
+
     disable_core_dumps()
     from .fastpath import try_fast_path
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from .errors import LaunchError
+from .hardening import restore_core_dumps
 
 # Variables that would make the child pick other credentials than the ones we give it.
 SHADOWING = (
@@ -50,6 +51,7 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":
+        restore_core_dumps()
         try:
             os.execvpe(argv[0], list(argv), dict(env))  # noqa: S606 - the user's own command
         except FileNotFoundError:
