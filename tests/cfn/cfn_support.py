@@ -42,6 +42,24 @@ def need(present: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+# scripts/test installs checkov into a venv of its own (it pins boto3 exactly) and names it here.
+# Read at import, before each test's sealed environment drops ELEVATE_* variables.
+CHECKOV_FROM_ENV = os.environ.get("ELEVATE_CHECKOV", "")
+
+
+def checkov_tool() -> str:
+    """checkov: $ELEVATE_CHECKOV, else beside this interpreter, else in the sibling
+    `<venv>-checkov` venv that scripts/test creates."""
+    candidates = [
+        Path(CHECKOV_FROM_ENV) if CHECKOV_FROM_ENV else None,
+        Path(sys.executable).parent / "checkov",
+        Path(sys.prefix + "-checkov") / "bin" / "checkov",
+    ]
+    found = next((c for c in candidates if c is not None and c.exists()), None)
+    need(found is not None, "checkov is not installed ($ELEVATE_CHECKOV, the venv, or <venv>-checkov)")
+    return str(found)
+
+
 def venv_tool(name: str) -> str:
     """The executable `name` installed beside this interpreter (the project venv's bin/)."""
     path = Path(sys.executable).parent / name

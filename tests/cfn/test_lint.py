@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfn_support import DEVELOPER_ACCESS, ELEVATED_ROLE, load_template, venv_tool
+from cfn_support import DEVELOPER_ACCESS, ELEVATED_ROLE, checkov_tool, load_template, venv_tool
 
 TEMPLATES = [DEVELOPER_ACCESS, ELEVATED_ROLE]
 IDS = [t.name for t in TEMPLATES]
@@ -50,7 +50,7 @@ def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
 def checkov(path: Path) -> dict[str, Any]:
     """Run checkov offline on one CloudFormation template; return its JSON report."""
     result = subprocess.run(
-        [venv_tool("checkov"), "--skip-download", "--framework", "cloudformation",
+        [checkov_tool(), "--skip-download", "--framework", "cloudformation",
          "-o", "json", "-f", str(path)],
         capture_output=True, text=True, timeout=300, check=False,
     )
