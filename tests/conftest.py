@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,26 +15,8 @@ SUPPORT = TESTS / "support"
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(SUPPORT))
 
+from support.realparts import IN_CI, require, require_tool  # noqa: E402,F401 - re-exported
 from support.servers import moto_server  # noqa: E402
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when a real part is missing, but fail under CI=true where it must be present."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required under CI: {reason}")
-    pytest.skip(reason)
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    require(path is not None, f"{name} is not installed")
-    assert path is not None
-    return path
-
 
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION")
 
@@ -61,7 +42,6 @@ def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     pythonpath = os.pathsep.join([str(SUPPORT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     monkeypatch.setenv("PYTHONPATH", pythonpath)
     import keyring
-
     from elevate_testkeyring import FileKeyring
 
     previous = keyring.get_keyring()

@@ -7,7 +7,6 @@ The AWS CLI v2 from Debian (2.9) ignores AWS_ENDPOINT_URL for its own calls, so 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import os
 import shlex
@@ -16,29 +15,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import boto3
 import pytest
 from support.provision import Provisioned, provision
+from support.realparts import require
 
 TIMEOUT = 60
 RECURSION_TIMEOUT = 20
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py itself: tests/cfn has a conftest too, and pytest imports both as `conftest`."""
-    name = "_elevate_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-require = _root_conftest().require
 
 
 @functools.lru_cache(maxsize=1)

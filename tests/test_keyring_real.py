@@ -8,17 +8,16 @@ and reported.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from support.provision import provision
+from support.realparts import require, require_tool
 
 from elevate import keystore
 
@@ -81,22 +80,6 @@ elevate credential-process dev --token "$TEST_CODE" > "$OUT/creds.json"
 elevate keys remove dev 2> "$OUT/remove.err"
 secret-tool search --all service aws-elevate username dev > "$OUT/search-after.out" 2>&1 || true
 """
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py itself: tests/cfn has a conftest too, and pytest imports both as `conftest`."""
-    name = "_elevate_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-require = _root_conftest().require
-require_tool = _root_conftest().require_tool
 
 
 def write_config(role_arn: str, mfa_serial: str) -> None:

@@ -8,7 +8,6 @@ with `env -0`, which round-trips every byte except NUL.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -20,13 +19,13 @@ import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from support.provision import provision
+from support.realparts import require_tool
 
 from elevate import cache, output
 from elevate.cli import cli
@@ -36,21 +35,6 @@ from elevate.models import SessionCredentials
 
 SHELL_TIMEOUT = 20
 CLI_TIMEOUT = 60
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py itself: tests/cfn has a conftest too, and pytest imports both as `conftest`."""
-    name = "_elevate_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-require_tool = _root_conftest().require_tool
 
 
 def hostile_values(marker: Path) -> dict[str, str]:

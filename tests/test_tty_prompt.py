@@ -6,7 +6,6 @@ provisioned device's TOTP seed.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -17,29 +16,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 
 import pexpect
 from support.provision import Provisioned, provision
+from support.realparts import require_tool
 
 PEXPECT_TIMEOUT = 30
 NO_TTY_TIMEOUT = 10
 ELEVATE = f"{shlex.quote(sys.executable)} -m elevate"
-
-
-def _root_conftest() -> ModuleType:
-    """tests/conftest.py itself: tests/cfn has a conftest too, and pytest imports both as `conftest`."""
-    name = "_elevate_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("conftest.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-require_tool = _root_conftest().require_tool
 
 
 def write_config(user: Provisioned, **extra: str) -> None:
