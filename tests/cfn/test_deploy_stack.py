@@ -95,7 +95,7 @@ def test_deploys_the_developer_stack_and_prints_its_outputs(cfn_moto: str) -> No
     assert policy["PolicyName"] == "Developers-self-service-and-elevate"
 
     # The profile is TOML the CLI can read as it is, once <user-name> is filled in.
-    profile = tomllib.loads(outputs["CliProfile"].replace("<user-name>", "alice"))["profiles"]["elevated"]
+    profile = tomllib.loads(outputs["CliProfile"].replace("<user-name>", "alice"))["profiles"]["dev"]
     assert profile == {
         "role_arn": outputs["RoleArn"],
         "mfa_serial": f"arn:aws:iam::{DEFAULT_ACCOUNT}:mfa/alice",
@@ -113,7 +113,7 @@ def test_update_keeps_parameters_not_given(cfn_moto: str) -> None:
     assert first.returncode == 0, first.stderr
     # Text output: one "Key: value" line, multi-line values indented below their key.
     assert f"RoleArn: arn:aws:iam::{DEFAULT_ACCOUNT}:role/TeamBElevated" in first.stdout.splitlines()
-    assert "CliProfile:\n    [profiles.elevated]\n" in first.stdout
+    assert "CliProfile:\n    [profiles.dev]\n" in first.stdout
     assert iam.get_role(RoleName="TeamBElevated")["Role"]["MaxSessionDuration"] == 3600
 
     second = deploy(cfn_moto, "stack", "--stack-name", "team-b", "--param", "MaxSessionDuration=14400")
