@@ -17,8 +17,11 @@ from typing import Any, Callable, Optional
 from . import cache as cache_mod
 from . import keystore, mfa, sts
 from .config import resolve_region
-from .errors import ElevateError, MfaCodeRejected, MfaError
+from .errors import CacheError, ElevateError, MfaCodeRejected, MfaError
 from .models import Profile, SessionCredentials, SourceKeys
+
+# A failed refresh falls back to cached credentials with at least this long left.
+STALE_BUT_USABLE_SECONDS = 60
 
 
 def _say(message: str) -> None:
@@ -69,15 +72,32 @@ class Elevator:
             if hit is not None:
                 return hit
             earlier = cache.failure_since(key, started)
-            if earlier is not None:
-                raise earlier
             try:
+                if earlier is not None:
+                    raise earlier
                 creds = self._elevate_uncached(profile, token, cache)
             except ElevateError as exc:
-                cache.record_failure(key, exc)
-                raise
-            cache.put(key, creds, f"{profile.name} {profile.role_arn}")
+                if earlier is None:
+                    cache.record_failure(key, exc)
+                return self._fall_back(cache, key, exc)
+            self._store(cache, key, creds, f"{profile.name} {profile.role_arn}")
             return creds
+
+    def _fall_back(self, cache: cache_mod.SessionCache, key: str, error: ElevateError) -> SessionCredentials:
+        """After a failed refresh, credentials that are still valid beat no credentials."""
+        previous = cache.get(key, STALE_BUT_USABLE_SECONDS)
+        if previous is None:
+            raise error
+        left = int(previous.seconds_left(self.clock()))
+        self.notify(f"could not refresh ({error.message}); using the cached credentials, valid {left} s more")
+        return previous
+
+    def _store(self, cache: cache_mod.SessionCache, key: str, creds: SessionCredentials, label: str) -> None:
+        """Cache `creds`; a cache that cannot be written must not lose credentials STS gave us."""
+        try:
+            cache.put(key, creds, label)
+        except CacheError as exc:
+            self.notify(f"warning: the credentials were not cached: {exc.message}")
 
     def _elevate_uncached(
         self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache] = None
@@ -127,7 +147,7 @@ class Elevator:
             raise self._explain_rejection(exc, profile, code) from exc
         self._used_codes().remember(profile.mfa_serial, code)
         if cache is not None:
-            cache.put(key, session, f"{profile.key_set} MFA session")
+            self._store(cache, key, session, f"{profile.key_set} MFA session")
         return session
 
     def _user_name(self, profile: Profile, client: Any) -> str:

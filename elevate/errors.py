@@ -64,3 +64,15 @@ class LaunchError(ElevateError):
     """The command to run could not be started."""
 
     exit_code = 127
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwind (temp files removed, locks released) and exit 128+N.
+
+    Not an ElevateError, so a terminated lock holder is not reported to waiters as a
+    failure: like a killed one, it lets a waiter take over.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
