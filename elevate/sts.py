@@ -23,7 +23,7 @@ from .models import SessionCredentials, SourceKeys
 _CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5,
     read_timeout=15,
-    retries={"max_attempts": 4, "mode": "standard"},
+    retries={"total_max_attempts": 3, "mode": "standard"},
 )
 _UNSAFE_NAME = re.compile(r"[^\w+=,.@-]", re.ASCII)
 
