@@ -168,15 +168,18 @@ def translate_client_error(
             f"{operation}: the stored access key is invalid or deactivated: check it in IAM and "
             "store a working key with `elevate keys add`"
         )
+    # Clock skew arrives as SignatureDoesNotMatch too: look at the message first.
+    if code in ("RequestExpired", "RequestTimeTooSkewed") or "Signature expired" in message or (
+        "not yet current" in message
+    ):
+        return StsError(
+            f"{operation}: STS refused the request time: this computer's clock is off; "
+            "sync it (NTP) and retry"
+        )
     if code == "SignatureDoesNotMatch":
         return StsError(
             f"{operation}: the stored secret key does not match its access key ID: store the "
             "pair again with `elevate keys add`"
-        )
-    if code in ("RequestExpired", "InvalidSignatureException") or "Signature expired" in message:
-        return StsError(
-            f"{operation}: STS refused the request time: this computer's clock is off; "
-            "sync it (NTP) and retry"
         )
     if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded"):
         return StsError(f"{operation}: STS is throttling requests: wait a minute and retry")

@@ -126,6 +126,13 @@ def test_assume_role_sends_everything() -> None:
         ),
         ("SignatureDoesNotMatch", "sig", "does not match its access key ID", StsError),
         ("RequestExpired", "Request has expired.", "clock is off", StsError),
+        (
+            "SignatureDoesNotMatch",
+            "Signature expired: 20260101T000000Z is now earlier than 20260101T001500Z",
+            "clock is off",
+            StsError,
+        ),
+        ("SignatureDoesNotMatch", "Signature not yet current: 20270101T000000Z", "clock is off", StsError),
         ("Throttling", "Rate exceeded", "throttling", StsError),
         ("ExpiredToken", "expired", "MFA session has expired", StsError),
         ("RegionDisabledException", "disabled", "not enabled in this region", StsError),

@@ -16,13 +16,25 @@ from keyring.backend import KeyringBackend
 from keyring.errors import KeyringLocked, PasswordDeleteError
 
 
+class BackendFailure(Exception):
+    """What a real backend raises when its D-Bus connection drops mid-operation."""
+
+
 class FileKeyring(KeyringBackend):
     priority = 1  # type: ignore[assignment]
+    operations = 0
 
     def _path(self) -> Path:
         return Path(os.environ["ELEVATE_TEST_KEYRING_FILE"])
 
+    def _tick(self) -> None:
+        """ELEVATE_TEST_KEYRING_FAIL_AT=N: the N-th operation of this process fails."""
+        FileKeyring.operations += 1
+        if str(FileKeyring.operations) == os.environ.get("ELEVATE_TEST_KEYRING_FAIL_AT"):
+            raise BackendFailure("org.freedesktop.DBus.Error.NoReply: connection lost")
+
     def _load(self) -> dict[str, str]:
+        self._tick()
         if os.environ.get("ELEVATE_TEST_KEYRING_LOCKED"):
             raise KeyringLocked("test keyring is locked")
         try:
@@ -31,6 +43,7 @@ class FileKeyring(KeyringBackend):
             return {}
 
     def _save(self, data: dict[str, str]) -> None:
+        self._tick()
         self._path().write_text(json.dumps(data))
 
     def get_password(self, service: str, username: str) -> str | None:
