@@ -1,12 +1,13 @@
-"""Fixtures for the CloudFormation tests (helpers live in cfn_support.py)."""
+"""Fixtures for the CloudFormation tests (helpers live in cfn/cfn_support.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from cfn_support import importable, need
 from support.servers import moto_server
+
+from cfn.cfn_support import importable, need
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfn_support import (
+
+from cfn.cfn_support import (
     DEPLOY_STACK,
     DEVELOPER_ACCESS,
     aws_env,

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cfn_support import DEVELOPER_ACCESS, ELEVATED_ROLE, checkov_tool, load_template, venv_tool
+
+from cfn.cfn_support import DEVELOPER_ACCESS, ELEVATED_ROLE, checkov_tool, load_template, venv_tool
 
 TEMPLATES = [DEVELOPER_ACCESS, ELEVATED_ROLE]
 IDS = [t.name for t in TEMPLATES]

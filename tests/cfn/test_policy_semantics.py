@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from cfn_support import (
+
+from cfn.cfn_support import (
     DEVELOPER_ACCESS,
     ELEVATED_ROLE,
     import_pmapper,
