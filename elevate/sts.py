@@ -147,6 +147,12 @@ def call(client: Any, method: str, operation: str, role_arn: str = "", **params:
         ) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise StsError(f"{operation} failed: {exc}") from exc
+    except Exception as exc:  # botocore parsers raise KeyError and the like on odd XML
+        where = getattr(client.meta, "endpoint_url", "STS")
+        raise StsError(
+            f"{operation}: the answer from {where} cannot be read ({type(exc).__name__}); "
+            "check AWS_ENDPOINT_URL and any proxy in between"
+        ) from exc
 
 
 def translate_client_error(
