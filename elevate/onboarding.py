@@ -1,0 +1,416 @@
+"""From "the admin created my user" to "elevated": `configure` and `keys import`.
+
+Also the small IAM helpers that configure, rotate, enroll and doctor share: who the keys
+belong to, which MFA devices that user has, and IAM errors turned into advice.
+Questions go through a Prompter the CLI supplies; without one (non-interactive) every
+missing answer is a UsageError that names the flag to pass.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+import botocore.exceptions
+
+from . import awsfiles, configfile, keystore, sts
+from .config import NAME, ROLE_ARN, resolve_region
+from .errors import ConfigError, KeyringError, StsError, UsageError
+from .models import SourceKeys
+
+_CONFIG_KEYS = ("role_arn", "mfa_serial", "region", "keys")
+
+
+class Prompter(Protocol):
+    """How the wizard talks to a person (the CLI gives a terminal-backed one)."""
+
+    def ask(self, question: str, default: Optional[str] = None) -> str: ...
+    def secret(self, question: str) -> str: ...
+    def confirm(self, question: str, default: bool) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The IAM user behind a key pair."""
+
+    arn: str
+    account: str
+    user_name: str
+
+
+# --- IAM and STS helpers shared by the onboarding commands --------------------------------
+
+
+def iam_call(client: Any, method: str, operation: str, **params: Any) -> Any:
+    """One IAM call; its errors become advice (sts.call's wording is about AssumeRole)."""
+    try:
+        return sts.call(client, method, operation, **params)
+    except StsError as exc:
+        cause = exc.__cause__
+        if not isinstance(cause, botocore.exceptions.ClientError):
+            raise
+        error = cause.response.get("Error", {})
+        code, message = str(error.get("Code", "")), str(error.get("Message", "")).strip()
+        if code in ("AccessDenied", "AccessDeniedException"):
+            raise StsError(
+                f"{operation}: access denied ({message or code}): the developer policy allows this "
+                "only on your own user, and key management only in an MFA-authenticated session; "
+                "ask the admin who deployed the stack"
+            ) from cause
+        if code in ("LimitExceeded", "EntityAlreadyExists", "NoSuchEntity", "InvalidAuthenticationCode"):
+            raise StsError(f"{operation}: {message or code}") from cause
+        raise
+
+
+def identify(keys: Any, region: str, client_factory: Callable[..., Any] = sts.make_client) -> Identity:
+    """GetCallerIdentity for `keys`; an IAM user is required (roles cannot hold MFA or keys)."""
+    client = client_factory(keys, region)
+    answer = sts.call(client, "get_caller_identity", "GetCallerIdentity")
+    arn = str(answer.get("Arn", ""))
+    if ":user/" not in arn:
+        raise StsError(
+            f"these keys belong to {arn or 'an unknown principal'}, not an IAM user: "
+            "use the long-term key of your own IAM user"
+        )
+    return Identity(arn=arn, account=str(answer.get("Account", "")), user_name=arn.rsplit("/", 1)[-1])
+
+
+def mfa_devices(
+    keys: Any, region: str, user_name: str, client_factory: Callable[..., Any] = sts.make_client
+) -> list[str]:
+    """The serials of the MFA devices registered to `user_name` (ListMFADevices)."""
+    client = client_factory(keys, region, service="iam")
+    answer = iam_call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
+    return [str(d["SerialNumber"]) for d in answer.get("MFADevices", []) if d.get("SerialNumber")]
+
+
+def elevate_command(argv0: Optional[str] = None, executable: Optional[str] = None) -> list[str]:
+    """The absolute command that runs this elevate (for credential_process lines)."""
+    argv0 = argv0 if argv0 is not None else sys.argv[0]
+    executable = executable or sys.executable
+    if argv0 and os.path.basename(argv0) not in ("__main__.py", "-c", "-m", ""):
+        candidate = os.path.abspath(argv0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return [candidate]
+    beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "elevate")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return [beside]
+    return [os.path.abspath(executable), "-m", "elevate"]
+
+
+# --- configure ------------------------------------------------------------------------------
+
+
+@dataclass
+class ConfigureAnswers:
+    """Every answer the wizard asks for; each one can come from a command-line flag."""
+
+    profile: Optional[str] = None
+    role_arn: Optional[str] = None
+    from_stack: Optional[str] = None
+    stack_output: str = "RoleArn"
+    mfa_serial: Optional[str] = None
+    region: Optional[str] = None
+    key_set: Optional[str] = None
+    keys: Optional[tuple[str, str]] = field(default=None, repr=False)
+    stored_keys: bool = False
+    from_aws_profile: Optional[str] = None
+    delete_plaintext: bool = False
+    make_default: Optional[bool] = None
+    aws_profile: Optional[str] = None
+    write_aws_config: Optional[bool] = None
+
+
+@dataclass(frozen=True)
+class ConfigureResult:
+    profile: str
+    key_set: str
+    role_arn: str
+    mfa_serial: str
+    config_changed: bool
+    aws_config_written: bool
+
+
+EnrollDevice = Callable[[SourceKeys, Identity, str], str]
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"elevate: {message}\n")
+    sys.stderr.flush()
+
+
+@dataclass
+class Onboarding:
+    """configure and import, with their collaborators as parameters (real defaults)."""
+
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    client_factory: Callable[..., Any] = sts.make_client
+    notify: Callable[[str], None] = _say
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    command: Sequence[str] = field(default_factory=elevate_command)
+
+    def import_keys(
+        self,
+        name: str,
+        aws_profile: str,
+        delete_plaintext: bool = False,
+        verify: Optional[Callable[[SourceKeys], object]] = None,
+    ) -> SourceKeys:
+        """Move `[aws_profile]`'s key pair from the credentials file into the keyring as `name`."""
+        keystore.check_name(name)
+        path = awsfiles.credentials_path(self.environ)
+        data = awsfiles.read_bytes(path)
+        if data is None:
+            raise ConfigError(f"{path}: no such file (AWS_SHARED_CREDENTIALS_FILE names another)")
+        pair = awsfiles.read_key_pair(data, aws_profile, path)
+        keys = keystore.check_keys(pair.access_key_id, pair.secret_access_key)
+        if verify is not None:
+            verify(keys)
+        keystore.put_keys(name, keys)
+        stored = keystore.get_keys(name)
+        if (stored.access_key_id, stored.secret_access_key) != (keys.access_key_id, keys.secret_access_key):
+            raise KeyringError(
+                f"the keyring did not return the key just stored as {name!r}: {path} left unchanged"
+            )
+        where = f"stored {keystore.mask(keys.access_key_id)} from {path} [{aws_profile}] as {name!r}"
+        self.notify(f"{where} in {keystore.backend_name()}")
+        if not delete_plaintext:
+            self.notify(
+                f"the key is still in plaintext in {path} [{aws_profile}]: remove it with "
+                f"`elevate keys import {name} --from-aws-profile {aws_profile} --delete-plaintext`"
+            )
+            return keys
+        remaining = awsfiles.remove_section(data, aws_profile, path)
+        backup = awsfiles.write_backup(path, data, self.clock())
+        awsfiles.replace_file(path, remaining, expect=data)
+        self.notify(
+            f"removed [{aws_profile}] from {path}; the previous file is backed up (mode 0600) at "
+            f"{backup}: it still holds the key in plaintext, so delete it once elevate works"
+        )
+        return keys
+
+    def configure(
+        self,
+        answers: ConfigureAnswers,
+        config_path: Path,
+        prompter: Optional[Prompter] = None,
+        enroll_device: Optional[EnrollDevice] = None,
+        config_option: Optional[str] = None,
+    ) -> ConfigureResult:
+        """Store keys, find the role and MFA device, write the profile, offer ~/.aws/config."""
+        name = _answer(answers.profile, prompter, "Profile name", "PROFILE", "dev")
+        if not NAME.fullmatch(name):
+            raise UsageError(f"profile name {name!r} must be 1-64 letters, digits or _.@+=-")
+        existing = _existing_profile(config_path, name)
+        key_set = keystore.check_name(answers.key_set or str(existing.get("keys") or name))
+        region = answers.region
+        if region is None and prompter is not None:
+            region = prompter.ask("Region", str(existing.get("region") or resolve_region(None, self.environ)))
+        region = region or existing.get("region")
+        api_region = resolve_region(region, self.environ)
+
+        keys, fresh = self._keys(answers, key_set, prompter)
+        identity = identify(keys, api_region, self.client_factory)
+        self.notify(f"the keys belong to {identity.arn}")
+        if answers.from_aws_profile:
+            self.import_keys(key_set, answers.from_aws_profile, answers.delete_plaintext)
+        elif fresh:
+            keystore.put_keys(key_set, keys)
+            self.notify(
+                f"stored {keystore.mask(keys.access_key_id)} as {key_set!r} in {keystore.backend_name()}"
+            )
+
+        role_arn = answers.role_arn
+        if role_arn is None and answers.from_stack:
+            role_arn = self.role_from_stack(keys, api_region, answers.from_stack, answers.stack_output)
+        if role_arn is None:
+            role_arn = _answer(
+                None,
+                prompter,
+                "Role ARN (from the admin)",
+                "--role-arn ARN or --from-stack NAME",
+                existing.get("role_arn"),
+            )
+        if not ROLE_ARN.fullmatch(role_arn):
+            raise UsageError(f"{role_arn!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+
+        mfa_serial = answers.mfa_serial or self._mfa_serial(
+            keys, identity, api_region, name, existing, prompter, enroll_device
+        )
+        values: dict[str, configfile.Value] = {"role_arn": role_arn, "mfa_serial": mfa_serial}
+        if region:
+            values["region"] = region
+        if key_set != name:
+            values["keys"] = key_set
+        make_default = answers.make_default
+        current_default = configfile.parse_text(configfile.read_text(config_path), config_path).get(
+            "default_profile"
+        )
+        if make_default is None and prompter is not None and current_default not in (None, name):
+            make_default = prompter.confirm(
+                f"Make {name!r} the default profile (now {current_default!r})?", False
+            )
+        changed = configfile.update_profile(config_path, name, values, make_default)
+        self.notify(f"{'wrote' if changed else 'unchanged:'} profile {name!r} in {config_path}")
+
+        written = self._aws_config(name, answers, prompter, config_option)
+        return ConfigureResult(name, key_set, role_arn, mfa_serial, changed, written)
+
+    def _keys(
+        self, answers: ConfigureAnswers, key_set: str, prompter: Optional[Prompter]
+    ) -> tuple[SourceKeys, bool]:
+        """The key pair to configure, and whether it still has to be stored."""
+        if answers.from_aws_profile:
+            path = awsfiles.credentials_path(self.environ)
+            data = awsfiles.read_bytes(path)
+            if data is None:
+                raise ConfigError(f"{path}: no such file (AWS_SHARED_CREDENTIALS_FILE names another)")
+            pair = awsfiles.read_key_pair(data, answers.from_aws_profile, path)
+            return keystore.check_keys(pair.access_key_id, pair.secret_access_key), False
+        if answers.stored_keys:
+            return keystore.get_keys(key_set), False
+        if answers.keys is not None:
+            return keystore.check_keys(*answers.keys), True
+        if prompter is None:
+            raise UsageError(
+                "no keys given: pass the access key ID and the secret key as two lines on stdin, "
+                f"or --stored-keys (use key set {key_set!r}), or --from-aws-profile P"
+            )
+        try:
+            stored: Optional[SourceKeys] = keystore.get_keys(key_set)
+        except KeyringError:
+            stored = None
+        if stored is not None and prompter.confirm(
+            f"Use the key {keystore.mask(stored.access_key_id)} already stored as {key_set!r}?", True
+        ):
+            return stored, False
+        key_id = prompter.ask("Access key ID")
+        secret = prompter.secret("Secret access key")
+        return keystore.check_keys(key_id, secret), True
+
+    def role_from_stack(self, keys: SourceKeys, region: str, stack: str, output: str) -> str:
+        """The role ARN from a CloudFormation stack's outputs (DescribeStacks)."""
+        client = self.client_factory(keys, region, service="cloudformation")
+        try:
+            answer = sts.call(client, "describe_stacks", "DescribeStacks", StackName=stack)
+        except StsError as exc:
+            raise StsError(
+                f"cannot read stack {stack!r} in {region} ({exc.message}): ask the admin for the "
+                "role ARN and pass --role-arn"
+            ) from exc
+        stacks = answer.get("Stacks") or [{}]
+        outputs = {o.get("OutputKey"): o.get("OutputValue") for o in stacks[0].get("Outputs") or []}
+        value = outputs.get(output)
+        have = ", ".join(sorted(map(str, outputs))) or "none"
+        if not isinstance(value, str):
+            raise UsageError(
+                f"stack {stack!r} has no output {output!r} (it has: {have}): pass --stack-output KEY "
+                "or --role-arn"
+            )
+        if "<account-id>" in value:
+            raise UsageError(
+                f"stack {stack!r} gives only a pattern ({value}): fill in the account ID and pass --role-arn"
+            )
+        self.notify(f"role ARN from stack {stack!r}: {value}")
+        return value
+
+    def _mfa_serial(
+        self,
+        keys: SourceKeys,
+        identity: Identity,
+        region: str,
+        name: str,
+        existing: Mapping[str, Any],
+        prompter: Optional[Prompter],
+        enroll_device: Optional[EnrollDevice],
+    ) -> str:
+        devices = mfa_devices(keys, region, identity.user_name, self.client_factory)
+        if len(devices) == 1:
+            self.notify(f"MFA device: {devices[0]}")
+            return devices[0]
+        if devices:
+            if existing.get("mfa_serial") in devices:
+                return str(existing["mfa_serial"])
+            if prompter is None:
+                raise UsageError(
+                    f"user {identity.user_name} has {len(devices)} MFA devices ({', '.join(devices)}): "
+                    "pass --mfa-serial SERIAL"
+                )
+            while True:
+                chosen = prompter.ask(f"MFA device ({', '.join(devices)})", devices[0])
+                if chosen in devices:
+                    return chosen
+        if prompter is not None and enroll_device is not None:
+            if prompter.confirm(
+                f"User {identity.user_name} has no MFA device. Enroll a virtual one now?", True
+            ):
+                return enroll_device(keys, identity, region)
+        raise UsageError(
+            f"user {identity.user_name} has no MFA device: run `elevate mfa enroll {name}` (the keys "
+            f"are stored), then `elevate configure {name} --stored-keys` again, or pass --mfa-serial"
+        )
+
+    def _aws_config(
+        self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], config_option: Optional[str]
+    ) -> bool:
+        aws_name = answers.aws_profile or name
+        path = awsfiles.config_path(self.environ)
+        command = list(self.command)
+        if config_option:
+            command += ["--config", os.path.abspath(os.path.expanduser(config_option))]
+        command += ["credential-process", name]
+        old = awsfiles.read_bytes(path)
+        if answers.write_aws_config is False:
+            return False
+        new = awsfiles.set_credential_process(old, aws_name, command, path)
+        if new == old:
+            self.notify(f"{path}: {awsfiles.profile_header(aws_name)} already runs elevate")
+            return False
+        write: Optional[bool] = answers.write_aws_config
+        self.notify(
+            f"the AWS CLI and SDKs can use profile {aws_name!r} through elevate; the change:\n"
+            + awsfiles.show_change(old, new, path).rstrip("\n")
+        )
+        if write is None and prompter is not None:
+            write = prompter.confirm(f"Write this to {path}?", True)
+        if not write:
+            self.notify(f"{path} not changed (pass --aws-config to write it)")
+            return False
+        awsfiles.replace_file(path, new, expect=old)
+        self.notify(
+            f"wrote {awsfiles.profile_header(aws_name)} to {path}: "
+            f"try `aws --profile {aws_name} sts get-caller-identity`"
+        )
+        return True
+
+
+def _answer(
+    given: Optional[str],
+    prompter: Optional[Prompter],
+    question: str,
+    flag: str,
+    default: Optional[Any] = None,
+) -> str:
+    if given:
+        return given
+    if prompter is not None:
+        while True:
+            value = prompter.ask(question, str(default) if default else None).strip()
+            if value:
+                return value
+    if default:
+        return str(default)
+    raise UsageError(f"missing {question.split(' (')[0].lower()}: pass {flag}")
+
+
+def _existing_profile(path: Path, name: str) -> dict[str, Any]:
+    """The raw table of profile `name`, if the config has one (for defaults)."""
+    data = configfile.parse_text(configfile.read_text(path), path)
+    profiles = data.get("profiles")
+    table = profiles.get(name) if isinstance(profiles, dict) else None
+    return {k: v for k, v in table.items() if k in _CONFIG_KEYS} if isinstance(table, dict) else {}
