@@ -18,7 +18,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -223,6 +222,8 @@ def check_private_file(path: Path, info: os.stat_result) -> None:
 
 def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically, 0600 from birth (mkstemp, fsync, rename)."""
+    import tempfile  # here, not at the top: a cache hit never writes, and this import is slow
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -275,20 +276,50 @@ class SessionCache:
         removed = self.store.delete(key)
         return self.locks.delete(key) or removed
 
+    def wait_for_fill(
+        self, key: str, refresh_before: int, on_wait: Callable[[], None], timeout: float = LOCK_WAIT_SECONDS
+    ) -> Optional[SessionCredentials]:
+        """After a miss, wait for the entry's lock and read again: the fast path's wait.
+
+        Waiting here, before click and botocore are imported, keeps N concurrent callers
+        from each paying for those imports. On a hit the lock is released; on a miss it is
+        kept for this process's `locked` (so no other process slips in between), unless a
+        holder failed meanwhile: then only the waiting time is handed over, so `locked`
+        reports that failure.
+        """
+        path = self.locks.ensure() / f"{key}.lock"
+        started = time.time()
+        fd = _open_lock(path)
+        try:
+            _acquire(fd, timeout, on_wait, path)
+            creds = self.get(key, refresh_before)
+            failed = creds is None and self.failure_since(key, started) is not None
+        except BaseException:
+            os.close(fd)
+            raise
+        if creds is not None or failed:
+            os.close(fd)
+            fd = -1
+        if creds is None:
+            _HANDED_OVER[str(path)] = (fd, started)
+        return creds
+
     @contextlib.contextmanager
     def locked(
         self, key: str, on_wait: Callable[[], None], timeout: float = LOCK_WAIT_SECONDS
     ) -> Iterator[float]:
         """Hold the entry's exclusive lock; yield the time we started waiting (epoch)."""
         directory = self.locks.ensure()
-        started = time.time()
         path = directory / f"{key}.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd, started = _HANDED_OVER.pop(str(path), (-1, time.time()))
         try:
-            _acquire(fd, timeout, on_wait, path)
+            if fd < 0:
+                fd = _open_lock(path)
+                _acquire(fd, timeout, on_wait, path)
             yield started
         finally:
-            os.close(fd)  # closing releases the lock
+            if fd >= 0:
+                os.close(fd)  # closing releases the lock
 
     def record_failure(self, key: str, error: ElevateError) -> None:
         """Leave the holder's error for the processes waiting on the same entry."""
@@ -307,6 +338,15 @@ class SessionCache:
             return error
         except (OSError, ValueError, KeyError, TypeError):
             return None
+
+
+# Entry locks this process took in `wait_for_fill` and left for `locked`:
+# lock path -> (fd, or -1 when released, and the time the wait started).
+_HANDED_OVER: dict[str, tuple[int, float]] = {}
+
+
+def _open_lock(path: Path) -> int:
+    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
 
 
 def _acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:

@@ -59,9 +59,12 @@ def try_fast_path(args: Sequence[str]) -> bool:
         if profile.cache != "file":
             return False
         store = cache.FileStore(cache.cache_dir(environ))
-        creds = cache.SessionCache(store, store, cache.utcnow).get(
-            cache.entry_key(profile), profile.refresh_before_seconds
-        )
+        sessions = cache.SessionCache(store, store, cache.utcnow)
+        key = cache.entry_key(profile)
+        creds = sessions.get(key, profile.refresh_before_seconds)
+        if creds is None:
+            # Another process may be filling it: wait for it here, before the heavy imports.
+            creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
         if creds is None:
             return False
         if command == "credential-process":
@@ -74,3 +77,9 @@ def try_fast_path(args: Sequence[str]) -> bool:
     sys.stdout.write(text)
     sys.stdout.flush()
     return True
+
+
+def _say_waiting() -> None:
+    from .mfa import say
+
+    say("elevate: waiting for the MFA prompt in another elevate process...")

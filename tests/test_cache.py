@@ -19,10 +19,12 @@ import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Optional, Union
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from conftest import require
 from support.fakests import FakeSts, fake_access_key_id, fake_secret
@@ -184,6 +186,8 @@ class Clock:
 class FakeClient:
     """Stands in for the botocore STS client; mints credentials by the test clock."""
 
+    meta = SimpleNamespace(endpoint_url="https://sts.fake.invalid")
+
     def __init__(self, clock: Clock, fail: Optional[Exception] = None) -> None:
         self.clock = clock
         self.fail = fail
@@ -267,7 +271,8 @@ def test_every_file_is_0600_from_birth_and_the_directory_0700(monkeypatch: pytes
         codes = Codes()
         creds = elevator(clock, FakeClient(clock), codes).elevate(DEV_PROFILE)
         with pytest.raises(StsError):  # leaves a failure record for waiters
-            elevator(clock, FakeClient(clock, fail=StsError("refused")), codes).elevate(broken)
+            denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
+            elevator(clock, FakeClient(clock, fail=denied), codes).elevate(broken)
     finally:
         os.umask(previous)
 
