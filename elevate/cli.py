@@ -286,3 +286,4 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)
+from . import cli_onboarding  # noqa: E402,F401  (registers the onboarding commands)

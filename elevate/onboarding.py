@@ -206,7 +206,7 @@ class Onboarding:
         name = _answer(answers.profile, prompter, "Profile name", "PROFILE", "dev")
         if not NAME.fullmatch(name):
             raise UsageError(f"profile name {name!r} must be 1-64 letters, digits or _.@+=-")
-        existing = _existing_profile(config_path, name)
+        existing = existing_profile(config_path, name)
         key_set = keystore.check_name(answers.key_set or str(existing.get("keys") or name))
         region = answers.region
         if region is None and prompter is not None:
@@ -408,7 +408,7 @@ def _answer(
     raise UsageError(f"missing {question.split(' (')[0].lower()}: pass {flag}")
 
 
-def _existing_profile(path: Path, name: str) -> dict[str, Any]:
+def existing_profile(path: Path, name: str) -> dict[str, Any]:
     """The raw table of profile `name`, if the config has one (for defaults)."""
     data = configfile.parse_text(configfile.read_text(path), path)
     profiles = data.get("profiles")

@@ -1,0 +1,315 @@
+"""`elevate doctor`: check each part of a set-up and say how to fix what is wrong.
+
+Every check runs even when an earlier one failed, as far as it can, so one run names
+every fault; a check that depends on a failed one is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import botocore.exceptions
+
+from . import awsfiles, configfile, keystore, sts
+from . import cache as cache_mod
+from .config import NAME, ROLE_ARN, load_config, resolve_region
+from .errors import CacheError, ConfigError, ElevateError, KeyringError, StsError
+from .models import DEFAULT_MAX_KEY_AGE_DAYS, SourceKeys
+from .onboarding import mfa_devices
+
+OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
+CLOCK_WARN_SECONDS = 30
+CLOCK_FAIL_SECONDS = 300  # SigV4 refuses requests more than five minutes off
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the report: what was checked, how it went, and on failure the fix."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass
+class _State:
+    """What the checks learn and later checks use."""
+
+    profile: Optional[str] = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    keys: Optional[SourceKeys] = None
+    user_name: Optional[str] = None
+
+
+@dataclass
+class Doctor:
+    """The checks, with their collaborators as parameters (real defaults)."""
+
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    client_factory: Callable[..., Any] = sts.make_client
+    clock: Callable[[], datetime] = cache_mod.utcnow
+
+    def run(self, config_path: Path, requested: Optional[str] = None) -> list[Check]:
+        """Every check, in order, for the chosen profile."""
+        state = _State()
+        checks = [self._config(config_path, requested, state)]
+        checks.append(self._keyring())
+        checks.append(self._keys(state, keyring_ok=checks[-1].status == OK))
+        checks.append(self._key_age(state))
+        identity, clock = self._identity_and_clock(state)
+        checks += [identity, self._mfa_device(state), self._role_arn(state), clock]
+        checks.append(self._aws_config(state))
+        checks.append(self._cache_dir())
+        return checks
+
+    # Each check below returns one Check; none raises.
+
+    def _config(self, path: Path, requested: Optional[str], state: _State) -> Check:
+        problem: Optional[ConfigError] = None
+        try:
+            load_config(path)
+        except ConfigError as exc:
+            problem = exc
+        try:
+            data = configfile.parse_text(configfile.read_text(path), path) if path.exists() else {}
+        except ConfigError:
+            data = {}
+        found = data.get("profiles")
+        profiles: dict[str, Any] = found if isinstance(found, dict) else {}
+        name = requested or self.environ.get("ELEVATE_PROFILE") or data.get("default_profile")
+        if not name and len(profiles) == 1:
+            name = next(iter(profiles))
+        if isinstance(name, str) and isinstance(profiles.get(name), dict):
+            state.profile, state.raw = name, dict(profiles[name])
+        if problem is not None:
+            fix = (
+                f"run `elevate configure {requested or 'dev'}`"
+                if not path.exists()
+                else "correct the file at the place named (the README lists every key)"
+            )
+            return Check("config", FAIL, problem.message, fix)
+        if state.profile is None:
+            if isinstance(name, str):
+                return Check(
+                    "config", FAIL, f"{path}: no profile {name!r}", f"run `elevate configure {name}`"
+                )
+            return Check(
+                "config",
+                FAIL,
+                f"{path}: no profile chosen and no default_profile",
+                "name one (`elevate doctor PROFILE`) or set default_profile",
+            )
+        return Check("config", OK, f"{path} parses; checking profile {state.profile!r}")
+
+    def _keyring(self) -> Check:
+        try:
+            backend = keystore.backend_name()
+            keystore.get_secret("__index__")
+        except KeyringError as exc:
+            return Check("keyring", FAIL, exc.message, "make a keyring backend usable (see the message)")
+        return Check("keyring", OK, f"usable ({backend})")
+
+    def _key_set(self, state: _State) -> Optional[str]:
+        if state.profile is None:
+            return None
+        value = state.raw.get("keys") or state.profile
+        return value if isinstance(value, str) and NAME.fullmatch(value) else None
+
+    def _keys(self, state: _State, keyring_ok: bool) -> Check:
+        key_set = self._key_set(state)
+        if key_set is None or not keyring_ok:
+            return Check("keys", SKIP, "needs a profile and a usable keyring")
+        try:
+            state.keys = keystore.get_keys(key_set)
+        except KeyringError as exc:
+            return Check(
+                "keys",
+                FAIL,
+                exc.message,
+                f"store the key: `elevate keys add {key_set}` or `elevate keys import {key_set} "
+                "--from-aws-profile P`",
+            )
+        return Check("keys", OK, f"{key_set!r} holds {keystore.mask(state.keys.access_key_id)}")
+
+    def _key_age(self, state: _State) -> Check:
+        if state.keys is None:
+            return Check("key age", SKIP, "needs the stored keys")
+        key_set = self._key_set(state)
+        limit = state.raw.get("max_key_age_days", DEFAULT_MAX_KEY_AGE_DAYS)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            limit = DEFAULT_MAX_KEY_AGE_DAYS
+        if state.keys.created is None:
+            return Check(
+                "key age", WARN, "unknown (stored without a date)", f"rotate it: `elevate rotate {key_set}`"
+            )
+        age = (self.clock() - state.keys.created).days
+        if age > limit:
+            return Check(
+                "key age", FAIL, f"{age} days old (limit {limit})", f"rotate it: `elevate rotate {key_set}`"
+            )
+        return Check("key age", OK, f"{age} days old (limit {limit})")
+
+    def _region(self, state: _State) -> str:
+        region = state.raw.get("region")
+        return resolve_region(region if isinstance(region, str) else None, self.environ)
+
+    def _identity_and_clock(self, state: _State) -> tuple[Check, Check]:
+        if state.keys is None:
+            return Check("identity", SKIP, "needs the stored keys"), Check(
+                "clock", SKIP, "needs an answer from STS"
+            )
+        client = self.client_factory(state.keys, self._region(state))
+        before = self.clock()
+        headers: Mapping[str, Any] = {}
+        try:
+            answer = sts.call(client, "get_caller_identity", "GetCallerIdentity")
+            headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        except StsError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, botocore.exceptions.ClientError):
+                headers = cause.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            identity = Check("identity", FAIL, "GetCallerIdentity failed", exc.message)
+        else:
+            arn = str(answer.get("Arn", ""))
+            if ":user/" in arn:
+                state.user_name = arn.rsplit("/", 1)[-1]
+                identity = Check("identity", OK, arn)
+            else:
+                identity = Check(
+                    "identity",
+                    FAIL,
+                    f"the keys belong to {arn}, not an IAM user",
+                    "store your IAM user's key",
+                )
+        after = self.clock()
+        return identity, self._clock(headers, before + (after - before) / 2)
+
+    def _clock(self, headers: Mapping[str, Any], local: datetime) -> Check:
+        date = headers.get("date")
+        if not isinstance(date, str):
+            return Check("clock", SKIP, "STS sent no Date header")
+        try:
+            remote = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return Check("clock", SKIP, f"STS sent an unreadable Date header ({date!r})")
+        skew = (local - remote).total_seconds()
+        text = f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} STS"
+        fix = "set this computer to take its time from the network (NTP)"
+        if abs(skew) > CLOCK_FAIL_SECONDS:
+            return Check("clock", FAIL, text, fix)
+        if abs(skew) > CLOCK_WARN_SECONDS:
+            return Check("clock", WARN, text, fix)
+        return Check("clock", OK, text if abs(skew) >= 1 else "in step with STS")
+
+    def _mfa_device(self, state: _State) -> Check:
+        serial = state.raw.get("mfa_serial")
+        if state.keys is None or state.user_name is None:
+            return Check("MFA device", SKIP, "needs a working identity")
+        profile = state.profile
+        if not isinstance(serial, str) or not serial:
+            return Check(
+                "MFA device", FAIL, "the profile has no mfa_serial", f"run `elevate configure {profile}`"
+            )
+        try:
+            devices = mfa_devices(state.keys, self._region(state), state.user_name, self.client_factory)
+        except ElevateError as exc:
+            return Check("MFA device", FAIL, "ListMFADevices failed", exc.message)
+        if serial in devices:
+            return Check("MFA device", OK, f"{serial} is registered to {state.user_name}")
+        if not devices:
+            return Check(
+                "MFA device",
+                FAIL,
+                f"user {state.user_name} has no MFA device",
+                f"enroll one: `elevate mfa enroll {profile}`",
+            )
+        return Check(
+            "MFA device",
+            FAIL,
+            f"mfa_serial {serial} is not registered to {state.user_name} (registered: {', '.join(devices)})",
+            f"set mfa_serial to the right one: `elevate configure {profile} --stored-keys`",
+        )
+
+    def _role_arn(self, state: _State) -> Check:
+        if state.profile is None:
+            return Check("role ARN", SKIP, "needs a profile")
+        arn = state.raw.get("role_arn")
+        fix = f"set role_arn to the ARN the admin gives: `elevate configure {state.profile} --role-arn ARN`"
+        if not isinstance(arn, str) or not arn:
+            return Check("role ARN", FAIL, "the profile has no role_arn", fix)
+        if not ROLE_ARN.fullmatch(arn):
+            return Check("role ARN", FAIL, f"{arn!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", fix)
+        return Check("role ARN", OK, arn)
+
+    def _aws_config(self, state: _State) -> Check:
+        name = "AWS CLI profile"
+        if state.profile is None:
+            return Check(name, SKIP, "needs a profile")
+        path = awsfiles.config_path(self.environ)
+        add = f"`elevate configure {state.profile} --stored-keys --aws-config` writes it"
+        try:
+            command = awsfiles.credential_process(awsfiles.read_bytes(path), state.profile, path)
+        except ElevateError as exc:
+            return Check(name, FAIL, exc.message, "fix the file so the AWS CLI can read it")
+        header = awsfiles.profile_header(state.profile)
+        if command is None:
+            return Check(name, WARN, f"{path} has no {header} with credential_process (optional)", add)
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:
+            return Check(name, FAIL, f"{header} credential_process cannot be split: {exc}", add)
+        if not argv:
+            return Check(name, FAIL, f"{header} has an empty credential_process", add)
+        program = argv[0]
+        if not (os.path.isabs(program) and os.path.isfile(program) and os.access(program, os.X_OK)):
+            return Check(name, FAIL, f"{header} runs {program}, which is not an executable file", add)
+        if "credential-process" not in argv or argv[-1] != state.profile:
+            return Check(
+                name,
+                WARN,
+                f"{header} runs {command!r}, not `elevate credential-process {state.profile}`",
+                add,
+            )
+        return Check(name, OK, f"{header} in {path} runs {program}")
+
+    def _cache_dir(self) -> Check:
+        directory = cache_mod.cache_dir(self.environ)
+        if not os.path.lexists(directory):
+            return Check("cache directory", OK, f"{directory} will be created (mode 700)")
+        try:
+            cache_mod.check_private_dir(directory)
+        except CacheError as exc:
+            if os.path.islink(directory) or not os.path.isdir(directory):
+                fix = f"remove {directory}, or point ELEVATE_CACHE_DIR at a private directory"
+            else:
+                fix = f"chmod 700 {directory}"
+            return Check("cache directory", FAIL, exc.message, fix)
+        return Check("cache directory", OK, f"{directory} is private")
+
+
+MARKS = {OK: "[ ok ]", FAIL: "[FAIL]", WARN: "[warn]", SKIP: "[skip]"}
+
+
+def render(checks: list[Check]) -> str:
+    """One line per check, and the fix under each failure or warning."""
+    lines = []
+    for check in checks:
+        lines.append(f"{MARKS[check.status]} {check.name}: {check.detail}")
+        if check.fix and check.status in (FAIL, WARN):
+            lines.append(f"       fix: {check.fix}")
+    return "\n".join(lines) + "\n"
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == FAIL]
