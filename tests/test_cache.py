@@ -307,6 +307,38 @@ def test_a_failed_write_keeps_the_old_entry_and_leaves_no_temp_file(monkeypatch:
     assert [p.name for p in cache_dir().iterdir()] == ["entry.json"]
 
 
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"ELEVATE_CACHE_DIR": "/e", "XDG_RUNTIME_DIR": "/r", "XDG_CACHE_HOME": "/c", "HOME": "/h"}, "/e"),
+        ({"XDG_RUNTIME_DIR": "/r", "XDG_CACHE_HOME": "/c", "HOME": "/h"}, "/r/elevate"),
+        ({"XDG_CACHE_HOME": "/c", "HOME": "/h"}, "/c/elevate"),
+        ({"HOME": "/h"}, "/h/.cache/elevate"),
+        ({"ELEVATE_CACHE_DIR": "", "XDG_RUNTIME_DIR": "", "XDG_CACHE_HOME": "/c"}, "/c/elevate"),
+    ],
+)
+def test_where_the_cache_lives(environ: dict[str, str], expected: str) -> None:
+    assert cache_mod.cache_dir(environ) == Path(expected)
+
+
+def test_the_cli_uses_xdg_runtime_dir_without_elevate_cache_dir(
+    tmp_path: Path, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
+) -> None:
+    write_config({"dev": {**DEV, "mfa_process": mfa.command}})
+    runtime = tmp_path / "run-user"
+    runtime.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if k != "ELEVATE_CACHE_DIR"}
+    env["XDG_RUNTIME_DIR"] = str(runtime)
+    first = run("credential-process", "dev", env=env)
+    assert first.returncode == 0, first.stderr
+    secret = json.loads(first.stdout)["SecretAccessKey"]
+    assert [p.parent for p in files_containing(secret, runtime)] == [runtime / "elevate"]
+    assert stat.S_IMODE((runtime / "elevate").stat().st_mode) == 0o700
+    assert not cache_dir().exists() and not Path(os.environ["XDG_CACHE_HOME"]).exists()
+    assert run("credential-process", "dev", env=env).stdout == first.stdout
+    assert fake_sts.count("AssumeRole") == 1
+
+
 # -- refused cache directories ----------------------------------------------------------------
 
 
@@ -468,6 +500,24 @@ def test_unsafe_entry_file_is_never_served(
     # `elevate clear` is the documented way out, and then elevation works again.
     assert run("clear", "dev").returncode == 0
     assert run("credential-process", "dev").returncode == 0 and fake_sts.count("AssumeRole") == 1
+
+
+def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
+    clock = Clock()
+    client = FakeClient(clock)
+    messages: list[str] = []
+    store = cache_mod.FileStore(cache_dir())
+    holder = cache_mod.SessionCache(store, store, clock)
+    with holder.locked(cache_mod.entry_key(DEV_PROFILE), on_wait=lambda: None):
+        waiter = elevator(clock, client, messages=messages)
+        waiter.lock_timeout = 0.3
+        with pytest.raises(CacheError, match=r"waiting for another elevate process .*retry"):
+            waiter.elevate(DEV_PROFILE)
+    assert messages == ["waiting for the MFA prompt in another elevate process..."]
+    assert client.calls == []
+    # Released: the next caller does not wait and is not told anything about waiting.
+    elevator(clock, client, messages=messages).elevate(DEV_PROFILE)
+    assert len(messages) == 1 and client.count("AssumeRole") == 1
 
 
 # -- freshness --------------------------------------------------------------------------------
