@@ -157,8 +157,13 @@ def configure_cmd(
     interactive = _interactive(no_input)
     keys: Optional[tuple[str, str]] = None
     if not interactive and not stored_keys and not from_aws_profile and not sys.stdin.isatty():
-        key_id, secret = _stdin_lines(2, "the access key ID, then the secret access key")
-        keys = (key_id, secret)
+        lines = sys.stdin.read(4096).splitlines()
+        if len(lines) < 2:
+            raise UsageError(
+                "no keys given: pass the access key ID and the secret access key as two lines on "
+                "stdin, or --stored-keys (keys already in the keyring), or --from-aws-profile P"
+            )
+        keys = (lines[0], lines[1])
     answers = ConfigureAnswers(
         profile=profile,
         role_arn=role_arn,
