@@ -599,6 +599,40 @@ def test_entry_inside_the_refresh_window_is_refreshed_through_the_cli(
     assert fake_sts.count("AssumeRole") == 1 and mfa.runs == 1
 
 
+def hostile_assume_role(key_id: str) -> str:
+    """An AssumeRole answer whose secret would run a command if pasted into a shell."""
+    return (
+        '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>'
+        f"<Credentials><AccessKeyId>{key_id}</AccessKeyId>"
+        f"<SecretAccessKey>x'$(touch /tmp/elevate-pwned)'{fake_secret(20)}</SecretAccessKey>"
+        f"<SessionToken>{fake_secret(300)}</SessionToken>"
+        "<Expiration>2999-01-01T00:00:00Z</Expiration></Credentials>"
+        "</AssumeRoleResult></AssumeRoleResponse>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("hostile", "expected"),
+    [(True, "AssumeRole returned a malformed SecretAccessKey"), (False, "AssumeRole")],
+)
+def test_an_answer_elevate_refuses_is_not_cached(
+    hostile: bool, expected: str, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
+) -> None:
+    write_config({"dev": {**DEV, "mfa_process": mfa.command}})
+    key_id = fake_access_key_id()
+    fake_sts.behave(
+        "AssumeRole", body=hostile_assume_role(key_id) if hostile else "<AssumeRoleResponse><open>"
+    )
+    message = one_error_line(run("credential-process", "dev"))
+    assert expected in message and "touch" not in message
+    assert not entry_path().exists()
+    assert files_containing(key_id, cache_dir()) == []
+    fake_sts.reset("AssumeRole")
+    done = run("credential-process", "dev")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["AccessKeyId"] == fake_sts.issued[0]["AccessKeyId"]
+
+
 # -- an accepted MFA code is not sent twice ---------------------------------------------------
 
 
