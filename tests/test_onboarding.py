@@ -13,6 +13,7 @@ import shlex
 import stat
 import subprocess
 import sys
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -123,7 +124,7 @@ def bare_user(endpoint: str, name: str) -> SourceKeys:
 
 
 def user_name(request: pytest.FixtureRequest, prefix: str) -> str:
-    return (prefix + "-" + request.node.name.replace("[", "-").replace("]", ""))[:60]
+    return f"{prefix}-{zlib.crc32(request.node.nodeid.encode()):08x}"
 
 
 def botocore_sections(path: Path) -> dict[str, Any]:
