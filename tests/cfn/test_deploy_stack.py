@@ -198,13 +198,18 @@ def test_stackset_puts_the_role_in_every_account_of_the_ous(cfn_moto: str) -> No
     )["StackSet"]
     assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
 
+    # A second run updates the StackSet and adds an OU.
+    ou2 = org.create_organizational_unit(ParentId=root, Name="staging")["OrganizationalUnit"]["Id"]
+    staging = account("staging", ou2)
     again = deploy(
-        cfn_moto, "stackset", "--stack-set-name", "elevated-role", "--ou", ou,
+        cfn_moto, "stackset", "--stack-set-name", "elevated-role", "--ou", ou, "--ou", ou2,
         "--param", f"TrustedAccountId={DEFAULT_ACCOUNT}", "--param", "RoleName=OrgElevated",
         "--param", "MaxMfaAgeSeconds=900",
     )
     assert again.returncode == 0, again.stderr
-    assert "updating StackSet elevated-role" in again.stderr
+    assert "updating StackSet elevated-role and all its stack instances" in again.stderr
+    assert {line.split("\t")[0] for line in again.stdout.splitlines()} == members | {staging}
+    moto_client(cfn_moto, "iam", staging).get_role(RoleName="OrgElevated")
     parameters = moto_client(cfn_moto, "cloudformation").describe_stack_set(
         StackSetName="elevated-role"
     )["StackSet"]["Parameters"]
