@@ -37,11 +37,11 @@ DEADLINE = 30.0  # no process and no wait in these tests may take longer
 class Elevation:
     """One `python -m elevate credential-process dev` child, its stderr in a file."""
 
-    def __init__(self, directory: Path, index: int) -> None:
+    def __init__(self, directory: Path, index: int, python_options: tuple[str, ...] = ()) -> None:
         self.err_path = directory / f"stderr-{index}"
         with self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "elevate", "credential-process", "dev"],
+                [sys.executable, *python_options, "-m", "elevate", "credential-process", "dev"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -89,12 +89,12 @@ def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[Callable[[], Elevation]]:
+def started(tmp_path: Path) -> Iterator[Callable[..., Elevation]]:
     """Start elevations; whatever is still running at the end is killed."""
     running: list[Elevation] = []
 
-    def start() -> Elevation:
-        running.append(Elevation(tmp_path, len(running)))
+    def start(*python_options: str) -> Elevation:
+        running.append(Elevation(tmp_path, len(running), python_options))
         return running[-1]
 
     yield start
@@ -132,7 +132,7 @@ def setup_profile(tmp_path: Path, block_first_run: bool = False) -> tuple[Path, 
 
 
 def test_sixteen_concurrent_calls_cost_one_code_and_one_assume_role(
-    tmp_path: Path, fake_sts: FakeSts, started: Callable[[], Elevation]
+    tmp_path: Path, fake_sts: FakeSts, started: Callable[..., Elevation]
 ) -> None:
     counter, _ = setup_profile(tmp_path)
     gate = threading.Event()
@@ -158,7 +158,7 @@ def test_sixteen_concurrent_calls_cost_one_code_and_one_assume_role(
 
 
 def test_a_holder_killed_mid_prompt_hands_over_to_a_waiter(
-    tmp_path: Path, fake_sts: FakeSts, started: Callable[[], Elevation]
+    tmp_path: Path, fake_sts: FakeSts, started: Callable[..., Elevation]
 ) -> None:
     counter, release = setup_profile(tmp_path, block_first_run=True)
     try:
@@ -186,7 +186,7 @@ def test_a_holder_killed_mid_prompt_hands_over_to_a_waiter(
 
 
 def test_a_holders_failure_reaches_every_waiter_and_does_not_poison_later_calls(
-    tmp_path: Path, fake_sts: FakeSts, started: Callable[[], Elevation]
+    tmp_path: Path, fake_sts: FakeSts, started: Callable[..., Elevation]
 ) -> None:
     counter, _ = setup_profile(tmp_path)
     gate = threading.Event()
@@ -228,3 +228,30 @@ def test_a_holders_failure_reaches_every_waiter_and_does_not_poison_later_calls(
     assert json.loads(later.stdout)["AccessKeyId"] == fake_sts.issued[0]["AccessKeyId"]
     assert fake_sts.count("AssumeRole") == 2 and lines(counter) == 2
     assert list(cache.glob("*.error")) == []  # a success clears the failure record
+
+
+def test_waiters_wait_before_importing_click_keyring_or_botocore(
+    tmp_path: Path, fake_sts: FakeSts, started: Callable[..., Elevation]
+) -> None:
+    counter, release = setup_profile(tmp_path, block_first_run=True)
+    try:
+        holder = started()
+        wait_until(lambda: lines(counter) == 1, "the holder's mfa_process runs")
+        waiters = [started("-X", "importtime") for _ in range(3)]
+        wait_until(lambda: all(w.is_waiting() for w in waiters), "the waiters wait for the holder")
+    finally:
+        release.touch()
+    holder.finish()
+    for waiter in waiters:
+        waiter.finish()
+    assert [c.proc.returncode for c in (holder, *waiters)] == [0] * 4, holder.stderr
+    assert len({c.stdout for c in (holder, *waiters)}) == 1
+    for waiter in waiters:
+        modules = {
+            line.rsplit("|", 1)[1].strip()
+            for line in waiter.stderr.splitlines()
+            if line.startswith("import time:") and line.count("|") == 2
+        }
+        assert "elevate.cache" in modules
+        assert not [m for m in modules if m.split(".")[0] in ("boto3", "botocore", "keyring", "click")]
+    assert fake_sts.count("AssumeRole") == 1 and lines(counter) == 1
