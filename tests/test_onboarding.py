@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 import botocore.configloader
+import pexpect
 import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
@@ -445,7 +446,7 @@ def test_configure_subprocess_from_aws_profile_golden_files(alice: Provisioned) 
 def test_configure_from_stack_reads_the_role_arn_output(alice: Provisioned, moto_env: str) -> None:
     stack = "dev-access-" + alice.user_name[-20:].replace("_", "-")
     template = {
-        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {"RoleArn": {"Value": alice.role_arn}, "GroupName": {"Value": "developers"}},
     }
     client("cloudformation", moto_env).create_stack(StackName=stack, TemplateBody=json.dumps(template))
@@ -550,7 +551,6 @@ def test_configure_wizard_core_asks_and_shows_the_change_first(alice: Provisione
 
 
 def test_configure_wizard_in_a_real_terminal(alice: Provisioned) -> None:
-    pexpect = pytest.importorskip("pexpect")
     child = pexpect.spawn(
         sys.executable,
         ["-m", "elevate", "configure"],
@@ -723,6 +723,14 @@ def test_completion_fish_completes_subcommands(elevate_on_path: dict[str, str]) 
     )
     assert done.returncode == 0, done.stderr
     assert [line.split("\t")[0] for line in done.stdout.splitlines()] == ["enroll"]
+
+
+def test_completion_through_clirunner_prints_the_zsh_script() -> None:
+    result = CliRunner().invoke(cli, ["completion", "zsh"], standalone_mode=False)
+    assert result.exception is None
+    assert result.stdout.startswith("#compdef elevate") and "_ELEVATE_COMPLETE=zsh_complete" in result.stdout
+    refused = CliRunner().invoke(cli, ["completion", "tcsh"])
+    assert refused.exit_code == 2
 
 
 def test_completion_env_var_mechanism_matches_the_command(elevate_on_path: dict[str, str]) -> None:
