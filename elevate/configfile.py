@@ -203,7 +203,14 @@ def _cannot_edit(path: Path, name: str) -> ConfigError:
 
 def check_profile(name: str, values: Mapping[str, Any], path: Path) -> None:
     """Validate one profile's values as `elevate` will read them, before anything is written."""
-    lines = [profile_header(name)] + [f"{key} = {toml_value(value)}" for key, value in values.items()]
+    lines = [profile_header(name)]
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise ConfigError(
+                f"{path}: profile {name!r}: {key} must be a string or an integer, not "
+                f"{type(value).__name__}: fix it by hand first"
+            )
+        lines.append(f"{toml_key(key)} = {toml_value(value)}")
     parse_config("\n".join(lines) + "\n", path)
 
 

@@ -300,6 +300,10 @@ def test_update_profile_refuses_invalid_values_and_writes_nothing(tmp_path: Path
     with pytest.raises(ConfigError, match="not a role ARN"):
         configfile.update_profile(path, "dev", {"role_arn": "nope", "mfa_serial": "arn:aws:iam::1:mfa/x"})
     assert not path.exists()
+    path.write_text('[profiles.dev]\nrole_arn = "arn:aws:iam::123456789012:role/R"\ncache = true\n')
+    with pytest.raises(ConfigError, match="cache must be a string or an integer, not bool"):
+        configfile.update_profile(path, "dev", {"mfa_serial": "arn:aws:iam::123456789012:mfa/x"})
+    assert "mfa_serial" not in path.read_text()
 
 
 # --- keys import -----------------------------------------------------------------------------
