@@ -134,16 +134,23 @@ class FileStore:
             return None
         check_private_dir(self.directory)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            # O_NONBLOCK: a FIFO planted here must be refused below, not wait for a writer.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise CacheError(
                 f"cache file {path} cannot be read ({exc.strerror}): remove it with `elevate clear`"
             ) from exc
-        with os.fdopen(fd, "rb") as handle:
-            check_private_file(path, os.fstat(handle.fileno()))
-            data = handle.read(1 << 20)
+        try:
+            # Checked before fdopen, which raises IsADirectoryError on a directory.
+            check_private_file(path, os.fstat(fd))
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(1 << 20)
+        except OSError as exc:
+            raise CacheError(f"cache file {path} cannot be read ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
         return data.decode("utf-8", "replace")
 
     def write(self, key: str, text: str) -> None:
@@ -153,9 +160,14 @@ class FileStore:
     def delete(self, key: str) -> bool:
         removed = False
         for suffix in (".json", ".error"):
-            with contextlib.suppress(FileNotFoundError):
-                self.path(key, suffix).unlink()
+            path = self.path(key, suffix)
+            try:
+                path.unlink()
                 removed = True
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # e.g. a directory in its place
+                raise CacheError(f"cannot remove {path} ({exc.strerror}): remove it by hand") from exc
         return removed
 
 

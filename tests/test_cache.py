@@ -520,6 +520,35 @@ def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
     assert len(messages) == 1 and client.count("AssumeRole") == 1
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_non_file_in_place_of_an_entry_is_refused_without_a_traceback_or_a_hang(
+    kind: str, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
+) -> None:
+    write_config({"dev": {**DEV, "mfa_process": mfa.command}})
+    cache_mod.FileStore(cache_dir()).ensure()
+    path = entry_path()
+    if kind == "directory":
+        path.mkdir()
+    else:
+        os.mkfifo(path, 0o600)  # opening it for reading must not wait for a writer
+    for args in (["credential-process", "dev"], ["export", "dev"], ["status", "dev"]):
+        message = one_error_line(run(*args, timeout=20))
+        assert (
+            message
+            == f"elevate: error: cache file {path} is not a regular file: remove it with `elevate clear`"
+        )
+    assert fake_sts.requests == [] and mfa.runs == 0
+
+    cleared = run("clear", "dev")
+    if kind == "directory":
+        message = one_error_line(cleared)
+        assert message == f"elevate: error: cannot remove {path} (Is a directory): remove it by hand"
+        path.rmdir()
+    else:
+        assert cleared.returncode == 0 and cleared.stderr == "dev: cleared\n"
+    assert run("credential-process", "dev").returncode == 0 and fake_sts.count("AssumeRole") == 1
+
+
 # -- freshness --------------------------------------------------------------------------------
 
 
