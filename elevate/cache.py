@@ -236,7 +236,10 @@ def write_private(path: Path, text: str) -> None:
     """Write `text` to `path` atomically, 0600 from birth (mkstemp, fsync, rename)."""
     import tempfile  # here, not at the top: a cache hit never writes, and this import is slow
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    except OSError as exc:
+        raise CacheError(f"cannot write the cache file {path}: {exc.strerror}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -358,7 +361,10 @@ _HANDED_OVER: dict[str, tuple[int, float]] = {}
 
 
 def _open_lock(path: Path) -> int:
-    return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
+        raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
 
 
 def _acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:

@@ -549,6 +549,43 @@ def test_a_non_file_in_place_of_an_entry_is_refused_without_a_traceback_or_a_han
     assert run("credential-process", "dev").returncode == 0 and fake_sts.count("AssumeRole") == 1
 
 
+@pytest.mark.parametrize("kind", ["directory", "symlink"])
+def test_an_unusable_lock_file_is_one_line_not_a_traceback(
+    kind: str, tmp_path: Path, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
+) -> None:
+    write_config({"dev": {**DEV, "mfa_process": mfa.command}})
+    lock = cache_mod.FileStore(cache_dir()).ensure() / f"{cache_mod.entry_key(profile())}.lock"
+    if kind == "directory":
+        lock.mkdir()
+    else:
+        lock.symlink_to(tmp_path / "elsewhere")
+    for args in (["credential-process", "dev"], ["export", "dev", "--format", "json"]):
+        message = one_error_line(run(*args))
+        assert message.startswith(f"elevate: error: cannot open the lock file {lock} (")
+        assert message.endswith("): remove it")
+    assert fake_sts.requests == [] and mfa.runs == 0
+    assert not (tmp_path / "elsewhere").exists()  # the symlink was not followed
+
+
+def test_a_cache_that_cannot_be_written_is_an_elevate_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    def read_only(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    store = cache_mod.FileStore(cache_dir())
+    store.ensure()
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    with pytest.raises(CacheError, match=r"cannot write the cache file .*: Read-only file system"):
+        store.write("entry", "text")
+    # The credentials STS gave are still handed out, with a warning.
+    clock = Clock()
+    messages: list[str] = []
+    creds = elevator(clock, FakeClient(clock), messages=messages).elevate(DEV_PROFILE)
+    assert creds.seconds_left(clock.now) == 3600
+    assert [m for m in messages if m.startswith("warning: the credentials were not cached")]
+
+
 # -- freshness --------------------------------------------------------------------------------
 
 
