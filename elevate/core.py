@@ -8,6 +8,7 @@ real default, so tests hand in fakes instead of patching.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,7 +26,17 @@ STALE_BUT_USABLE_SECONDS = 60
 
 
 def _say(message: str) -> None:
+    """A message for the person at the terminal (waiting, next code)."""
     mfa.say(f"elevate: {message}")
+
+
+def _warn(message: str) -> None:
+    """A warning on stderr, where scripts and logs can see it."""
+    try:
+        sys.stderr.write(f"elevate: warning: {message}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stderr closed: nothing better to do
+        pass
 
 
 @dataclass
@@ -38,6 +49,7 @@ class Elevator:
     client_factory: Callable[..., Any] = sts.make_client
     code_source: Callable[..., str] = mfa.obtain_code
     notify: Callable[[str], None] = _say
+    warn: Callable[[str], None] = _warn
     lock_timeout: float = cache_mod.LOCK_WAIT_SECONDS
 
     def files(self) -> cache_mod.FileStore:
@@ -89,7 +101,7 @@ class Elevator:
         if previous is None:
             raise error
         left = int(previous.seconds_left(self.clock()))
-        self.notify(f"could not refresh ({error.message}); using the cached credentials, valid {left} s more")
+        self.warn(f"could not refresh ({error.message}); using the cached credentials, valid {left} s more")
         return previous
 
     def _store(self, cache: cache_mod.SessionCache, key: str, creds: SessionCredentials, label: str) -> None:
@@ -97,7 +109,7 @@ class Elevator:
         try:
             cache.put(key, creds, label)
         except CacheError as exc:
-            self.notify(f"warning: the credentials were not cached: {exc.message}")
+            self.warn(f"the credentials were not cached: {exc.message}")
 
     def _elevate_uncached(
         self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache] = None
@@ -215,7 +227,7 @@ class Elevator:
             return
         age = (self.clock() - keys.created).days
         if age > profile.max_key_age_days:
-            self.notify(
+            self.warn(
                 f"the stored access key for {profile.key_set!r} is {age} days old (limit "
                 f"{profile.max_key_age_days}): rotate it with `elevate rotate {profile.key_set}`"
             )

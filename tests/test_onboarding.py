@@ -629,7 +629,7 @@ def _warnings(created: datetime | None, now: datetime, limit: int = 90) -> list[
         keys="work",
         max_key_age_days=limit,
     )
-    elevator = Elevator(environ={}, clock=lambda: now, notify=told.append)
+    elevator = Elevator(environ={}, clock=lambda: now, notify=told.append, warn=told.append)
     elevator._warn_key_age(profile, SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET, created=created))
     return told
 
