@@ -76,6 +76,10 @@ def entry_path(name: str = "dev") -> Path:
     return cache_mod.FileStore(cache_dir()).path(cache_mod.entry_key(profile(name)))
 
 
+def entry_path_of(p: Profile) -> Path:
+    return cache_mod.FileStore(cache_dir()).path(cache_mod.entry_key(p))
+
+
 def make_creds(seconds: float, now: Optional[datetime] = None) -> SessionCredentials:
     start = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     return SessionCredentials(
@@ -289,10 +293,6 @@ def test_every_file_is_0600_from_birth_and_the_directory_0700(monkeypatch: pytes
     assert files_containing(creds.secret_access_key, directory) == [entry_path_of(DEV_PROFILE)]
 
 
-def entry_path_of(p: Profile) -> Path:
-    return cache_mod.FileStore(cache_dir()).path(cache_mod.entry_key(p))
-
-
 def test_a_failed_write_keeps_the_old_entry_and_leaves_no_temp_file(monkeypatch: pytest.MonkeyPatch) -> None:
     store = cache_mod.FileStore(cache_dir())
     store.write("entry", "old contents")
@@ -502,24 +502,6 @@ def test_unsafe_entry_file_is_never_served(
     assert run("credential-process", "dev").returncode == 0 and fake_sts.count("AssumeRole") == 1
 
 
-def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
-    clock = Clock()
-    client = FakeClient(clock)
-    messages: list[str] = []
-    store = cache_mod.FileStore(cache_dir())
-    holder = cache_mod.SessionCache(store, store, clock)
-    with holder.locked(cache_mod.entry_key(DEV_PROFILE), on_wait=lambda: None):
-        waiter = elevator(clock, client, messages=messages)
-        waiter.lock_timeout = 0.3
-        with pytest.raises(CacheError, match=r"waiting for another elevate process .*retry"):
-            waiter.elevate(DEV_PROFILE)
-    assert messages == ["waiting for the MFA prompt in another elevate process..."]
-    assert client.calls == []
-    # Released: the next caller does not wait and is not told anything about waiting.
-    elevator(clock, client, messages=messages).elevate(DEV_PROFILE)
-    assert len(messages) == 1 and client.count("AssumeRole") == 1
-
-
 @pytest.mark.parametrize("kind", ["directory", "fifo"])
 def test_a_non_file_in_place_of_an_entry_is_refused_without_a_traceback_or_a_hang(
     kind: str, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
@@ -584,6 +566,27 @@ def test_a_cache_that_cannot_be_written_is_an_elevate_error(monkeypatch: pytest.
     creds = elevator(clock, FakeClient(clock), messages=messages).elevate(DEV_PROFILE)
     assert creds.seconds_left(clock.now) == 3600
     assert [m for m in messages if m.startswith("warning: the credentials were not cached")]
+
+
+# -- waiting for another process --------------------------------------------------------------
+
+
+def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
+    clock = Clock()
+    client = FakeClient(clock)
+    messages: list[str] = []
+    store = cache_mod.FileStore(cache_dir())
+    holder = cache_mod.SessionCache(store, store, clock)
+    with holder.locked(cache_mod.entry_key(DEV_PROFILE), on_wait=lambda: None):
+        waiter = elevator(clock, client, messages=messages)
+        waiter.lock_timeout = 0.3
+        with pytest.raises(CacheError, match=r"waiting for another elevate process .*retry"):
+            waiter.elevate(DEV_PROFILE)
+    assert messages == ["waiting for the MFA prompt in another elevate process..."]
+    assert client.calls == []
+    # Released: the next caller does not wait and is not told anything about waiting.
+    elevator(clock, client, messages=messages).elevate(DEV_PROFILE)
+    assert len(messages) == 1 and client.count("AssumeRole") == 1
 
 
 # -- freshness --------------------------------------------------------------------------------
