@@ -246,6 +246,7 @@ def elevator(
         client_factory=lambda keys, region: client,
         code_source=codes or Codes(),
         notify=(messages.append if messages is not None else lambda message: None),
+        warn=(messages.append if messages is not None else lambda message: None),
         lock_timeout=5,
     )
 
@@ -565,7 +566,7 @@ def test_a_cache_that_cannot_be_written_is_an_elevate_error(monkeypatch: pytest.
     messages: list[str] = []
     creds = elevator(clock, FakeClient(clock), messages=messages).elevate(DEV_PROFILE)
     assert creds.seconds_left(clock.now) == 3600
-    assert [m for m in messages if m.startswith("warning: the credentials were not cached")]
+    assert [m for m in messages if m.startswith("the credentials were not cached: cannot write")]
 
 
 # -- waiting for another process --------------------------------------------------------------
