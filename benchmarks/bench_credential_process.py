@@ -5,7 +5,8 @@
 
 In one run it prints medians over interleaved runs of
   (a) `python -I -c pass` with this interpreter,
-  (b) `elevate credential-process` on a warm cache (the console script next to sys.executable),
+  (b) `elevate credential-process` on a warm cache (by default in a fresh pipx-like venv with a
+      regular install; --use-this-venv times the console script next to this interpreter),
   (c) `aws configure export-credentials --format process` (AWS CLI v2) with its assume-role cache warm,
 the ratios b/a and c/b, the peak RSS of (b), and then N concurrent `credential-process` calls on
 an empty cache against a local fake STS: MFA requests, AssumeRole calls, distinct answers and the
@@ -317,6 +318,34 @@ def _burst(argv: list[str], env: dict[str, str], clients: int) -> tuple[float, l
     return time.perf_counter() - started, outs, [proc.returncode for proc in procs]
 
 
+def user_install(venv: Path) -> str:
+    """A venv like pipx makes: the locked runtime dependencies and a regular (wheel) install."""
+    repo = Path(__file__).resolve().parent.parent
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True, "timeout": 600}
+    print("building a pipx-like venv (runtime lock + wheel) ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], **quiet)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--require-hashes", "-r", str(repo / "requirements" / "runtime.txt")], **quiet)
+    wheels = venv.parent / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(repo),
+        ],
+        **quiet,
+    )
+    subprocess.run([*pip, "--no-deps", *map(str, wheels.glob("aws_elevate-*.whl"))], **quiet)
+    return str(venv / "bin" / "elevate")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="interleaved runs per command (>= 21)")
@@ -328,18 +357,24 @@ def main() -> int:
         default=0.1,
         help="seconds the fake STS takes per request (real STS: ~0.05-0.2 s with TLS)",
     )
+    parser.add_argument(
+        "--use-this-venv",
+        action="store_true",
+        help="time the elevate next to this interpreter (often an editable install, whose import "
+        "hook adds ~10 ms) instead of a fresh pipx-like venv with a regular install",
+    )
     opts = parser.parse_args()
     runs = max(21, opts.runs)
-
-    elevate = str(Path(sys.executable).parent / "elevate")
-    if not os.access(elevate, os.X_OK):
-        found = shutil.which("elevate")
-        if not found:
-            raise SystemExit("no `elevate` console script next to this interpreter: pip install -e .")
-        elevate = found
     aws, aws_note = find_aws_v2()
 
     with tempfile.TemporaryDirectory(prefix="elevate-bench-") as tmp, FakeSts(user_name="bench") as sts:
+        if opts.use_this_venv:
+            elevate = str(Path(sys.executable).parent / "elevate")
+            if not os.access(elevate, os.X_OK):
+                raise SystemExit("no `elevate` console script next to this interpreter: pip install -e .")
+        else:
+            elevate = user_install(Path(tmp) / "user-venv")
+        print(f"elevate under test: {elevate}", flush=True)
         for action in ("GetCallerIdentity", "AssumeRole"):
             if opts.sts_latency:
                 sts.behave(action, delay=opts.sts_latency)
