@@ -11,13 +11,22 @@ from typing import NoReturn
 
 
 def main() -> NoReturn:
-    from .hardening import disable_core_dumps
+    from .errors import EXIT_INTERRUPTED, Terminated
+    from .hardening import disable_core_dumps, raise_on_signals
 
     disable_core_dumps()
+    raise_on_signals()
     from .fastpath import try_fast_path
 
-    if try_fast_path(sys.argv[1:]):
-        sys.exit(0)
+    try:
+        if try_fast_path(sys.argv[1:]):
+            sys.exit(0)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nelevate: interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except Terminated as exc:
+        sys.stderr.write(f"elevate: terminated by signal {exc.signum}\n")
+        sys.exit(128 + exc.signum)
     from .cli import main as cli_main
 
     cli_main()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import click
 from . import __version__, core, keystore, launch, output
 from .config import Config, config_path, load_config, resolve_region, select_profile
 from .errors import EXIT_INTERRUPTED, ElevateError, Terminated, UsageError
+from .hardening import raise_on_signals
 from .models import Profile
 
 log = logging.getLogger("elevate")
@@ -245,21 +245,9 @@ def _region(app: App, profile: Profile) -> str:
     return resolve_region(profile.region, app.environ)
 
 
-def _raise_on_termination() -> None:
-    """Turn SIGTERM and SIGHUP into an exception, so cleanup code runs before we exit."""
-
-    def handler(signum: int, _frame: object) -> None:
-        raise Terminated(signum)
-
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is not None:
-            signal.signal(number, handler)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     """Run the CLI; the one place where errors become a message and an exit code."""
-    _raise_on_termination()
+    raise_on_signals()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[: args.index("--")] if "--" in args else "--debug" in args
     try:
@@ -286,4 +274,6 @@ def main(argv: Optional[Sequence[str]] = None) -> NoReturn:
     except BrokenPipeError:
         sys.exit(1)
     sys.exit(0)
+
+
 from . import cli_onboarding  # noqa: E402,F401  (registers the onboarding commands)

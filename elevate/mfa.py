@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Callable, Optional, TextIO
 
 from .errors import MfaError, UsageError
+from .hardening import signals_deferred
 from .models import Profile
 
 CODE = re.compile(r"^\d{6}$", re.ASCII)
@@ -80,42 +81,49 @@ def obtain_code(
     token: Optional[str],
     *,
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = open_tty,
-    runner: Callable[..., subprocess.CompletedProcess[bytes]] = subprocess.run,
+    popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
 ) -> str:
     """The MFA code for `profile` from the first source that applies."""
     if token is not None:
         return check_token(token)
     if profile.mfa_process:
-        return _from_process(profile.mfa_process, tty_opener, runner)
+        return _from_process(profile.mfa_process, tty_opener, popen)
     return _from_prompt(profile, tty_opener)
 
 
 def _from_process(
     command: str,
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]],
-    runner: Callable[..., subprocess.CompletedProcess[bytes]],
+    popen: Callable[..., subprocess.Popen[bytes]],
 ) -> str:
     argv = shlex.split(command)
     with tty_opener() as tty:
-        terminal = tty if tty is not None else None
         try:
-            done = runner(
-                argv,
-                stdin=terminal if terminal is not None else subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=terminal if terminal is not None else sys.stderr,
-                timeout=PROCESS_TIMEOUT,
-                check=False,
-            )
+            # A signal while the child starts would leave it running with nobody to stop it.
+            with signals_deferred():
+                child = popen(
+                    argv,
+                    stdin=tty if tty is not None else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=tty if tty is not None else sys.stderr,
+                )
         except FileNotFoundError:
             raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
         except PermissionError:
             raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
+        except OSError as exc:
+            raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
+        try:
+            out, _ = child.communicate(timeout=PROCESS_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
-    if done.returncode != 0:
-        raise MfaError(f"mfa_process {argv[0]!r} failed with exit status {done.returncode}")
-    code = normalize_code(done.stdout.decode("utf-8", "replace"))
+        finally:
+            if child.poll() is None:  # timed out, or we are being interrupted: stop it
+                child.kill()
+                child.wait()
+    if child.returncode != 0:
+        raise MfaError(f"mfa_process {argv[0]!r} failed with exit status {child.returncode}")
+    code = normalize_code(out.decode("utf-8", "replace"))
     if code is None:
         raise MfaError(f"mfa_process {argv[0]!r} did not print a six-digit code")
     return code

@@ -470,3 +470,36 @@ def test_configured_names_override_attribution(sts: FakeSts) -> None:
     assert sts.last("AssumeRole")["RoleSessionName"] == "alice-laptop"
     assert sts.last("AssumeRole")["SourceIdentity"] == "alice"
     assert sts.count("GetCallerIdentity") == 0
+
+
+@pytest.mark.parametrize("path", ["fast path", "full CLI"])
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_while_waiting_for_another_process(
+    sts: FakeSts, signum: int, exit_code: int, path: str
+) -> None:
+    import fcntl
+
+    profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
+    directory = cache.FileStore(cache.cache_dir(os.environ)).ensure()
+    with open(directory / f"{cache.entry_key(profile)}.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another elevate is "prompting"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "elevate", "credential-process", "dev"]
+            + (["-t", next_code()] if path == "full CLI" else []),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            assert proc.stderr is not None
+            assert "waiting for the MFA prompt in another elevate process" in proc.stderr.readline()
+            proc.send_signal(signum)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == exit_code
+    assert out == "" and "Traceback" not in err
+    assert sts.count("AssumeRole") == 0
