@@ -128,8 +128,8 @@ class FileStore:
     def path(self, key: str, suffix: str = ".json") -> Path:
         return self.directory / f"{key}{suffix}"
 
-    def read(self, key: str) -> Optional[str]:
-        path = self.path(key)
+    def read(self, key: str, suffix: str = ".json") -> Optional[str]:
+        path = self.path(key, suffix)
         if not os.path.lexists(self.directory):
             return None
         check_private_dir(self.directory)
@@ -284,7 +284,7 @@ class SessionCache:
 
     def put(self, key: str, creds: SessionCredentials, label: str) -> None:
         self.store.write(key, encode(creds, label))
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # absent, or something odd we leave to `clear`
             self.locks.path(key, ".error").unlink()
 
     def delete(self, key: str) -> bool:
@@ -345,13 +345,13 @@ class SessionCache:
     def failure_since(self, key: str, since: float) -> Optional[ElevateError]:
         """The error a holder recorded after `since`, if any."""
         try:
-            data = json.loads(self.locks.path(key, ".error").read_text(encoding="utf-8"))
+            data = json.loads(self.locks.read(key, ".error") or "{}")
             if float(data["time"]) < since:
                 return None
             error = ElevateError(f"another elevate process failed: {data['message']}")
             error.exit_code = int(data["exit_code"])
             return error
-        except (OSError, ValueError, KeyError, TypeError):
+        except (CacheError, OSError, ValueError, KeyError, TypeError):
             return None
 
 

@@ -214,10 +214,7 @@ def keys_add(name: str) -> None:
         key_id = click.prompt("Access key ID", err=True)
         secret = click.prompt("Secret access key", hide_input=True, err=True)
     else:
-        lines = sys.stdin.read(4096).splitlines()
-        if len(lines) < 2:
-            raise UsageError("expected two lines on stdin: the access key ID, then the secret access key")
-        key_id, secret = lines[0], lines[1]
+        key_id, secret = stdin_lines(2, "the access key ID, then the secret access key")
     keys = keystore.check_keys(key_id, secret)
     keystore.put_keys(name, keys)
     click.echo(
@@ -239,6 +236,19 @@ def keys_remove(name: str) -> None:
     """Delete the key set NAME from the keyring."""
     keystore.delete_keys(name)
     click.echo(f"removed {name!r}", err=True)
+
+
+def stdin_lines(count: int, what: str) -> list[str]:
+    """`count` lines from a piped stdin, read line by line so an open pipe is not waited out."""
+    lines = []
+    for _ in range(count):
+        line = sys.stdin.readline(4096)
+        if not line:
+            break
+        lines.append(line.rstrip("\r\n"))
+    if len(lines) < count:
+        raise UsageError(f"expected {count} lines on stdin: {what}")
+    return lines
 
 
 def _region(app: App, profile: Profile) -> str:

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import click
 from click.shell_completion import CompletionItem, get_completion_class
 
-from .cli import App, cli, keys_group
+from .cli import App, cli, keys_group, stdin_lines
 from .config import config_path, load_config
 from .doctor import Doctor, failed, render
 from .enroll import Enroller, NewDevice, render_qr
@@ -59,13 +59,6 @@ class _TerminalPrompter:
         return click.confirm(question, default=default, err=True)
 
 
-def _stdin_lines(count: int, what: str) -> list[str]:
-    lines = sys.stdin.read(4096).splitlines()
-    if len(lines) < count:
-        raise UsageError(f"expected {count} lines on stdin: {what}")
-    return lines[:count]
-
-
 def _show_device(show_secret: bool) -> Callable[[NewDevice], None]:
     def show(device: NewDevice) -> None:
         click.echo(
@@ -91,7 +84,7 @@ def _read_codes(
             first = click.prompt("Code shown now", err=True)
             second = click.prompt("The next code (wait until it changes)", err=True)
             return str(first), str(second)
-        first, second = _stdin_lines(2, "two consecutive MFA codes")
+        first, second = stdin_lines(2, "two consecutive MFA codes")
         return first, second
 
     return read
@@ -157,13 +150,12 @@ def configure_cmd(
     interactive = _interactive(no_input)
     keys: Optional[tuple[str, str]] = None
     if not interactive and not stored_keys and not from_aws_profile and not sys.stdin.isatty():
-        lines = sys.stdin.read(4096).splitlines()
-        if len(lines) < 2:
-            raise UsageError(
-                "no keys given: pass the access key ID and the secret access key as two lines on "
-                "stdin, or --stored-keys (keys already in the keyring), or --from-aws-profile P"
-            )
-        keys = (lines[0], lines[1])
+        key_id, secret = stdin_lines(
+            2,
+            "the access key ID and the secret access key (or pass --stored-keys for keys already "
+            "in the keyring, or --from-aws-profile P)",
+        )
+        keys = (key_id, secret)
     answers = ConfigureAnswers(
         profile=profile,
         role_arn=role_arn,

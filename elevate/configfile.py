@@ -115,6 +115,8 @@ def _end_with_newline(lines: list[str], newline: str) -> None:
 def set_profile(text: str, name: str, values: Mapping[str, Value], path: Path) -> str:
     """`text` with `[profiles.NAME]` holding `values` (other keys of it and the file kept)."""
     before = parse_text(text, path)
+    if not isinstance(before.get("profiles", {}), dict):
+        raise ConfigError(f"{path}: 'profiles' must be a table of [profiles.NAME]; fix it by hand first")
     lines = _lines(text)
     newline = _newline(lines)
     headers = [i for i, line in enumerate(lines) if _header_path(line) == ("profiles", name)]

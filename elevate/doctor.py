@@ -10,7 +10,7 @@ import os
 import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -20,7 +20,7 @@ import botocore.exceptions
 from . import awsfiles, configfile, keystore, sts
 from . import cache as cache_mod
 from .config import NAME, ROLE_ARN, load_config, resolve_region
-from .errors import CacheError, ConfigError, ElevateError, KeyringError, StsError
+from .errors import CacheError, ElevateError, KeyringError, StsError
 from .models import DEFAULT_MAX_KEY_AGE_DAYS, SourceKeys
 from .onboarding import mfa_devices
 
@@ -76,14 +76,14 @@ class Doctor:
     # Each check below returns one Check; none raises.
 
     def _config(self, path: Path, requested: Optional[str], state: _State) -> Check:
-        problem: Optional[ConfigError] = None
+        problem: Optional[ElevateError] = None
         try:
             load_config(path)
-        except ConfigError as exc:
+        except ElevateError as exc:  # ConfigError, or an unreadable path (a directory, say)
             problem = exc
         try:
             data = configfile.parse_text(configfile.read_text(path), path) if path.exists() else {}
-        except ConfigError:
+        except ElevateError:
             data = {}
         found = data.get("profiles")
         profiles: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -203,6 +203,8 @@ class Doctor:
             remote = parsedate_to_datetime(date)
         except (TypeError, ValueError):
             return Check("clock", SKIP, f"STS sent an unreadable Date header ({date!r})")
+        if remote.tzinfo is None:  # "-0000": RFC 5322's UTC of unknown origin
+            remote = remote.replace(tzinfo=timezone.utc)
         skew = (local - remote).total_seconds()
         text = f"{abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} STS"
         fix = "set this computer to take its time from the network (NTP)"

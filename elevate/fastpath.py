@@ -49,7 +49,7 @@ def try_fast_path(args: Sequence[str]) -> bool:
     config_option, command, profile_name, fmt = parsed
     from . import cache, output
     from .config import config_path, load_config, resolve_region, select_profile
-    from .errors import ElevateError
+    from .errors import CacheError, ElevateError
 
     environ = os.environ
     if fmt is not None and fmt not in output.FORMATS:
@@ -64,7 +64,12 @@ def try_fast_path(args: Sequence[str]) -> bool:
         creds = sessions.get(key, profile.refresh_before_seconds)
         if creds is None:
             # Another process may be filling it: wait for it here, before the heavy imports.
-            creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
+            try:
+                creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
+            except CacheError as exc:
+                # Handing over to the CLI would only wait as long again: report it here.
+                sys.stderr.write(f"elevate: error: {exc.message}\n")
+                raise SystemExit(exc.exit_code) from exc
         if creds is None:
             return False
         if command == "credential-process":

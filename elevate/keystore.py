@@ -50,8 +50,15 @@ def check_keys(access_key_id: str, secret_access_key: str) -> SourceKeys:
             if access_key_id.startswith("ASIA")
             else ""
         )
+        # Show part of the value only when it looks like a key ID: swapped lines would
+        # otherwise put a piece of the secret on the screen.
+        shown = (
+            repr(mask(access_key_id))
+            if access_key_id.startswith(("AKIA", "ASIA"))
+            else (f"of {len(access_key_id)} characters")
+        )
         raise UsageError(
-            f"access key ID {mask(access_key_id)!r} is not a long-term key ID (AKIA followed by "
+            f"access key ID {shown} is not a long-term key ID (AKIA followed by "
             f"16 upper-case letters or digits){hint}"
         )
     if not SECRET_ACCESS_KEY.fullmatch(secret_access_key):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Protocol
 import botocore.exceptions
 
 from . import awsfiles, configfile, keystore, sts
-from .config import NAME, ROLE_ARN, resolve_region
+from .config import NAME, ROLE_ARN, config_path, resolve_region
 from .errors import ConfigError, KeyringError, StsError, UsageError
 from .models import SourceKeys
 
@@ -359,10 +359,16 @@ class Onboarding:
         self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], config_option: Optional[str]
     ) -> bool:
         aws_name = answers.aws_profile or name
+        if not NAME.fullmatch(aws_name):
+            raise UsageError(f"--aws-profile {aws_name!r} must be 1-64 letters, digits or _.@+=-")
         path = awsfiles.config_path(self.environ)
         command = list(self.command)
-        if config_option:
-            command += ["--config", os.path.abspath(os.path.expanduser(config_option))]
+        # The AWS CLI runs this line without our environment: name a config that is not the
+        # default explicitly (from --config or ELEVATE_CONFIG), or the profile is not found.
+        chosen = config_path(config_option, self.environ).expanduser().absolute()
+        default = config_path(None, {k: v for k, v in self.environ.items() if k != "ELEVATE_CONFIG"})
+        if chosen != default.expanduser().absolute():
+            command += ["--config", str(chosen)]
         command += ["credential-process", name]
         old = awsfiles.read_bytes(path)
         if answers.write_aws_config is False:

@@ -234,6 +234,14 @@ class Rotator:
                 f"works; the old key {old.access_key_id} is still active: delete it with "
                 + delete.format(user=identity.user_name, key=old.access_key_id)
             )
+        if stored != old.access_key_id:
+            # We cannot tell what the keyring holds: delete nothing, name both keys.
+            return (
+                f"the keyring could not be read back; both keys are active in IAM: the old "
+                f"{old.access_key_id} and the new {new.access_key_id}. Check `elevate keys list`, "
+                "store the one you keep with `elevate keys add`, and delete the other with "
+                + delete.format(user=identity.user_name, key="<the other key>")
+            )
         holds = (
             f"the keyring still holds the old key {keystore.mask(old.access_key_id)} as {name!r}, "
             "which still works"

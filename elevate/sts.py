@@ -17,7 +17,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
-from .errors import MfaCodeRejected, StsError
+from .errors import ConfigError, MfaCodeRejected, StsError
 from .models import SessionCredentials, SourceKeys
 
 _CLIENT_CONFIG = botocore.config.Config(
@@ -47,14 +47,20 @@ def make_client(keys: Union[SourceKeys, SessionCredentials], region: str, servic
     session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
     session.set_config_variable("sts_regional_endpoints", "regional")
     token = keys.session_token if isinstance(keys, SessionCredentials) else None
-    return session.create_client(
-        service,
-        region_name=region,
-        aws_access_key_id=keys.access_key_id,
-        aws_secret_access_key=keys.secret_access_key,
-        aws_session_token=token,
-        config=_CLIENT_CONFIG,
-    )
+    try:
+        return session.create_client(
+            service,
+            region_name=region,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            aws_session_token=token,
+            config=_CLIENT_CONFIG,
+        )
+    except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
+        raise ConfigError(
+            f"cannot make an {service.upper()} client for region {region!r}: {exc}; check the "
+            "profile's region, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL"
+        ) from exc
 
 
 def sanitize_name(name: str) -> str:
@@ -175,8 +181,10 @@ def translate_client_error(
             "store a working key with `elevate keys add`"
         )
     # Clock skew arrives as SignatureDoesNotMatch too: look at the message first.
-    if code in ("RequestExpired", "RequestTimeTooSkewed") or "Signature expired" in message or (
-        "not yet current" in message
+    if (
+        code in ("RequestExpired", "RequestTimeTooSkewed")
+        or "Signature expired" in message
+        or ("not yet current" in message)
     ):
         return StsError(
             f"{operation}: STS refused the request time: this computer's clock is off; "

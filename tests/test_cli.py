@@ -94,8 +94,8 @@ def test_keys_add_from_stdin_list_masks_remove() -> None:
         (f"ASIAIOSFODNN7EXAMPLE\n{EXAMPLE_SECRET}\n", "ASIA... keys are temporary"),
         (f"akiaiosfodnn7example\n{EXAMPLE_SECRET}\n", "is not a long-term key ID"),
         (f"{EXAMPLE_ID}\nshort\n", "not 40 characters"),
-        (f"{EXAMPLE_ID}\n", "expected two lines"),
-        ("", "expected two lines"),
+        (f"{EXAMPLE_ID}\n", "expected 2 lines on stdin"),
+        ("", "expected 2 lines on stdin"),
     ],
 )
 def test_keys_add_rejects_bad_shapes(stdin: str, message: str) -> None:

@@ -401,11 +401,76 @@ def test_configure_non_interactive_then_elevate_through_aws_config(alice: Provis
     assert aws_config_file().read_bytes() == golden("aws-config.after-configure", COMMAND=command)
     assert "+credential_process = " in result.stderr  # the change was shown
     assert alice.secret_access_key not in result.output
-    # What was written works: the AWS SDK runs elevate as the profile's credential_process.
-    token = alice.totp().now()
-    done = run("credential-process", "dev", "-t", token)
+    # What was written works: warm the cache, then boto3 runs the written line itself, in an
+    # environment without ELEVATE_CONFIG, as the AWS CLI would from another shell.
+    assert run("credential-process", "dev", "-t", alice.totp().now()).returncode == 0
+    assert sdk_caller_arn("dev").endswith(f"assumed-role/DeveloperElevated/{alice.user_name}")
+
+
+def sdk_caller_arn(aws_profile: str) -> str:
+    """The caller ARN boto3 gets through the profile's credential_process, ELEVATE_CONFIG unset."""
+    env = {k: v for k, v in os.environ.items() if k != "ELEVATE_CONFIG"}
+    script = (
+        "import boto3, sys; s = boto3.Session(profile_name=sys.argv[1]); "
+        "print(s.client('sts', region_name='us-east-1').get_caller_identity()['Arn'])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, aws_profile], capture_output=True, text=True, timeout=60, env=env
+    )
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["Version"] == 1
+    return done.stdout.strip()
+
+
+def test_configure_names_a_non_default_config_in_the_credential_process_line(
+    alice: Provisioned, tmp_path: Path
+) -> None:
+    other = tmp_path / "team" / "elevate.toml"
+    env = dict(os.environ, ELEVATE_CONFIG=str(other))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "elevate",
+            "configure",
+            "work",
+            "--role-arn",
+            alice.role_arn,
+            "--region",
+            "us-east-1",
+            "--aws-config",
+        ],
+        input=f"{alice.access_key_id}\n{alice.secret_access_key}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"--config {other} credential-process work" in aws_config_file().read_text()
+    warm = subprocess.run(
+        [sys.executable, "-m", "elevate", "credential-process", "work", "-t", alice.totp().now()],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert warm.returncode == 0, warm.stderr
+    assert sdk_caller_arn("work").endswith(f"/{alice.user_name}")
+
+
+def test_configure_refuses_an_aws_profile_name_botocore_would_ignore(alice: Provisioned) -> None:
+    done = run(
+        "configure",
+        "dev",
+        "--role-arn",
+        alice.role_arn,
+        "--aws-config",
+        "--aws-profile",
+        "my dev",
+        stdin=f"{alice.access_key_id}\n{alice.secret_access_key}\n",
+    )
+    assert done.returncode == 2 and "--aws-profile 'my dev' must be" in done.stderr
+    assert not aws_config_file().exists() or "my dev" not in aws_config_file().read_text()
 
 
 def test_configure_subprocess_from_aws_profile_golden_files(alice: Provisioned) -> None:
@@ -489,7 +554,7 @@ def test_configure_non_interactive_names_the_missing_flag(alice: Provisioned) ->
     assert "pass --role-arn ARN or --from-stack NAME" in done.stderr
     no_keys = invoke("configure", "dev", "--role-arn", alice.role_arn, stdin="")
     assert isinstance(no_keys.exception, UsageError)
-    assert "two lines on stdin" in str(no_keys.exception)
+    assert "expected 2 lines on stdin" in str(no_keys.exception) and "--stored-keys" in str(no_keys.exception)
 
 
 def test_configure_refuses_keys_of_another_shape() -> None:

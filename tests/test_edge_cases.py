@@ -1,0 +1,104 @@
+"""Edge cases a review found: each ends in one clear line, never a traceback or a hang."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from elevate import cache, keystore
+from elevate.config import parse_config
+from elevate.errors import ConfigError, UsageError
+from elevate.models import SessionCredentials
+
+ROLE = "arn:aws:iam::123456789012:role/R"
+MFA = "arn:aws:iam::123456789012:mfa/a"
+EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
+EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def write_config(extra: str = "") -> Path:
+    path = Path(os.environ["ELEVATE_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'[profiles.dev]\nrole_arn = "{ROLE}"\nmfa_serial = "{MFA}"\n{extra}')
+    return path
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "elevate", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env or dict(os.environ),
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str], code: int) -> str:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    return done.stderr
+
+
+@pytest.mark.parametrize("region", ["eu west 1", "../../x"])
+def test_invalid_region_from_the_environment(region: str) -> None:
+    write_config()
+    keystore.put_keys("dev", keystore.check_keys(EXAMPLE_ID, EXAMPLE_SECRET))
+    line = one_line(
+        run("credential-process", "dev", "-t", "123456", env=dict(os.environ, AWS_REGION=region)), 2
+    )
+    assert f"region {region!r}" in line
+
+
+def test_swapped_key_lines_show_no_part_of_the_secret() -> None:
+    with pytest.raises(UsageError) as info:
+        keystore.check_keys(EXAMPLE_SECRET, EXAMPLE_ID)
+    assert "of 40 characters" in info.value.message
+    for piece in (EXAMPLE_SECRET[:4], EXAMPLE_SECRET[-4:]):
+        assert piece not in info.value.message
+    done = run("keys", "add", "dev", stdin=f"{EXAMPLE_SECRET}\n{EXAMPLE_ID}\n")
+    assert (
+        done.returncode == 2
+        and EXAMPLE_SECRET[:4] not in done.stderr
+        and EXAMPLE_SECRET[-4:] not in done.stderr
+    )
+
+
+def _cache_with_odd_error_file(kind: str) -> tuple[cache.SessionCache, str]:
+    profile = parse_config(write_config().read_text(), Path("c")).profiles["dev"]
+    store = cache.FileStore(cache.cache_dir(os.environ))
+    store.ensure()
+    key = cache.entry_key(profile)
+    odd = store.path(key, ".error")
+    if kind == "directory":
+        odd.mkdir()
+    else:
+        os.mkfifo(odd, 0o600)
+    return cache.SessionCache(store, store, cache.utcnow), key
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_odd_error_file_neither_crashes_nor_hangs(kind: str) -> None:
+    sessions, key = _cache_with_odd_error_file(kind)
+    assert sessions.failure_since(key, 0) is None  # a FIFO must not block waiting for a writer
+    creds = SessionCredentials(
+        "ASIAIOSFODNN7EXAMPLE",
+        "A" * 40,
+        "B" * 100,
+        datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1),
+    )
+    sessions.put(key, creds, "dev")  # an .error we cannot remove does not lose the credentials
+    assert sessions.get(key, 0) == creds
+
+
+def test_configure_on_a_config_whose_profiles_is_not_a_table() -> None:
+    from elevate import configfile
+
+    with pytest.raises(ConfigError, match="'profiles' must be a table"):
+        configfile.set_profile("profiles = 1\n", "dev", {"role_arn": ROLE}, Path("c.toml"))
