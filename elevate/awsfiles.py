@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
+from .atomic import write_atomically
 from .errors import ConfigError, ElevateError
 
 _HEADER = re.compile(r"\[(?P<header>.+)\]")  # configparser's own, "very permissive" pattern
@@ -275,35 +276,20 @@ def replace_file(path: Path, data: bytes, *, expect: Optional[bytes] = None, new
     A symlinked file is written through (its target is replaced, the link kept). With
     `expect`, the write is refused if the file changed since it was read.
     """
-    import tempfile  # not at the top: this module is imported by commands that never write
-
     target = Path(os.path.realpath(path))
+
+    def unchanged() -> None:
+        if expect is not None and read_bytes(target) != expect:
+            raise ElevateError(f"{path} changed while elevate was editing it: nothing written; run again")
+
     try:
         mode = os_mode(target)
         if mode is None:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             mode = new_mode
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        write_atomically(target, data, mode, before_replace=unchanged)
     except OSError as exc:
         raise ElevateError(f"cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        if expect is not None and read_bytes(target) != expect:
-            raise ElevateError(f"{path} changed while elevate was editing it: nothing written; run again")
-        os.replace(tmp, target)
-        _fsync_directory(target.parent)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise ElevateError(f"cannot write {path}: {exc.strerror}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_backup(path: Path, data: bytes, now: Optional[datetime] = None) -> Path:
@@ -338,12 +324,3 @@ def os_mode(path: Path) -> Optional[int]:
         return os.stat(path).st_mode & 0o7777
     except FileNotFoundError:
         return None
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -233,27 +233,13 @@ def check_private_file(path: Path, info: os.stat_result) -> None:
 
 
 def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically, 0600 from birth (mkstemp, fsync, rename)."""
-    import tempfile  # here, not at the top: a cache hit never writes, and this import is slow
+    """Write `text` to `path` atomically, 0600 from birth."""
+    from .atomic import write_atomically
 
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+        write_atomically(path, text.encode("utf-8"))
     except OSError as exc:
         raise CacheError(f"cannot write the cache file {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise CacheError(f"cannot write the cache file {path}: {exc.strerror}") from exc
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass

@@ -25,11 +25,6 @@ from .models import Profile, SessionCredentials, SourceKeys
 STALE_BUT_USABLE_SECONDS = 60
 
 
-def _say(message: str) -> None:
-    """A message for the person at the terminal (waiting, next code)."""
-    mfa.say(f"elevate: {message}")
-
-
 def _warn(message: str) -> None:
     """A warning on stderr, where scripts and logs can see it."""
     try:
@@ -48,7 +43,7 @@ class Elevator:
     load_keys: Callable[[str], SourceKeys] = keystore.get_keys
     client_factory: Callable[..., Any] = sts.make_client
     code_source: Callable[..., str] = mfa.obtain_code
-    notify: Callable[[str], None] = _say
+    notify: Callable[[str], None] = mfa.tell
     warn: Callable[[str], None] = _warn
     lock_timeout: float = cache_mod.LOCK_WAIT_SECONDS
 

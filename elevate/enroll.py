@@ -100,10 +100,6 @@ def render_qr(uri: str) -> str:
     return buffer.getvalue()
 
 
-def _say(message: str) -> None:
-    mfa.say(f"elevate: {message}")
-
-
 @dataclass
 class Enroller:
     """The enrollment with its collaborators; defaults are the real ones."""
@@ -111,7 +107,7 @@ class Enroller:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     client_factory: Callable[..., Any] = sts.make_client
     clock: Callable[[], datetime] = cache_mod.utcnow
-    notify: Callable[[str], None] = _say
+    notify: Callable[[str], None] = mfa.tell
     attempts: int = ATTEMPTS
 
     def enroll(

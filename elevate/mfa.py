@@ -68,6 +68,11 @@ def open_tty() -> Iterator[Optional[TextIO]]:
         tty.close()
 
 
+def tell(message: str) -> None:
+    """An `elevate: ...` message for the person at the terminal (else stderr)."""
+    say(f"elevate: {message}")
+
+
 def say(message: str) -> None:
     """A human message: to the terminal when there is one, else to stderr."""
     with open_tty() as tty:

@@ -43,10 +43,6 @@ def _no_fault(step: str) -> None:
     """The production fault hook: nothing happens between steps."""
 
 
-def _say(message: str) -> None:
-    mfa.say(f"elevate: {message}")
-
-
 @dataclass
 class Rotator:
     """The rotation with its collaborators; defaults are the real ones."""
@@ -56,7 +52,7 @@ class Rotator:
     code_source: Callable[..., str] = mfa.obtain_code
     clock: Callable[[], datetime] = cache_mod.utcnow
     sleep: Callable[[float], None] = time.sleep
-    notify: Callable[[str], None] = _say
+    notify: Callable[[str], None] = mfa.tell
     fault: Callable[[str], None] = _no_fault
     verify_attempts: int = VERIFY_ATTEMPTS
 

@@ -295,7 +295,7 @@ def test_full_disk_still_hands_out_credentials(sts: FakeSts) -> None:
     assert json.loads(done.stdout)["AccessKeyId"].startswith("ASIA")
     assert "warning: the credentials were not cached: cannot write the cache file" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not [n for n in cache_files() if n.startswith(".tmp-")]
+    assert not [n for n in cache_files() if n.endswith(".tmp")]
     assert credential_entries() == []
 
 
@@ -381,7 +381,7 @@ def test_signal_at_each_step(sts: FakeSts, tmp_path: Path, signum: int, exit_cod
     assert proc.returncode == exit_code, err
     assert out == "" and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-    assert not [n for n in cache_files() if n.startswith(".tmp-")]
+    assert not [n for n in cache_files() if n.endswith(".tmp")]
     assert path.read_bytes() == before  # the previous good entry is untouched
     if step == "mfa_process":
         pid = int((tmp_path / "mfa.pid").read_text())
