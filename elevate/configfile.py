@@ -140,7 +140,8 @@ def set_profile(text: str, name: str, values: Mapping[str, Value], path: Path) -
                 original = lines[found]
                 indent = original[: len(original) - len(original.lstrip())]
                 ending = newline if lines[last].endswith("\n") else ""
-                lines[found : last + 1] = [f"{indent}{key} = {toml_value(value)}{ending}"]
+                tail = _trailing_comment(lines[last])
+                lines[found : last + 1] = [f"{indent}{key} = {toml_value(value)}{tail}{ending}"]
                 continue
             content = [i for i in range(start, end) if lines[i].strip() and not _is_comment(lines[i])]
             after = content[-1] if content else start
@@ -158,6 +159,22 @@ def set_profile(text: str, name: str, values: Mapping[str, Value], path: Path) -
     return result
 
 
+def _trailing_comment(line: str) -> str:
+    """The `  # comment` after a value on `line` (kept when the value is replaced), or ""."""
+    body = line.rstrip("\r\n")
+    for at in [i for i, char in enumerate(body) if char == "#"]:
+        # The first '#' outside a string is where the text before it still parses as TOML.
+        try:
+            tomllib.loads(body[:at] if "=" in body[:at] else "x = 0")
+        except tomllib.TOMLDecodeError:
+            continue
+        start = at
+        while start > 0 and body[start - 1] in " \t":
+            start -= 1
+        return body[start:]
+    return ""
+
+
 def set_default_profile(text: str, name: str, path: Path) -> str:
     """`text` with `default_profile = NAME` at the top level; everything else kept."""
     before = parse_text(text, path)
@@ -169,7 +186,7 @@ def set_default_profile(text: str, name: str, path: Path) -> str:
     if found is not None:
         last = _value_extent(lines, found)
         ending = newline if lines[last].endswith("\n") else ""
-        lines[found : last + 1] = [line + ending]
+        lines[found : last + 1] = [line + _trailing_comment(lines[last]) + ending]
     else:
         at = first_header
         # Comments right above the first header belong to it: go above them.

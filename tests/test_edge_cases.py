@@ -102,3 +102,22 @@ def test_configure_on_a_config_whose_profiles_is_not_a_table() -> None:
 
     with pytest.raises(ConfigError, match="'profiles' must be a table"):
         configfile.set_profile("profiles = 1\n", "dev", {"role_arn": ROLE}, Path("c.toml"))
+
+
+def test_replacing_a_toml_value_keeps_its_comment() -> None:
+    from elevate import configfile
+
+    text = (
+        'default_profile = "a" # team default\n\n'
+        '[profiles.a]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n'
+        'mfa_serial = "arn:aws:iam::123456789012:mfa/a"\n\n[profiles.dev]\n'
+        'role_arn = "arn:aws:iam::123456789012:role/R"  # the role\n'
+        'mfa_serial = "arn:aws:iam::123456789012:mfa/old#x"   # phone, 2023\n'
+    )
+    out = configfile.set_profile(
+        text, "dev", {"mfa_serial": "arn:aws:iam::123456789012:mfa/new"}, Path("c.toml")
+    )
+    out = configfile.set_default_profile(out, "dev", Path("c.toml"))
+    assert 'mfa_serial = "arn:aws:iam::123456789012:mfa/new"   # phone, 2023\n' in out
+    assert 'default_profile = "dev" # team default\n' in out
+    assert out.replace("mfa/new", "mfa/old#x").replace('"dev" # team', '"a" # team') == text
