@@ -15,6 +15,7 @@ SUPPORT = TESTS / "support"
 sys.path.insert(0, str(TESTS))
 sys.path.insert(0, str(SUPPORT))
 
+from support.fakests import FakeSts  # noqa: E402
 from support.realparts import IN_CI, require, require_tool  # noqa: E402,F401 - re-exported
 from support.servers import moto_server  # noqa: E402
 
@@ -61,3 +62,11 @@ def moto_url() -> Iterator[str]:
 def moto_env(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
     return moto_url
+
+
+@pytest.fixture
+def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
+    """A fake STS on 127.0.0.1 that AWS_ENDPOINT_URL points at."""
+    with FakeSts() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        yield server

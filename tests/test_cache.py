@@ -16,7 +16,6 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +26,7 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 from conftest import require
+from support.cli import run_elevate
 from support.fakests import FakeSts, fake_access_key_id, fake_secret
 from support.provision import TRUST_POLICY, provision
 from support.servers import free_port
@@ -97,19 +97,7 @@ def seed(name: str = "dev", seconds: float = 3600) -> SessionCredentials:
     return creds
 
 
-def run(
-    *args: str, env: Optional[dict[str, str]] = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    """`python -m elevate ARGS` with no controlling terminal (messages go to stderr)."""
-    return subprocess.run(
-        [sys.executable, "-m", "elevate", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        env=env if env is not None else dict(os.environ),
-    )
+run = run_elevate
 
 
 def one_error_line(done: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
@@ -136,13 +124,6 @@ def imported_modules(importtime_log: str) -> set[str]:
         for line in importtime_log.splitlines()
         if line.startswith("import time:") and line.count("|") == 2
     }
-
-
-@pytest.fixture
-def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
-    with FakeSts() as server:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
-        yield server
 
 
 @pytest.fixture

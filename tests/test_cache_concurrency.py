@@ -82,13 +82,6 @@ def lines(path: Path) -> int:
 
 
 @pytest.fixture
-def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
-    with FakeSts() as server:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
-        yield server
-
-
-@pytest.fixture
 def started(tmp_path: Path) -> Iterator[Callable[..., Elevation]]:
     """Start elevations; whatever is still running at the end is killed."""
     running: list[Elevation] = []

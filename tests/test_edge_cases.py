@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support.cli import run_elevate
 
 from elevate import cache, keystore
 from elevate.config import parse_config
@@ -28,15 +28,7 @@ def write_config(extra: str = "") -> Path:
     return path
 
 
-def run(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "elevate", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env or dict(os.environ),
-    )
+run = run_elevate
 
 
 def one_line(done: subprocess.CompletedProcess[str], code: int) -> str:

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hypothesis import given
 from hypothesis import strategies as st
+from support.cli import run_elevate
 from support.provision import Provisioned, provision
 
 from elevate import awsfiles, configfile, keystore
@@ -69,19 +70,7 @@ def golden(name: str, **subst: str) -> bytes:
     return text.encode("utf-8")
 
 
-def run(
-    *args: str, stdin: str | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """elevate in a real subprocess, without a controlling terminal (so nothing reads /dev/tty)."""
-    return subprocess.run(
-        [sys.executable, "-m", "elevate", *args],
-        input=stdin if stdin is not None else "",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env if env is not None else dict(os.environ),
-        start_new_session=True,
-    )
+run = run_elevate
 
 
 def invoke(*args: str, stdin: str | None = None) -> Result:

@@ -23,6 +23,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+from support.cli import run_elevate
 from support.fakests import NAMESPACE, FakeSts, fake_access_key_id, fake_secret
 
 from elevate import cache, keystore
@@ -53,18 +54,7 @@ def sts(tmp_path: Path) -> Iterator[FakeSts]:
             del os.environ["AWS_ENDPOINT_URL"]
 
 
-def run(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw: object
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "elevate", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env or dict(os.environ),
-        stdin=subprocess.DEVNULL,
-        **kw,  # type: ignore[call-overload]
-    )
+run = run_elevate
 
 
 def assert_clean_failure(done: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
