@@ -1,10 +1,9 @@
 """The session cache: elevated credentials shared by every elevate process of one user.
 
-Entries live in a private directory (0700, ours, not a symlink) as 0600 files written
-atomically (mkstemp, fsync, rename), or in the OS keyring. A miss is filled under an
-exclusive per-entry OS lock, and the cache is re-read once the lock is held, so any
-number of concurrent callers cost one MFA prompt and one AssumeRole. The kernel drops
-the lock of a holder that dies, and a waiter takes over.
+Entries live in a store (elevate.store: private 0600 files, or the OS keyring). A miss is
+filled under an exclusive per-entry OS lock (elevate.locks), and the cache is re-read once
+the lock is held, so any number of concurrent callers cost one MFA prompt and one
+AssumeRole.
 
 This module is on the fast path of a cache hit: it must not import boto3, botocore,
 keyring or click.
@@ -16,21 +15,20 @@ import contextlib
 import hashlib
 import json
 import os
-import stat
-import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
+from . import locks
 from .errors import CacheError, ElevateError
-from .models import Profile, SessionCredentials, format_utc, parse_utc
+from .locks import LOCK_WAIT_SECONDS
+from .models import Profile, SessionCredentials, parse_utc
+from .store import FileStore, KeyringStore, Store, write_private
+from .usedcodes import UsedCodes
 
 FORMAT_VERSION = 1
-LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
-_POLL = 0.05
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
@@ -41,6 +39,27 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
         return Path(environ["XDG_RUNTIME_DIR"]) / "elevate"
     base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME", "~"), ".cache")
     return Path(base).expanduser() / "elevate"
+
+
+def files(environ: Mapping[str, str]) -> FileStore:
+    """The user's private cache directory as a store (also where locks and used codes live)."""
+    return FileStore(cache_dir(environ))
+
+
+def for_profile(
+    profile: Profile, environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None
+) -> Optional[SessionCache]:
+    """The session cache `profile` uses (its `cache` setting), or None when it is off."""
+    if profile.cache == "off":
+        return None
+    directory = files(environ)
+    store: Store = KeyringStore() if profile.cache == "keyring" else directory
+    return SessionCache(store, directory, clock or utcnow)
+
+
+def used_codes(environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None) -> UsedCodes:
+    """The record of MFA codes STS already accepted, kept beside the cache."""
+    return UsedCodes(files(environ), clock or utcnow)
 
 
 def entry_key(profile: Profile) -> str:
@@ -95,161 +114,6 @@ def decode(text: str) -> Optional[SessionCredentials]:
         return None
 
 
-def label_of(text: str) -> str:
-    try:
-        return str(json.loads(text).get("label", ""))
-    except (ValueError, AttributeError):
-        return ""
-
-
-class Store(Protocol):
-    """Where entries are kept: private files, or the OS keyring."""
-
-    def read(self, key: str) -> Optional[str]: ...
-    def write(self, key: str, text: str) -> None: ...
-    def delete(self, key: str) -> bool: ...
-
-
-class FileStore:
-    """0600 files in a private directory; refuses a directory or file others could touch."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def ensure(self) -> Path:
-        """Create the directory 0700 if needed and check it is private; return it."""
-        try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise CacheError(f"cannot create the cache directory {self.directory}: {exc.strerror}") from exc
-        check_private_dir(self.directory)
-        return self.directory
-
-    def path(self, key: str, suffix: str = ".json") -> Path:
-        return self.directory / f"{key}{suffix}"
-
-    def read(self, key: str, suffix: str = ".json") -> Optional[str]:
-        path = self.path(key, suffix)
-        if not os.path.lexists(self.directory):
-            return None
-        check_private_dir(self.directory)
-        try:
-            # O_NONBLOCK: a FIFO planted here must be refused below, not wait for a writer.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise CacheError(
-                f"cache file {path} cannot be read ({exc.strerror}): remove it with `elevate clear`"
-            ) from exc
-        try:
-            # Checked before fdopen, which raises IsADirectoryError on a directory.
-            check_private_file(path, os.fstat(fd))
-            with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read(1 << 20)
-        except OSError as exc:
-            raise CacheError(f"cache file {path} cannot be read ({exc.strerror})") from exc
-        finally:
-            os.close(fd)
-        return data.decode("utf-8", "replace")
-
-    def write(self, key: str, text: str) -> None:
-        self.ensure()
-        write_private(self.path(key), text)
-
-    def delete(self, key: str) -> bool:
-        removed = False
-        for suffix in (".json", ".error"):
-            path = self.path(key, suffix)
-            try:
-                path.unlink()
-                removed = True
-            except FileNotFoundError:
-                pass
-            except OSError as exc:  # e.g. a directory in its place
-                raise CacheError(f"cannot remove {path} ({exc.strerror}): remove it by hand") from exc
-        return removed
-
-
-class KeyringStore:
-    """Entries as keyring secrets (imports keyring only when used)."""
-
-    PREFIX = "cache:"
-
-    def read(self, key: str) -> Optional[str]:
-        from . import keystore
-
-        return keystore.get_secret(self.PREFIX + key)
-
-    def write(self, key: str, text: str) -> None:
-        from . import keystore
-
-        keystore.set_secret(self.PREFIX + key, text)
-
-    def delete(self, key: str) -> bool:
-        from . import keystore
-
-        existed = keystore.get_secret(self.PREFIX + key) is not None
-        keystore.delete_secret(self.PREFIX + key)
-        return existed
-
-
-def check_private_dir(directory: Path) -> None:
-    """Refuse a cache directory that is a symlink, not ours, or open to group or others."""
-    try:
-        info = os.lstat(directory)
-    except OSError as exc:
-        raise CacheError(f"cache directory {directory}: {exc.strerror}") from exc
-    if stat.S_ISLNK(info.st_mode):
-        raise CacheError(
-            f"cache directory {directory} is a symlink: refusing it; "
-            "point ELEVATE_CACHE_DIR at a real directory"
-        )
-    if not stat.S_ISDIR(info.st_mode):
-        raise CacheError(f"cache directory {directory} is not a directory")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        raise CacheError(
-            f"cache directory {directory} belongs to another user (uid {info.st_uid}): refusing it"
-        )
-    if info.st_mode & 0o077:
-        raise CacheError(
-            f"cache directory {directory} is open to group or others "
-            f"(mode {stat.S_IMODE(info.st_mode):o}): run `chmod 700 {directory}`"
-        )
-
-
-def check_private_file(path: Path, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
-        raise CacheError(f"cache file {path} is not a regular file: remove it with `elevate clear`")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-        raise CacheError(
-            f"cache file {path} belongs to another user (uid {info.st_uid}): refusing it; remove it"
-        )
-    if info.st_mode & 0o077:
-        raise CacheError(
-            f"cache file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}): "
-            "its credentials may have leaked; remove it with `elevate clear` and elevate again"
-        )
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` to `path` atomically, 0600 from birth."""
-    from .atomic import write_atomically
-
-    try:
-        write_atomically(path, text.encode("utf-8"))
-    except OSError as exc:
-        raise CacheError(f"cannot write the cache file {path}: {exc.strerror}") from exc
-
-
-@dataclass
-class Lookup:
-    """The outcome of reading one entry: fresh credentials, or why there are none."""
-
-    creds: Optional[SessionCredentials]
-    expired: bool = False
-
-
 class SessionCache:
     """Entries of one store, with freshness, locking and the holder's error for waiters."""
 
@@ -290,9 +154,9 @@ class SessionCache:
         """
         path = self.locks.ensure() / f"{key}.lock"
         started = time.time()
-        fd = _open_lock(path)
+        fd = locks.open_lock(path)
         try:
-            _acquire(fd, timeout, on_wait, path)
+            locks.acquire(fd, timeout, on_wait, path)
             creds = self.get(key, refresh_before)
             failed = creds is None and self.failure_since(key, started) is not None
         except BaseException:
@@ -302,7 +166,7 @@ class SessionCache:
             os.close(fd)
             fd = -1
         if creds is None:
-            _HANDED_OVER[str(path)] = (fd, started)
+            locks.hand_over(path, fd, started)
         return creds
 
     @contextlib.contextmanager
@@ -312,11 +176,11 @@ class SessionCache:
         """Hold the entry's exclusive lock; yield the time we started waiting (epoch)."""
         directory = self.locks.ensure()
         path = directory / f"{key}.lock"
-        fd, started = _HANDED_OVER.pop(str(path), (-1, time.time()))
+        fd, started = locks.take_over(path)
         try:
             if fd < 0:
-                fd = _open_lock(path)
-                _acquire(fd, timeout, on_wait, path)
+                fd = locks.open_lock(path)
+                locks.acquire(fd, timeout, on_wait, path)
             yield started
         finally:
             if fd >= 0:
@@ -341,119 +205,5 @@ class SessionCache:
             return None
 
 
-# Entry locks this process took in `wait_for_fill` and left for `locked`:
-# lock path -> (fd, or -1 when released, and the time the wait started).
-_HANDED_OVER: dict[str, tuple[int, float]] = {}
-
-
-def _open_lock(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
-        raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
-
-
-def _acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:
-    deadline = time.monotonic() + timeout
-    told = False
-    while True:
-        if _try_lock(fd):
-            return
-        if not told:
-            on_wait()
-            told = True
-        if time.monotonic() >= deadline:
-            raise CacheError(
-                f"gave up after {timeout:.0f} s waiting for another elevate process "
-                f"(lock {path}); retry, or run `elevate clear` if it is stuck"
-            )
-        time.sleep(_POLL)
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-
-class UsedCodes:
-    """Codes STS accepted, per MFA device, remembered (hashed) for their TOTP window.
-
-    A TOTP code is accepted only once: sending it again earns an AccessDenied, so a
-    second elevation inside the window is told to wait for the next code instead.
-    """
-
-    KEEP_SECONDS = 90  # STS also accepts the neighbouring 30-second windows
-
-    def __init__(self, files: FileStore, clock: Callable[[], datetime]) -> None:
-        self.files = files
-        self.clock = clock
-
-    def _key(self, serial: str) -> str:
-        return _digest(["mfa-used", serial])
-
-    def _fingerprint(self, serial: str, code: str) -> str:
-        return hashlib.sha256(f"{serial}\0{code}".encode()).hexdigest()
-
-    def was_used(self, serial: str, code: str) -> bool:
-        try:
-            data = json.loads(self.files.read(self._key(serial)) or "{}")
-            now = self.clock().timestamp()
-            return any(
-                entry.get("fp") == self._fingerprint(serial, code)
-                and now - float(entry.get("t", 0)) < self.KEEP_SECONDS
-                for entry in data.get("used", [])
-            )
-        except (CacheError, ValueError, TypeError, AttributeError):
-            return False
-
-    def last_use(self, serial: str) -> Optional[float]:
-        try:
-            data = json.loads(self.files.read(self._key(serial)) or "{}")
-            times = [float(e.get("t", 0)) for e in data.get("used", [])]
-            return max(times) if times else None
-        except (CacheError, ValueError, TypeError, AttributeError):
-            return None
-
-    def remember(self, serial: str, code: str) -> None:
-        now = self.clock().timestamp()
-        try:
-            data = json.loads(self.files.read(self._key(serial)) or "{}")
-            used = [e for e in data.get("used", []) if now - float(e.get("t", 0)) < self.KEEP_SECONDS]
-        except (CacheError, ValueError, TypeError, AttributeError):
-            used = []
-        used.append({"fp": self._fingerprint(serial, code), "t": now})
-        with contextlib.suppress(CacheError):
-            self.files.write(self._key(serial), json.dumps({"version": FORMAT_VERSION, "used": used}))
-
-
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-__all__ = [
-    "FileStore",
-    "KeyringStore",
-    "SessionCache",
-    "UsedCodes",
-    "cache_dir",
-    "entry_key",
-    "format_utc",
-    "mfa_session_key",
-    "utcnow",
-]

@@ -8,30 +8,22 @@ real default, so tests hand in fakes instead of patching.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
+from . import aws, keystore, mfa, sts, ui
 from . import cache as cache_mod
-from . import keystore, mfa, sts
 from .config import resolve_region
 from .errors import CacheError, ElevateError, MfaCodeRejected, MfaError
+from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, SourceKeys
+from .usedcodes import UsedCodes
 
 # A failed refresh falls back to cached credentials with at least this long left.
 STALE_BUT_USABLE_SECONDS = 60
-
-
-def _warn(message: str) -> None:
-    """A warning on stderr, where scripts and logs can see it."""
-    try:
-        sys.stderr.write(f"elevate: warning: {message}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # stderr closed: nothing better to do
-        pass
 
 
 @dataclass
@@ -41,21 +33,15 @@ class Elevator:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = cache_mod.utcnow
     load_keys: Callable[[str], SourceKeys] = keystore.get_keys
-    client_factory: Callable[..., Any] = sts.make_client
+    client_factory: Callable[..., Any] = aws.make_client
     code_source: Callable[..., str] = mfa.obtain_code
-    notify: Callable[[str], None] = mfa.tell
-    warn: Callable[[str], None] = _warn
-    lock_timeout: float = cache_mod.LOCK_WAIT_SECONDS
-
-    def files(self) -> cache_mod.FileStore:
-        return cache_mod.FileStore(cache_mod.cache_dir(self.environ))
+    notify: Callable[[str], None] = ui.tell
+    warn: Callable[[str], None] = ui.warn
+    sleep: Callable[[float], None] = time.sleep
+    lock_timeout: float = LOCK_WAIT_SECONDS
 
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
-        if profile.cache == "off":
-            return None
-        files = self.files()
-        store: cache_mod.Store = cache_mod.KeyringStore() if profile.cache == "keyring" else files
-        return cache_mod.SessionCache(store, files, self.clock)
+        return cache_mod.for_profile(profile, self.environ, self.clock)
 
     def elevate(
         self, profile: Profile, token: Optional[str] = None, use_cache: bool = True
@@ -172,8 +158,8 @@ class Elevator:
             token_code=code,
         )
 
-    def _used_codes(self) -> cache_mod.UsedCodes:
-        return cache_mod.UsedCodes(self.files(), self.clock)
+    def _used_codes(self) -> UsedCodes:
+        return cache_mod.used_codes(self.environ, self.clock)
 
     def _code(self, profile: Profile, token: Optional[str]) -> str:
         """An MFA code STS has not accepted yet; waits out the window for mfa_process."""
@@ -195,7 +181,7 @@ class Elevator:
             wait = mfa.seconds_to_next_code(self.clock())
             if profile.mfa_process and token is None:
                 self.notify(f"that code was already used; waiting {wait} s for the next one")
-                time.sleep(wait + 1)
+                self.sleep(wait + 1)
                 code = self.code_source(profile, token)
                 if not used.was_used(profile.mfa_serial, code):
                     return code
@@ -231,20 +217,19 @@ class Elevator:
 def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[datetime] = None) -> dict[str, Any]:
     """What the cache holds for `profile`: never a secret."""
     now = now or datetime.now(timezone.utc)
-    elevator = Elevator(environ=environ, clock=lambda: now)
-    cache = elevator.session_cache(profile)
+    cache = cache_mod.for_profile(profile, environ, lambda: now)
     result: dict[str, Any] = {"profile": profile.name, "role_arn": profile.role_arn, "cache": profile.cache}
     if cache is None:
         result["credentials"] = None
         return result
     creds = cache.get(cache_mod.entry_key(profile), 0)
-    result["credentials"] = _describe(creds, now)
+    result["credentials"] = _summary(creds, now)
     if profile.mfa_session_seconds:
-        result["mfa_session"] = _describe(cache.get(cache_mod.mfa_session_key(profile), 0), now)
+        result["mfa_session"] = _summary(cache.get(cache_mod.mfa_session_key(profile), 0), now)
     return result
 
 
-def _describe(creds: Optional[SessionCredentials], now: datetime) -> Optional[dict[str, Any]]:
+def _summary(creds: Optional[SessionCredentials], now: datetime) -> Optional[dict[str, Any]]:
     if creds is None:
         return None
     return {"expiration": creds.expiration_iso(), "seconds_left": int(creds.seconds_left(now))}
@@ -252,7 +237,7 @@ def _describe(creds: Optional[SessionCredentials], now: datetime) -> Optional[di
 
 def clear(profile: Profile, environ: Mapping[str, str]) -> bool:
     """Remove the cached credentials (and MFA session) of `profile`."""
-    cache = Elevator(environ=environ).session_cache(profile)
+    cache = cache_mod.for_profile(profile, environ)
     if cache is None:
         return False
     removed = cache.delete(cache_mod.entry_key(profile))

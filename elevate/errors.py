@@ -44,8 +44,28 @@ class MfaError(ElevateError):
     """No MFA code could be obtained, or the code is malformed."""
 
 
-class StsError(ElevateError):
-    """STS refused or could not be reached; the message says what to do."""
+class AwsError(ElevateError):
+    """An AWS service refused a call or could not be reached; the message says what to do."""
+
+    service = "AWS"
+
+
+class StsError(AwsError):
+    """STS (AssumeRole, GetSessionToken, GetCallerIdentity) failed."""
+
+    service = "STS"
+
+
+class IamError(AwsError):
+    """IAM (access keys, MFA devices) failed."""
+
+    service = "IAM"
+
+
+class CloudFormationError(AwsError):
+    """CloudFormation (reading a stack's outputs) failed."""
+
+    service = "CloudFormation"
 
 
 class MfaCodeRejected(StsError):
@@ -56,6 +76,10 @@ class CacheError(ElevateError):
     """The session cache is unsafe (permissions, owner, symlink) or unwritable."""
 
 
+class LockTimeout(CacheError):
+    """The wait for another elevate process holding the entry's lock gave up."""
+
+
 class OutputError(ElevateError):
     """A value cannot be written safely in the requested format."""
 
@@ -64,6 +88,14 @@ class LaunchError(ElevateError):
     """The command to run could not be started."""
 
     exit_code = 127
+
+
+class CommandLineError(ElevateError):
+    """click rejected the command line; `message` is click's own text (usage and error), shown as is."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Terminated(BaseException):

@@ -2,8 +2,9 @@
 
 The AWS CLI runs credential_process on every command, so a hit must cost little more
 than starting Python: this path imports only the standard library and elevate's config,
-cache and output modules. Anything unusual (other options, a miss, any error) returns
-False and the full CLI takes over and reports it properly.
+cache and output modules. Anything unusual (other options, a miss, most errors) returns
+False and the full CLI takes over and reports it properly; a lock wait that timed out is
+raised, since the CLI would only wait as long again.
 """
 
 from __future__ import annotations
@@ -49,27 +50,21 @@ def try_fast_path(args: Sequence[str]) -> bool:
     config_option, command, profile_name, fmt = parsed
     from . import cache, output
     from .config import config_path, load_config, resolve_region, select_profile
-    from .errors import CacheError, ElevateError
+    from .errors import ElevateError, LockTimeout
 
     environ = os.environ
     if fmt is not None and fmt not in output.FORMATS:
         return False
     try:
         profile = select_profile(load_config(config_path(config_option, environ)), profile_name, environ)
-        if profile.cache != "file":
+        sessions = cache.for_profile(profile, environ) if profile.cache == "file" else None
+        if sessions is None:
             return False
-        store = cache.FileStore(cache.cache_dir(environ))
-        sessions = cache.SessionCache(store, store, cache.utcnow)
         key = cache.entry_key(profile)
         creds = sessions.get(key, profile.refresh_before_seconds)
         if creds is None:
             # Another process may be filling it: wait for it here, before the heavy imports.
-            try:
-                creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
-            except CacheError as exc:
-                # Handing over to the CLI would only wait as long again: report it here.
-                sys.stderr.write(f"elevate: error: {exc.message}\n")
-                raise SystemExit(exc.exit_code) from exc
+            creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
         if creds is None:
             return False
         if command == "credential-process":
@@ -77,6 +72,8 @@ def try_fast_path(args: Sequence[str]) -> bool:
         else:
             env = output.variables(creds, resolve_region(profile.region, environ), profile.name)
             text = output.render(fmt or output.default_format(environ.get("SHELL")), env)
+    except LockTimeout:
+        raise  # the CLI would only wait as long again
     except ElevateError:
         return False
     sys.stdout.write(text)
@@ -85,6 +82,6 @@ def try_fast_path(args: Sequence[str]) -> bool:
 
 
 def _say_waiting() -> None:
-    from .mfa import say
+    from .ui import tell
 
-    say("elevate: waiting for the MFA prompt in another elevate process...")
+    tell("waiting for the MFA prompt in another elevate process...")

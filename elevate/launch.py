@@ -1,6 +1,7 @@
 """Run a command with elevated credentials in its environment.
 
-On POSIX elevate replaces itself with the command (execvpe): signals from the terminal
+On POSIX elevate replaces itself with the command (execvpe), so `run` does not return:
+signals from the terminal
 or from `kill` reach the command directly, exactly once (a forwarding parent would
 deliver Ctrl-C twice and turn a graceful stop into a forced one), the exit status is the
 command's own, and no Python process lingers holding the secrets.
@@ -13,7 +14,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
 
 from .errors import LaunchError
 from .hardening import restore_core_dumps
@@ -44,8 +44,8 @@ def child_environment(base: Mapping[str, str], elevated: Mapping[str, str]) -> d
     return env
 
 
-def run(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
-    """Become `argv` with `env` (POSIX), or run it and exit with its status (Windows)."""
+def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Become `argv` with `env` (POSIX: never returns), or run it and return its status (Windows)."""
     if not argv:
         raise LaunchError("no command to run")
     sys.stdout.flush()
@@ -60,10 +60,10 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:
             raise LaunchError(f"permission denied: {argv[0]}") from None
         except OSError as exc:
             raise LaunchError(f"cannot run {argv[0]}: {exc.strerror}") from exc
-    _run_windows(argv, env)  # pragma: no cover - Windows only
+    return _run_windows(argv, env)  # pragma: no cover - Windows only
 
 
-def _run_windows(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:  # pragma: no cover
+def _run_windows(argv: Sequence[str], env: Mapping[str, str]) -> int:  # pragma: no cover
     try:
         child = subprocess.Popen(list(argv), env=dict(env))
     except FileNotFoundError:
@@ -74,4 +74,4 @@ def _run_windows(argv: Sequence[str], env: Mapping[str, str]) -> NoReturn:  # pr
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the console delivers Ctrl-C to the child
     signal.signal(signal.SIGTERM, forward)
-    sys.exit(child.wait())
+    return child.wait()

@@ -7,21 +7,19 @@ terminal and without another source we fail at once rather than wait.
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import select
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Callable, Optional, TextIO
 
 from .errors import MfaError, UsageError
 from .hardening import signals_deferred
 from .models import Profile
+from .ui import open_tty
 
 CODE = re.compile(r"^\d{6}$", re.ASCII)
 TOTP_STEP = 30  # AWS virtual and hardware TOTP devices use RFC 6238's 30-second step
@@ -47,38 +45,6 @@ def check_token(token: str) -> str:
     if code is None:
         raise UsageError("--token must be six digits (spaces are ignored)")
     return code
-
-
-@contextmanager
-def open_tty() -> Iterator[Optional[TextIO]]:
-    """The controlling terminal for reading and writing, or None when there is none."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        yield None
-        return
-    # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.
-    # Unbuffered below, so a read takes one line from the terminal and no more.
-    tty = io.TextIOWrapper(
-        io.FileIO(fd, "r+"), encoding="utf-8", errors="replace", line_buffering=True, write_through=True
-    )
-    try:
-        yield tty
-    finally:
-        tty.close()
-
-
-def tell(message: str) -> None:
-    """An `elevate: ...` message for the person at the terminal (else stderr)."""
-    say(f"elevate: {message}")
-
-
-def say(message: str) -> None:
-    """A human message: to the terminal when there is one, else to stderr."""
-    with open_tty() as tty:
-        stream = tty if tty is not None else sys.stderr
-        stream.write(message + "\n")
-        stream.flush()
 
 
 def obtain_code(

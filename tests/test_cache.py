@@ -32,7 +32,7 @@ from support.provision import TRUST_POLICY, provision
 from support.servers import free_port
 
 from elevate import cache as cache_mod
-from elevate import keystore, sts
+from elevate import aws, keystore
 from elevate.cli import cli
 from elevate.config import load_config
 from elevate.core import Elevator, status_of
@@ -746,7 +746,7 @@ class RecordingFactory:
         self.calls: list[tuple[str, str]] = []
 
     def __call__(self, keys: Union[SourceKeys, SessionCredentials], region: str) -> Any:
-        client = sts.make_client(keys, region)
+        client = aws.make_client(keys, region)
         kind = "session" if isinstance(keys, SessionCredentials) else "long-term"
         calls = self.calls
 

@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 from support.provision import Provisioned, provision
 
-from elevate import awsfiles, keystore, sts
+from elevate import aws, keystore
+from elevate.onboarding import awsfiles
 from elevate.cli import cli
-from elevate.doctor import FAIL, OK, SKIP, WARN, Check, Doctor
+from elevate.onboarding.doctor import FAIL, OK, SKIP, WARN, Check, Doctor
 from elevate.errors import ElevateError
 from elevate.models import SourceKeys
-from elevate.onboarding import elevate_command
+from elevate.onboarding.configure import elevate_command
 
 TIMEOUT = 60
 
@@ -140,7 +141,7 @@ def _open_cache(user: Provisioned) -> dict[str, Any]:
 
 def _invalid_key(user: Provisioned) -> dict[str, Any]:
     def factory(keys: Any, region: str, service: str = "sts") -> Any:
-        client = sts.make_client(keys, region, service)
+        client = aws.make_client(keys, region, service)
 
         def refuse(**params: Any) -> Any:
             error = {"Error": {"Code": "InvalidClientTokenId", "Message": "The security token is invalid"}}

@@ -90,14 +90,14 @@ def test_odd_error_file_neither_crashes_nor_hangs(kind: str) -> None:
 
 
 def test_configure_on_a_config_whose_profiles_is_not_a_table() -> None:
-    from elevate import configfile
+    from elevate.onboarding import configfile
 
     with pytest.raises(ConfigError, match="'profiles' must be a table"):
         configfile.set_profile("profiles = 1\n", "dev", {"role_arn": ROLE}, Path("c.toml"))
 
 
 def test_replacing_a_toml_value_keeps_its_comment() -> None:
-    from elevate import configfile
+    from elevate.onboarding import configfile
 
     text = (
         'default_profile = "a" # team default\n\n'

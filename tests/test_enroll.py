@@ -26,7 +26,7 @@ from support.provision import provision
 from elevate import keystore
 from elevate.cli import cli
 from elevate.config import parse_config
-from elevate.enroll import Enroller, NewDevice, check_codes, render_qr
+from elevate.onboarding.enroll import Enroller, NewDevice, check_codes, render_qr
 from elevate.errors import MfaError, UsageError
 from elevate.models import SourceKeys
 

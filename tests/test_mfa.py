@@ -150,7 +150,7 @@ def test_config_value_with_trailing_newline_is_refused() -> None:
 def test_prompt_never_touches_stdout() -> None:
     # A process with no terminal: the failure is on stderr, stdout stays empty.
     done = subprocess.run(
-        [sys.executable, "-c", "from elevate import mfa; mfa.say('hello')"],
+        [sys.executable, "-c", "from elevate import ui; ui.say('hello')"],
         capture_output=True,
         text=True,
         timeout=30,

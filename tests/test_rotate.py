@@ -19,11 +19,11 @@ import pytest
 from click.testing import CliRunner
 from support.provision import Provisioned, provision
 
-from elevate import keystore, sts
+from elevate import aws, keystore
 from elevate.cli import cli
 from elevate.errors import ElevateError, StsError, UsageError
 from elevate.models import Profile, SourceKeys
-from elevate.rotate import STEPS, Rotator
+from elevate.onboarding.rotate import STEPS, Rotator
 
 TIMEOUT = 60
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
@@ -172,7 +172,7 @@ def flaky_new_key(old_id: str, failures: int, calls: list[str]) -> Callable[...,
     """A client factory: GetCallerIdentity with any key but `old_id` fails `failures` times first."""
 
     def factory(keys: Any, region: str, service: str = "sts") -> Any:
-        client = sts.make_client(keys, region, service)
+        client = aws.make_client(keys, region, service)
         if service == "sts" and isinstance(keys, SourceKeys) and keys.access_key_id != old_id:
             real = client.get_caller_identity
 

@@ -224,7 +224,7 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
     import botocore.config
 
     from elevate import core
-    from elevate import sts as sts_mod
+    from elevate import aws as sts_mod
     from elevate.errors import StsError
 
     def impatient_client(keys: object, region: str) -> object:

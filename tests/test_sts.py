@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from elevate import sts
+from elevate import aws, sts
 from elevate.errors import MfaCodeRejected, StsError
 from elevate.models import SessionCredentials, SourceKeys
 
@@ -35,7 +35,7 @@ def good_credentials(**override: Any) -> dict[str, Any]:
 
 
 def test_client_uses_regional_endpoint_and_bounded_timeouts() -> None:
-    client = sts.make_client(KEYS, "eu-west-1")
+    client = aws.make_client(KEYS, "eu-west-1")
     assert client.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
     assert client.meta.config.connect_timeout == 5 and client.meta.config.read_timeout == 15
     assert client.meta.config.retries == {"total_max_attempts": 3, "mode": "standard"}
@@ -43,9 +43,9 @@ def test_client_uses_regional_endpoint_and_bounded_timeouts() -> None:
 
 def test_client_honours_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1")
-    assert sts.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:1"
+    assert aws.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:1"
     monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:2")
-    assert sts.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:2"
+    assert aws.make_client(KEYS, "eu-west-1").meta.endpoint_url == "http://127.0.0.1:2"
 
 
 def test_client_ignores_aws_profile_and_credential_chain(
@@ -55,23 +55,23 @@ def test_client_ignores_aws_profile_and_credential_chain(
     config.write_text("[profile loop]\ncredential_process = /bin/false\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "loop")
-    client = sts.make_client(KEYS, "us-east-1")
+    client = aws.make_client(KEYS, "us-east-1")
     frozen = client._request_signer._credentials.get_frozen_credentials()
     assert frozen.access_key == KEYS.access_key_id and frozen.token is None
     monkeypatch.setenv("AWS_PROFILE", "missing")
-    sts.make_client(KEYS, "us-east-1")
+    aws.make_client(KEYS, "us-east-1")
 
 
 def test_session_client_carries_token() -> None:
     session = SessionCredentials(
         "ASIAIOSFODNN7EXAMPLE", "x" * 40, "tok" * 10, datetime.now(timezone.utc) + timedelta(hours=1)
     )
-    client = sts.make_client(session, "us-east-1")
+    client = aws.make_client(session, "us-east-1")
     assert client._request_signer._credentials.get_frozen_credentials().token == "tok" * 10
 
 
 def stubbed() -> tuple[Any, Stubber]:
-    client = sts.make_client(KEYS, "us-east-1")
+    client = aws.make_client(KEYS, "us-east-1")
     return client, Stubber(client)
 
 

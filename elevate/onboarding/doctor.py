@@ -15,14 +15,14 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import botocore.exceptions
-
-from . import awsfiles, configfile, keystore, sts
-from . import cache as cache_mod
-from .config import NAME, ROLE_ARN, load_config, resolve_region
-from .errors import CacheError, ElevateError, KeyringError, StsError
-from .models import DEFAULT_MAX_KEY_AGE_DAYS, SourceKeys
-from .onboarding import mfa_devices
+from .. import aws, keystore
+from .. import cache as cache_mod
+from ..aws import mfa_devices
+from ..config import NAME, ROLE_ARN, load_config, resolve_region
+from ..errors import AwsError, CacheError, ElevateError, KeyringError
+from ..models import DEFAULT_MAX_KEY_AGE_DAYS, SourceKeys
+from ..store import check_private_dir
+from . import awsfiles, configfile
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
 CLOCK_WARN_SECONDS = 30
@@ -57,7 +57,7 @@ class Doctor:
     """The checks, with their collaborators as parameters (real defaults)."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    client_factory: Callable[..., Any] = sts.make_client
+    client_factory: Callable[..., Any] = aws.make_client
     clock: Callable[[], datetime] = cache_mod.utcnow
 
     def run(self, config_path: Path, requested: Optional[str] = None) -> list[Check]:
@@ -173,23 +173,19 @@ class Doctor:
         before = self.clock()
         headers: Mapping[str, Any] = {}
         try:
-            answer = sts.call(client, "get_caller_identity", "GetCallerIdentity")
-            headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-        except StsError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, botocore.exceptions.ClientError):
-                headers = cause.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            who, headers = aws.caller_identity(client)
+        except AwsError as exc:
+            headers = aws.response_headers(exc)
             identity = Check("identity", FAIL, "GetCallerIdentity failed", exc.message)
         else:
-            arn = str(answer.get("Arn", ""))
-            if ":user/" in arn:
-                state.user_name = arn.rsplit("/", 1)[-1]
-                identity = Check("identity", OK, arn)
+            if who.is_user:
+                state.user_name = who.user_name
+                identity = Check("identity", OK, who.arn)
             else:
                 identity = Check(
                     "identity",
                     FAIL,
-                    f"the keys belong to {arn}, not an IAM user",
+                    f"the keys belong to {who.arn}, not an IAM user",
                     "store your IAM user's key",
                 )
         after = self.clock()
@@ -290,7 +286,7 @@ class Doctor:
         if not os.path.lexists(directory):
             return Check("cache directory", OK, f"{directory} will be created (mode 700)")
         try:
-            cache_mod.check_private_dir(directory)
+            check_private_dir(directory)
         except CacheError as exc:
             if os.path.islink(directory) or not os.path.isdir(directory):
                 fix = f"remove {directory}, or point ELEVATE_CACHE_DIR at a private directory"

@@ -1,7 +1,5 @@
 """From "the admin created my user" to "elevated": `configure` and `keys import`.
 
-Also the small IAM helpers that configure, rotate, enroll and doctor share: who the keys
-belong to, which MFA devices that user has, and IAM errors turned into advice.
 Questions go through a Prompter the CLI supplies; without one (non-interactive) every
 missing answer is a UsageError that names the flag to pass.
 """
@@ -16,12 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
-import botocore.exceptions
-
-from . import awsfiles, configfile, keystore, sts
-from .config import NAME, ROLE_ARN, config_path, resolve_region
-from .errors import ConfigError, KeyringError, StsError, UsageError
-from .models import SourceKeys
+from .. import aws, keystore, ui
+from ..aws import Identity, identify, mfa_devices
+from ..config import NAME, ROLE_ARN, config_path, resolve_region
+from ..errors import AwsError, ConfigError, KeyringError, UsageError
+from ..models import SourceKeys
+from . import awsfiles, configfile
 
 _CONFIG_KEYS = ("role_arn", "mfa_serial", "region", "keys")
 
@@ -32,61 +30,6 @@ class Prompter(Protocol):
     def ask(self, question: str, default: Optional[str] = None) -> str: ...
     def secret(self, question: str) -> str: ...
     def confirm(self, question: str, default: bool) -> bool: ...
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The IAM user behind a key pair."""
-
-    arn: str
-    account: str
-    user_name: str
-
-
-# --- IAM and STS helpers shared by the onboarding commands --------------------------------
-
-
-def iam_call(client: Any, method: str, operation: str, **params: Any) -> Any:
-    """One IAM call; its errors become advice (sts.call's wording is about AssumeRole)."""
-    try:
-        return sts.call(client, method, operation, **params)
-    except StsError as exc:
-        cause = exc.__cause__
-        if not isinstance(cause, botocore.exceptions.ClientError):
-            raise
-        error = cause.response.get("Error", {})
-        code, message = str(error.get("Code", "")), str(error.get("Message", "")).strip()
-        if code in ("AccessDenied", "AccessDeniedException"):
-            raise StsError(
-                f"{operation}: access denied ({message or code}): the developer policy allows this "
-                "only on your own user, and key management only in an MFA-authenticated session; "
-                "ask the admin who deployed the stack"
-            ) from cause
-        if code in ("LimitExceeded", "EntityAlreadyExists", "NoSuchEntity", "InvalidAuthenticationCode"):
-            raise StsError(f"{operation}: {message or code}") from cause
-        raise
-
-
-def identify(keys: Any, region: str, client_factory: Callable[..., Any] = sts.make_client) -> Identity:
-    """GetCallerIdentity for `keys`; an IAM user is required (roles cannot hold MFA or keys)."""
-    client = client_factory(keys, region)
-    answer = sts.call(client, "get_caller_identity", "GetCallerIdentity")
-    arn = str(answer.get("Arn", ""))
-    if ":user/" not in arn:
-        raise StsError(
-            f"these keys belong to {arn or 'an unknown principal'}, not an IAM user: "
-            "use the long-term key of your own IAM user"
-        )
-    return Identity(arn=arn, account=str(answer.get("Account", "")), user_name=arn.rsplit("/", 1)[-1])
-
-
-def mfa_devices(
-    keys: Any, region: str, user_name: str, client_factory: Callable[..., Any] = sts.make_client
-) -> list[str]:
-    """The serials of the MFA devices registered to `user_name` (ListMFADevices)."""
-    client = client_factory(keys, region, service="iam")
-    answer = iam_call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
-    return [str(d["SerialNumber"]) for d in answer.get("MFADevices", []) if d.get("SerialNumber")]
 
 
 def elevate_command(argv0: Optional[str] = None, executable: Optional[str] = None) -> list[str]:
@@ -139,18 +82,13 @@ class ConfigureResult:
 EnrollDevice = Callable[[SourceKeys, Identity, str], str]
 
 
-def _say(message: str) -> None:
-    sys.stderr.write(f"elevate: {message}\n")
-    sys.stderr.flush()
-
-
 @dataclass
 class Onboarding:
     """configure and import, with their collaborators as parameters (real defaults)."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    client_factory: Callable[..., Any] = sts.make_client
-    notify: Callable[[str], None] = _say
+    client_factory: Callable[..., Any] = aws.make_client
+    notify: Callable[[str], None] = ui.inform
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     command: Sequence[str] = field(default_factory=elevate_command)
 
@@ -200,7 +138,6 @@ class Onboarding:
         config_path: Path,
         prompter: Optional[Prompter] = None,
         enroll_device: Optional[EnrollDevice] = None,
-        config_option: Optional[str] = None,
     ) -> ConfigureResult:
         """Store keys, find the role and MFA device, write the profile, offer ~/.aws/config."""
         name = _answer(answers.profile, prompter, "Profile name", "PROFILE", "dev")
@@ -258,7 +195,7 @@ class Onboarding:
         changed = configfile.update_profile(config_path, name, values, make_default)
         self.notify(f"{'wrote' if changed else 'unchanged:'} profile {name!r} in {config_path}")
 
-        written = self._aws_config(name, answers, prompter, config_option)
+        written = self._aws_config(name, answers, prompter, config_path)
         return ConfigureResult(name, key_set, role_arn, mfa_serial, changed, written)
 
     def _keys(
@@ -297,14 +234,12 @@ class Onboarding:
         """The role ARN from a CloudFormation stack's outputs (DescribeStacks)."""
         client = self.client_factory(keys, region, service="cloudformation")
         try:
-            answer = sts.call(client, "describe_stacks", "DescribeStacks", StackName=stack)
-        except StsError as exc:
-            raise StsError(
+            outputs = aws.stack_outputs(client, stack)
+        except AwsError as exc:
+            raise type(exc)(
                 f"cannot read stack {stack!r} in {region} ({exc.message}): ask the admin for the "
                 "role ARN and pass --role-arn"
             ) from exc
-        stacks = answer.get("Stacks") or [{}]
-        outputs = {o.get("OutputKey"): o.get("OutputValue") for o in stacks[0].get("Outputs") or []}
         value = outputs.get(output)
         have = ", ".join(sorted(map(str, outputs))) or "none"
         if not isinstance(value, str):
@@ -356,7 +291,7 @@ class Onboarding:
         )
 
     def _aws_config(
-        self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], config_option: Optional[str]
+        self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], elevate_config: Path
     ) -> bool:
         aws_name = answers.aws_profile or name
         if not NAME.fullmatch(aws_name):
@@ -365,7 +300,7 @@ class Onboarding:
         command = list(self.command)
         # The AWS CLI runs this line without our environment: name a config that is not the
         # default explicitly (from --config or ELEVATE_CONFIG), or the profile is not found.
-        chosen = config_path(config_option, self.environ).expanduser().absolute()
+        chosen = elevate_config.expanduser().absolute()
         default = config_path(None, {k: v for k, v in self.environ.items() if k != "ELEVATE_CONFIG"})
         if chosen != default.expanduser().absolute():
             command += ["--config", str(chosen)]

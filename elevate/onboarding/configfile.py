@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from ..config import parse_config
+from ..errors import ConfigError
 from . import awsfiles
-from .config import parse_config
-from .errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

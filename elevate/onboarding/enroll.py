@@ -18,12 +18,14 @@ from typing import Any, Callable, Optional
 
 import pyotp
 
-from . import cache as cache_mod
-from . import configfile, keystore, mfa, sts
-from .config import resolve_region
-from .errors import ElevateError, MfaError, StsError, UsageError
-from .models import SourceKeys
-from .onboarding import Identity, existing_profile, iam_call, identify, mfa_devices
+from .. import aws, keystore, mfa, ui
+from .. import cache as cache_mod
+from ..aws import Identity, identify, mfa_devices
+from ..config import resolve_region
+from ..errors import ElevateError, IamError, MfaError, UsageError
+from ..models import SourceKeys
+from . import configfile
+from .configure import existing_profile
 
 ISSUER = "Amazon Web Services"
 SEARCH_STEPS = 20  # look for the codes up to 10 minutes either side, to name a clock error
@@ -105,9 +107,9 @@ class Enroller:
     """The enrollment with its collaborators; defaults are the real ones."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    client_factory: Callable[..., Any] = sts.make_client
+    client_factory: Callable[..., Any] = aws.make_client
     clock: Callable[[], datetime] = cache_mod.utcnow
-    notify: Callable[[str], None] = mfa.tell
+    notify: Callable[[str], None] = ui.tell
     attempts: int = ATTEMPTS
 
     def enroll(
@@ -133,15 +135,7 @@ class Enroller:
         try:
             show(device)
             first, second = self._codes(device, read_codes)
-            iam_call(
-                iam,
-                "enable_mfa_device",
-                "EnableMFADevice",
-                UserName=identity.user_name,
-                SerialNumber=device.serial,
-                AuthenticationCode1=first,
-                AuthenticationCode2=second,
-            )
+            aws.enable_mfa_device(iam, identity.user_name, device.serial, first, second)
         except BaseException:
             # Leave no half-made device behind: the next enroll would find its name taken.
             self._delete(iam, device.serial)
@@ -178,17 +172,14 @@ class Enroller:
 
     def _create(self, iam: Any, identity: Identity) -> NewDevice:
         # The developer policy allows a virtual device only under the user's own name.
-        params = {"VirtualMFADeviceName": identity.user_name, "Path": "/"}
         try:
-            answer = iam_call(iam, "create_virtual_mfa_device", "CreateVirtualMFADevice", **params)
-        except StsError as exc:
+            raw = aws.create_virtual_mfa_device(iam, identity.user_name)
+        except IamError as exc:
             if "already exists" not in exc.message.lower() and "EntityAlreadyExists" not in exc.message:
                 raise
             # Left by an enrollment that never finished (it is not registered to the user).
-            partition = identity.arn.split(":")[1]
-            self._delete(iam, f"arn:{partition}:iam::{identity.account}:mfa/{identity.user_name}")
-            answer = iam_call(iam, "create_virtual_mfa_device", "CreateVirtualMFADevice", **params)
-        raw = answer["VirtualMFADevice"]
+            self._delete(iam, f"arn:{identity.partition}:iam::{identity.account}:mfa/{identity.user_name}")
+            raw = aws.create_virtual_mfa_device(iam, identity.user_name)
         seed = raw["Base32StringSeed"]
         seed = seed.decode("ascii") if isinstance(seed, bytes) else str(seed)
         uri = pyotp.TOTP(seed).provisioning_uri(
@@ -211,6 +202,6 @@ class Enroller:
 
     def _delete(self, iam: Any, serial: str) -> None:
         try:
-            iam_call(iam, "delete_virtual_mfa_device", "DeleteVirtualMFADevice", SerialNumber=serial)
+            aws.delete_virtual_mfa_device(iam, serial)
         except ElevateError as exc:
             self.notify(f"could not delete the unfinished MFA device {serial}: {exc.message}")

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from . import cache as cache_mod
-from . import keystore, mfa, sts
-from .config import resolve_region
-from .errors import ElevateError, MfaCodeRejected, MfaError, StsError, UsageError
-from .models import Profile, SourceKeys
-from .onboarding import Identity, iam_call, identify, mfa_devices
+from .. import aws, keystore, mfa, sts, ui
+from .. import cache as cache_mod
+from ..aws import Identity, identify, mfa_devices
+from ..config import resolve_region
+from ..errors import ElevateError, MfaCodeRejected, MfaError, StsError, UsageError
+from ..models import Profile, SourceKeys
 
 # Where a rotation can be interrupted; the fault hook is called after each one.
 STEPS = ("session", "created", "verified", "stored", "deleted")
@@ -48,11 +48,11 @@ class Rotator:
     """The rotation with its collaborators; defaults are the real ones."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    client_factory: Callable[..., Any] = sts.make_client
+    client_factory: Callable[..., Any] = aws.make_client
     code_source: Callable[..., str] = mfa.obtain_code
     clock: Callable[[], datetime] = cache_mod.utcnow
     sleep: Callable[[float], None] = time.sleep
-    notify: Callable[[str], None] = mfa.tell
+    notify: Callable[[str], None] = ui.tell
     fault: Callable[[str], None] = _no_fault
     verify_attempts: int = VERIFY_ATTEMPTS
 
@@ -78,7 +78,7 @@ class Rotator:
             self.fault("session")
             iam = self.client_factory(session, region, service="iam")
             self._check_free_slot(iam, identity, old, name)
-            answer = iam_call(iam, "create_access_key", "CreateAccessKey", UserName=identity.user_name)
+            created = aws.create_access_key(iam, identity.user_name)
         except BaseException as exc:
             unchanged = (
                 f"nothing was changed: the keyring still holds {keystore.mask(old.access_key_id)} as "
@@ -89,33 +89,25 @@ class Rotator:
             if isinstance(exc, KeyboardInterrupt):
                 self.notify(unchanged)
             raise
-        created = answer["AccessKey"]
         new = SourceKeys(
             access_key_id=str(created["AccessKeyId"]),
             secret_access_key=str(created["SecretAccessKey"]),
             created=_utc(created.get("CreateDate"), self.clock()),
         )
         self.notify(f"created {keystore.mask(new.access_key_id)} for {identity.user_name}")
-        done = "created"
+        deleted = False
         try:
             self.fault("created")
             self._verify(new, identity, region)
-            done = "verified"
             self.fault("verified")
             keystore.put_keys(name, new)
-            done = "stored"
             self.fault("stored")
-            iam_call(
-                iam,
-                "delete_access_key",
-                "DeleteAccessKey",
-                UserName=identity.user_name,
-                AccessKeyId=old.access_key_id,
-            )
-            done = "deleted"
+            aws.delete_access_key(iam, identity.user_name, old.access_key_id)
+            deleted = True
             self.fault("deleted")
         except BaseException as exc:
-            if done == "deleted":
+            # What is left to do is read from the keyring and IAM, not from how far we got.
+            if deleted:
                 self.notify(f"rotation of {name!r} finished before the interruption: nothing to clean up")
                 raise
             advice = self._left_over(
@@ -162,7 +154,7 @@ class Rotator:
             if profile
             else Profile(name=name, role_arn="", mfa_serial=serial)
         )
-        used = cache_mod.UsedCodes(cache_mod.FileStore(cache_mod.cache_dir(self.environ)), self.clock)
+        used = cache_mod.used_codes(self.environ, self.clock)
         code = self.code_source(code_profile, token)
         if used.was_used(serial, code):
             raise MfaError(
@@ -179,12 +171,7 @@ class Rotator:
         return session
 
     def _check_free_slot(self, iam: Any, identity: Identity, old: SourceKeys, name: str) -> None:
-        answer = iam_call(iam, "list_access_keys", "ListAccessKeys", UserName=identity.user_name)
-        others = [
-            str(k.get("AccessKeyId"))
-            for k in answer.get("AccessKeyMetadata", [])
-            if k.get("AccessKeyId") != old.access_key_id
-        ]
+        others = [k for k in aws.access_key_ids(iam, identity.user_name) if k != old.access_key_id]
         if others:
             raise UsageError(
                 f"user {identity.user_name} already has another access key ({', '.join(others)}) besides "
@@ -244,13 +231,7 @@ class Rotator:
         )
         if rollback:
             try:
-                iam_call(
-                    iam,
-                    "delete_access_key",
-                    "DeleteAccessKey",
-                    UserName=identity.user_name,
-                    AccessKeyId=new.access_key_id,
-                )
+                aws.delete_access_key(iam, identity.user_name, new.access_key_id)
             except ElevateError:
                 pass
             else:

@@ -1,49 +1,24 @@
-"""Onboarding and key-hygiene commands: configure, keys import, rotate, mfa enroll, doctor, completion.
-
-Registered on elevate.cli's groups when that module imports this one. As in cli.py, only
-translation happens here: options -> core call -> message; errors reach `main` as
-ElevateError and become one line there.
-"""
+"""The set-up commands: configure, mfa enroll, doctor and completion."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Callable, Optional
 
 import click
-from click.shell_completion import CompletionItem, get_completion_class
+from click.shell_completion import get_completion_class
 
-from .cli import App, cli, keys_group, stdin_lines
-from .config import config_path, load_config
-from .doctor import Doctor, failed, render
-from .enroll import Enroller, NewDevice, render_qr
-from .errors import ElevateError, UsageError
-from .models import Profile, SourceKeys
-from .onboarding import ConfigureAnswers, Identity, Onboarding
-from .rotate import Rotator
+from ..aws import Identity
+from ..errors import ElevateError, UsageError
+from ..models import SourceKeys
+from ..onboarding.configure import ConfigureAnswers, Onboarding
+from ..onboarding.doctor import Doctor, failed, render
+from ..onboarding.enroll import Enroller, NewDevice, render_qr
+from .app import App, complete_profiles, interactive, say, stdin_lines
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_ELEVATE_COMPLETE"
-
-
-def _say(message: str) -> None:
-    click.echo(f"elevate: {message}", err=True)
-
-
-def _interactive(no_input: bool) -> bool:
-    return not no_input and sys.stdin.isatty()
-
-
-def _complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
-    """Profile names from the config file, for shell completion; none when it cannot be read."""
-    try:
-        option = ctx.find_root().params.get("config_option")
-        profiles = load_config(config_path(option, dict(os.environ))).profiles
-    except ElevateError:
-        return []
-    return [CompletionItem(name) for name in sorted(profiles) if name.startswith(incomplete)]
 
 
 class _TerminalPrompter:
@@ -93,8 +68,8 @@ def _read_codes(
 # --- configure ------------------------------------------------------------------------------
 
 
-@cli.command("configure")
-@click.argument("profile", required=False, shell_complete=_complete_profiles)
+@click.command("configure")
+@click.argument("profile", required=False, shell_complete=complete_profiles)
 @click.option("--role-arn", metavar="ARN", help="The role to elevate to (from the admin).")
 @click.option(
     "--from-stack", metavar="STACK", help="Read the role ARN from this CloudFormation stack's outputs."
@@ -147,9 +122,9 @@ def configure_cmd(
         raise UsageError("--delete-plaintext needs --from-aws-profile P")
     if role_arn and from_stack:
         raise UsageError("pass --role-arn or --from-stack, not both")
-    interactive = _interactive(no_input)
+    asking = interactive(no_input)
     keys: Optional[tuple[str, str]] = None
-    if not interactive and not stored_keys and not from_aws_profile and not sys.stdin.isatty():
+    if not asking and not stored_keys and not from_aws_profile and not sys.stdin.isatty():
         key_id, secret = stdin_lines(
             2,
             "the access key ID and the secret access key (or pass --stored-keys for keys already "
@@ -173,87 +148,33 @@ def configure_cmd(
         write_aws_config=write_aws_config,
     )
     environ = app.environ
-    prompter = _TerminalPrompter() if interactive else None
+    prompter = _TerminalPrompter() if asking else None
 
     def enroll_device(source: SourceKeys, identity: Identity, api_region: str) -> str:
-        enroller = Enroller(environ=environ, notify=_say)
+        enroller = Enroller(environ=environ, notify=say)
         return enroller.enroll(
             source, api_region, _show_device(False), _read_codes(None, None, True), identity
         )
 
-    result = Onboarding(environ=environ, notify=_say).configure(
+    result = Onboarding(environ=environ, notify=say).configure(
         answers,
-        config_path(app.config_option, environ),
+        app.config_path,
         prompter,
-        enroll_device if interactive else None,
-        app.config_option,
+        enroll_device if asking else None,
     )
-    _say(f"done: try `elevate exec {result.profile} -- aws sts get-caller-identity`")
-
-
-# --- keys import ----------------------------------------------------------------------------
-
-
-@keys_group.command("import")
-@click.argument("name")
-@click.option(
-    "--from-aws-profile", "aws_profile", required=True, metavar="P", help="The [P] section to import."
-)
-@click.option(
-    "--delete-plaintext",
-    is_flag=True,
-    help="Then remove [P] from the credentials file (a 0600 backup is kept beside it).",
-)
-@click.pass_obj
-def keys_import(app: App, name: str, aws_profile: str, delete_plaintext: bool) -> None:
-    """Move a key pair from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) into the keyring as NAME."""
-    Onboarding(environ=app.environ, notify=_say).import_keys(name, aws_profile, delete_plaintext)
-
-
-# --- rotate ---------------------------------------------------------------------------------
-
-
-def _profile_for_key_set(app: App, name: str, requested: Optional[str]) -> Optional[Profile]:
-    if requested:
-        return app.profile(requested)
-    try:
-        profiles = app.config().profiles
-    except ElevateError:
-        return None
-    if name in profiles and profiles[name].key_set == name:
-        return profiles[name]
-    return next((p for p in profiles.values() if p.key_set == name), None)
-
-
-@cli.command("rotate")
-@click.argument("name")
-@click.option("--profile", "profile_name", metavar="PROFILE", help="Profile for the MFA device and region.")
-@click.option(
-    "--mfa-serial", metavar="SERIAL", help="The MFA device (default: the profile's, else your only one)."
-)
-@click.option("-t", "--token", metavar="CODE", help="The current six-digit MFA code (else a prompt).")
-@click.pass_obj
-def rotate_cmd(
-    app: App, name: str, profile_name: Optional[str], mfa_serial: Optional[str], token: Optional[str]
-) -> None:
-    """Replace the stored key set NAME with a new access key, then delete the old key.
-
-    Key management needs MFA, so this asks for a code and works in an MFA session.
-    """
-    profile = _profile_for_key_set(app, name, profile_name)
-    Rotator(environ=app.environ, notify=_say).rotate(name, profile, token, mfa_serial)
+    say(f"done: try `elevate exec {result.profile} -- aws sts get-caller-identity`")
 
 
 # --- mfa enroll -----------------------------------------------------------------------------
 
 
-@cli.group("mfa")
+@click.group("mfa")
 def mfa_group() -> None:
     """Set up the MFA device that elevation needs (no command here ever shows a code)."""
 
 
 @mfa_group.command("enroll")
-@click.argument("name", shell_complete=_complete_profiles)
+@click.argument("name", shell_complete=complete_profiles)
 @click.option("--keys", "key_set", metavar="NAME", help="Key set to use (default: the profile's, else NAME).")
 @click.option("--region", metavar="REGION", help="Region for the STS and IAM calls.")
 @click.option("--show-secret", is_flag=True, help="Also print the otpauth URI and the secret key (stderr).")
@@ -277,11 +198,11 @@ def mfa_enroll(
     if (code1 is None) != (code2 is None):
         raise UsageError("pass both --code1 and --code2, or neither")
     environ = app.environ
-    Enroller(environ=environ, notify=_say).enroll_profile(
+    Enroller(environ=environ, notify=say).enroll_profile(
         name,
-        config_path(app.config_option, environ),
+        app.config_path,
         _show_device(show_secret),
-        _read_codes(code1, code2, _interactive(False)),
+        _read_codes(code1, code2, interactive(False)),
         key_set=key_set,
         region=region,
     )
@@ -290,14 +211,14 @@ def mfa_enroll(
 # --- doctor ---------------------------------------------------------------------------------
 
 
-@cli.command("doctor")
-@click.argument("profile", required=False, shell_complete=_complete_profiles)
+@click.command("doctor")
+@click.argument("profile", required=False, shell_complete=complete_profiles)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @click.pass_obj
 def doctor_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     """Check the set-up of PROFILE, one line per check, with the fix for each failure."""
     environ = app.environ
-    checks = Doctor(environ=environ).run(config_path(app.config_option, environ), profile)
+    checks = Doctor(environ=environ).run(app.config_path, profile)
     bad = failed(checks)
     if as_json:
         report = {"ok": not bad, "checks": [c.as_dict() for c in checks]}
@@ -312,9 +233,10 @@ def doctor_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
 # --- completion -----------------------------------------------------------------------------
 
 
-@cli.command("completion")
+@click.command("completion")
 @click.argument("shell", type=click.Choice(SHELLS))
-def completion_cmd(shell: str) -> None:
+@click.pass_context
+def completion_cmd(ctx: click.Context, shell: str) -> None:
     """Print the completion script for SHELL: eval "$(elevate completion bash)".
 
     Same as click's `_ELEVATE_COMPLETE=bash_source elevate` (zsh_source, fish_source).
@@ -322,4 +244,5 @@ def completion_cmd(shell: str) -> None:
     completion_class = get_completion_class(shell)
     if completion_class is None:  # pragma: no cover - SHELLS are click's built-in ones
         raise UsageError(f"no completion for {shell}")
-    click.echo(completion_class(cli, {}, "elevate", COMPLETE_VAR).source())
+    root = ctx.find_root().command
+    click.echo(completion_class(root, {}, "elevate", COMPLETE_VAR).source())

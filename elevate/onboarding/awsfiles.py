@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional
 
-from .atomic import write_atomically
-from .errors import ConfigError, ElevateError
+from ..atomic import write_atomically
+from ..errors import ConfigError, ElevateError
 
 _HEADER = re.compile(r"\[(?P<header>.+)\]")  # configparser's own, "very permissive" pattern
 _COMMENT = ("#", ";")

@@ -1,0 +1,282 @@
+"""The AWS boundary: clients signed with explicit keys, one call helper that turns every
+botocore failure into an AwsError naming its service, the caller's identity, and the few
+IAM and CloudFormation calls onboarding needs.
+
+A client never consults the default credential chain or the AWS_PROFILE setting, so an
+AWS_PROFILE whose credential_process is `elevate` itself cannot recurse. Endpoint
+overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which honours them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Union
+
+import botocore.config
+import botocore.exceptions
+import botocore.session
+
+from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
+from .models import SessionCredentials, SourceKeys
+
+_CLIENT_CONFIG = botocore.config.Config(
+    connect_timeout=5,
+    read_timeout=15,
+    retries={"total_max_attempts": 3, "mode": "standard"},
+)
+_ERRORS: Mapping[str, type[AwsError]] = {
+    "sts": StsError,
+    "iam": IamError,
+    "cloudformation": CloudFormationError,
+}
+_NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
+
+Keys = Union[SourceKeys, SessionCredentials]
+ClientFactory = Callable[..., Any]
+
+
+def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
+    """A botocore client signed with `keys` only; regional STS endpoint; bounded waits."""
+    # Pin the profile to none: a missing AWS_PROFILE must not fail us, and the
+    # credential chain it would select must never be consulted.
+    session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+    session.set_config_variable("sts_regional_endpoints", "regional")
+    token = keys.session_token if isinstance(keys, SessionCredentials) else None
+    try:
+        return session.create_client(
+            service,
+            region_name=region,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            aws_session_token=token,
+            config=_CLIENT_CONFIG,
+        )
+    except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
+        raise ConfigError(
+            f"cannot make an {service.upper()} client for region {region!r}: {exc}; check the "
+            "profile's region, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL"
+        ) from exc
+
+
+def _service(client: Any) -> str:
+    try:
+        return str(client.meta.service_model.service_name)
+    except AttributeError:  # a test double without a service model
+        return "sts"
+
+
+def call(client: Any, method: str, operation: str, role_arn: str = "", **params: Any) -> Any:
+    """Invoke one client method; every botocore failure becomes the service's AwsError."""
+    service = _service(client)
+    error = _ERRORS.get(service, AwsError)
+    name = _NAMES.get(service, service)
+    try:
+        return getattr(client, method)(**params)
+    except botocore.exceptions.ClientError as exc:
+        raise translate_client_error(exc, operation, role_arn, service) from exc
+    except (
+        botocore.exceptions.EndpointConnectionError,
+        botocore.exceptions.ConnectionClosedError,
+        botocore.exceptions.ConnectTimeoutError,
+        botocore.exceptions.ReadTimeoutError,
+        botocore.exceptions.ProxyConnectionError,
+    ) as exc:
+        where = getattr(client.meta, "endpoint_url", name)
+        raise error(
+            f"cannot reach {name} at {where} ({type(exc).__name__}): check the network, proxy "
+            "and AWS_ENDPOINT_URL, then retry"
+        ) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise error(f"{operation} failed: {exc}") from exc
+    except Exception as exc:  # botocore parsers raise KeyError and the like on odd XML
+        where = getattr(client.meta, "endpoint_url", name)
+        raise error(
+            f"{operation}: the answer from {where} cannot be read ({type(exc).__name__}); "
+            "check AWS_ENDPOINT_URL and any proxy in between"
+        ) from exc
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code behind an AwsError (or a ClientError), else ""."""
+    cause = exc if isinstance(exc, botocore.exceptions.ClientError) else exc.__cause__
+    if isinstance(cause, botocore.exceptions.ClientError):
+        return str(cause.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def response_headers(exc: BaseException) -> Mapping[str, Any]:
+    """The HTTP headers of the answer behind a failed call, when there was one."""
+    cause = exc.__cause__
+    if isinstance(cause, botocore.exceptions.ClientError):
+        headers = cause.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return headers if isinstance(headers, Mapping) else {}
+    return {}
+
+
+def translate_client_error(
+    exc: botocore.exceptions.ClientError, operation: str, role_arn: str = "", service: str = "sts"
+) -> AwsError:
+    """One line saying what went wrong and what to do."""
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", "")).strip()
+    kind = _ERRORS.get(service, AwsError)
+    if service == "iam":
+        if code in ("AccessDenied", "AccessDeniedException"):
+            return IamError(
+                f"{operation}: access denied ({message or code}): the developer policy allows this "
+                "only on your own user, and key management only in an MFA-authenticated session; "
+                "ask the admin who deployed the stack"
+            )
+        if code in ("LimitExceeded", "EntityAlreadyExists", "NoSuchEntity", "InvalidAuthenticationCode"):
+            return IamError(f"{operation}: {message or code}")
+    if "MultiFactorAuthentication" in message:
+        if "unable to validate" in message:
+            return MfaCodeRejected(
+                f"{operation}: STS could not validate the MFA code: check that mfa_serial is "
+                "the ARN of the MFA device registered to this IAM user"
+            )
+        return MfaCodeRejected(f"{operation}: STS rejected the MFA code")
+    if code in ("InvalidClientTokenId", "UnrecognizedClientException"):
+        return kind(
+            f"{operation}: the stored access key is invalid or deactivated: check it in IAM and "
+            "store a working key with `elevate keys add`"
+        )
+    # Clock skew arrives as SignatureDoesNotMatch too: look at the message first.
+    if (
+        code in ("RequestExpired", "RequestTimeTooSkewed")
+        or "Signature expired" in message
+        or ("not yet current" in message)
+    ):
+        return kind(
+            f"{operation}: STS refused the request time: this computer's clock is off; "
+            "sync it (NTP) and retry"
+        )
+    if code == "SignatureDoesNotMatch":
+        return kind(
+            f"{operation}: the stored secret key does not match its access key ID: store the "
+            "pair again with `elevate keys add`"
+        )
+    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded"):
+        return kind(f"{operation}: STS is throttling requests: wait a minute and retry")
+    if code == "ExpiredToken":
+        return kind(f"{operation}: the MFA session has expired: elevate again")
+    if code == "RegionDisabledException":
+        return kind(f"{operation}: STS is not enabled in this region: set another region")
+    if code == "AccessDenied":
+        target = f" {role_arn}" if role_arn else ""
+        return kind(
+            f"{operation}{target}: access denied ({message or code}). The role's trust policy "
+            "or its MFA condition refuses this user, or the user lacks sts:AssumeRole or "
+            "sts:SetSourceIdentity on it: ask the admin who deployed the stack"
+        )
+    return kind(f"{operation} failed: {code}: {message}")
+
+
+# --- who the keys belong to -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The principal behind a key pair, from GetCallerIdentity."""
+
+    arn: str
+    account: str
+    user_name: str  # "" unless the principal is an IAM user
+
+    @property
+    def is_user(self) -> bool:
+        return bool(self.user_name)
+
+    @property
+    def partition(self) -> str:
+        parts = self.arn.split(":")
+        return parts[1] if len(parts) > 1 else "aws"
+
+
+def parse_identity(answer: Mapping[str, Any]) -> Identity:
+    """The one reader of GetCallerIdentity's answer: an IAM user's name comes from `:user/`."""
+    arn = str(answer.get("Arn", ""))
+    user = arn.rsplit("/", 1)[-1] if ":user/" in arn else ""
+    return Identity(arn=arn, account=str(answer.get("Account", "")), user_name=user)
+
+
+def caller_identity(client: Any) -> tuple[Identity, Mapping[str, Any]]:
+    """GetCallerIdentity with `client`: the identity, and the answer's HTTP headers."""
+    answer = call(client, "get_caller_identity", "GetCallerIdentity")
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return parse_identity(answer), headers if isinstance(headers, Mapping) else {}
+
+
+def identify(keys: Keys, region: str, client_factory: ClientFactory = make_client) -> Identity:
+    """The IAM user behind `keys`; any other principal is refused (roles hold no MFA or keys)."""
+    identity, _ = caller_identity(client_factory(keys, region))
+    if not identity.is_user:
+        raise StsError(
+            f"these keys belong to {identity.arn or 'an unknown principal'}, not an IAM user: "
+            "use the long-term key of your own IAM user"
+        )
+    return identity
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+
+def mfa_devices(
+    keys: Keys, region: str, user_name: str, client_factory: ClientFactory = make_client
+) -> list[str]:
+    """The serials of the MFA devices registered to `user_name` (ListMFADevices)."""
+    client = client_factory(keys, region, service="iam")
+    answer = call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
+    return [str(d["SerialNumber"]) for d in answer.get("MFADevices", []) if d.get("SerialNumber")]
+
+
+def access_key_ids(iam: Any, user_name: str) -> list[str]:
+    """The IDs of `user_name`'s access keys (ListAccessKeys)."""
+    answer = call(iam, "list_access_keys", "ListAccessKeys", UserName=user_name)
+    return [str(k.get("AccessKeyId")) for k in answer.get("AccessKeyMetadata", [])]
+
+
+def create_access_key(iam: Any, user_name: str) -> Mapping[str, Any]:
+    """A new access key for `user_name`: CreateAccessKey's AccessKey block."""
+    answer = call(iam, "create_access_key", "CreateAccessKey", UserName=user_name)
+    return dict(answer["AccessKey"])
+
+
+def delete_access_key(iam: Any, user_name: str, access_key_id: str) -> None:
+    call(iam, "delete_access_key", "DeleteAccessKey", UserName=user_name, AccessKeyId=access_key_id)
+
+
+def create_virtual_mfa_device(iam: Any, name: str) -> Mapping[str, Any]:
+    """CreateVirtualMFADevice's VirtualMFADevice block (serial and seed)."""
+    answer = call(
+        iam, "create_virtual_mfa_device", "CreateVirtualMFADevice", VirtualMFADeviceName=name, Path="/"
+    )
+    return dict(answer["VirtualMFADevice"])
+
+
+def enable_mfa_device(iam: Any, user_name: str, serial: str, code1: str, code2: str) -> None:
+    call(
+        iam,
+        "enable_mfa_device",
+        "EnableMFADevice",
+        UserName=user_name,
+        SerialNumber=serial,
+        AuthenticationCode1=code1,
+        AuthenticationCode2=code2,
+    )
+
+
+def delete_virtual_mfa_device(iam: Any, serial: str) -> None:
+    call(iam, "delete_virtual_mfa_device", "DeleteVirtualMFADevice", SerialNumber=serial)
+
+
+# --- CloudFormation ---------------------------------------------------------------------------
+
+
+def stack_outputs(client: Any, stack: str) -> dict[str, Any]:
+    """A stack's outputs by key (DescribeStacks)."""
+    answer = call(client, "describe_stacks", "DescribeStacks", StackName=stack)
+    stacks = answer.get("Stacks") or [{}]
+    return {o.get("OutputKey"): o.get("OutputValue") for o in stacks[0].get("Outputs") or []}

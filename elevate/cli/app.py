@@ -1,0 +1,133 @@
+"""What every command shares: the root group, the App object, shared options and helpers.
+
+The CLI only translates: options -> a core call -> formatted output. Errors from the core
+arrive as ElevateError and go up to elevate.__main__, the one place that reports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import click
+from click.shell_completion import CompletionItem
+
+from .. import __version__, core, ui
+from ..config import Config, config_path, load_config, resolve_region, select_profile
+from ..errors import ElevateError, UsageError
+from ..models import Profile
+
+log = logging.getLogger("elevate")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class App:
+    """What every command shares: where the config is, and the environment."""
+
+    config_option: Optional[str]
+    debug: bool
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    @property
+    def config_path(self) -> Path:
+        """The config file this run uses (--config, ELEVATE_CONFIG or the default)."""
+        return config_path(self.config_option, self.environ)
+
+    def config(self) -> Config:
+        path = self.config_path
+        log.debug("config file: %s", path)
+        return load_config(path)
+
+    def profile(self, name: Optional[str]) -> Profile:
+        profile = select_profile(self.config(), name, self.environ)
+        log.debug(
+            "profile %s: role %s, key set %s, cache %s",
+            profile.name,
+            profile.role_arn,
+            profile.key_set,
+            profile.cache,
+        )
+        return profile
+
+    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> Any:
+        return core.Elevator(environ=self.environ).elevate(profile, token=token, use_cache=not no_cache)
+
+
+    def region(self, profile: Profile) -> str:
+        return resolve_region(profile.region, self.environ)
+
+
+def elevating(func: F) -> F:
+    """The options every elevating command takes."""
+    func = click.option("--no-cache", is_flag=True, help="Neither read nor write the session cache.")(func)
+    func = click.option(
+        "-t",
+        "--token",
+        metavar="CODE",
+        help="The current six-digit MFA code (else mfa_process, else a prompt).",
+    )(func)
+    return click.argument("profile", required=False)(func)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_option",
+    metavar="PATH",
+    help="Config file (default: $ELEVATE_CONFIG, else $XDG_CONFIG_HOME/elevate/config.toml).",
+)
+@click.option(
+    "--debug", is_flag=True, help="Explain each step on stderr, with tracebacks; never prints a secret."
+)
+@click.version_option(__version__, prog_name="elevate")
+@click.pass_context
+def cli(ctx: click.Context, config_option: Optional[str], debug: bool) -> None:
+    """Turn keyring-held IAM keys and an MFA code into one-hour role credentials."""
+    ctx.obj = App(config_option, debug)
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("elevate: debug: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.DEBUG)
+        # botocore's own debug log prints request and response bodies: keep it quiet.
+        logging.getLogger("botocore").setLevel(logging.WARNING)
+
+
+def stdin_lines(count: int, what: str) -> list[str]:
+    """`count` lines from a piped stdin, read line by line so an open pipe is not waited out."""
+    lines = []
+    for _ in range(count):
+        line = sys.stdin.readline(4096)
+        if not line:
+            break
+        lines.append(line.rstrip("\r\n"))
+    if len(lines) < count:
+        raise UsageError(f"expected {count} lines on stdin: {what}")
+    return lines
+
+
+def say(message: str) -> None:
+    """A progress or result line for the user (stderr)."""
+    ui.inform(message)
+
+
+def interactive(no_input: bool) -> bool:
+    return not no_input and sys.stdin.isatty()
+
+
+def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """Profile names from the config file, for shell completion; none when it cannot be read."""
+    try:
+        option = ctx.find_root().params.get("config_option")
+        profiles = load_config(config_path(option, dict(os.environ))).profiles
+    except ElevateError:
+        return []
+    return [CompletionItem(name) for name in sorted(profiles) if name.startswith(incomplete)]

@@ -1,0 +1,120 @@
+"""The elevating commands (export, exec, credential-process) and the cache's (status, clear)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import click
+
+from .. import core, launch, output
+from ..config import select_profile
+from ..errors import UsageError
+from .app import App, elevating, log
+
+
+@click.command("export")
+@elevating
+@click.option(
+    "--format", "fmt", type=click.Choice(output.FORMATS), help="Output syntax (default: follows $SHELL)."
+)
+@click.pass_obj
+def export_cmd(
+    app: App, profile: Optional[str], token: Optional[str], no_cache: bool, fmt: Optional[str]
+) -> None:
+    """Print shell code that exports the credentials: eval "$(elevate export dev)"."""
+    chosen = app.profile(profile)
+    creds = app.elevate(chosen, token, no_cache)
+    env = output.variables(creds, app.region(chosen), chosen.name)
+    click.echo(output.render(fmt or output.default_format(app.environ.get("SHELL")), env), nl=False)
+
+
+class _ExecCommand(click.Command):
+    """Everything after the first `--` is the command to run, never the PROFILE."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            cut = args.index("--")
+            args, ctx.meta["elevate.command"] = args[:cut], args[cut + 1 :]
+        return super().parse_args(ctx, args)
+
+
+@click.command("exec", cls=_ExecCommand)
+@elevating
+@click.option("--force", is_flag=True, help="Run even inside an elevated environment.")
+@click.pass_context
+def exec_cmd(
+    ctx: click.Context,
+    profile: Optional[str],
+    token: Optional[str],
+    no_cache: bool,
+    force: bool,
+) -> int:
+    """Run a command (default: $SHELL) with the credentials: elevate exec dev -- aws s3 ls."""
+    app: App = ctx.obj
+    command: list[str] = ctx.meta.get("elevate.command", [])
+    environ = app.environ
+    if environ.get("ELEVATE_PROFILE") and not force:
+        raise UsageError(
+            f"already inside an elevated environment (ELEVATE_PROFILE={environ['ELEVATE_PROFILE']}); "
+            "exit it first, or pass --force"
+        )
+    chosen = app.profile(profile)
+    creds = app.elevate(chosen, token, no_cache)
+    env = launch.child_environment(environ, output.variables(creds, app.region(chosen), chosen.name))
+    argv = list(command) or [environ.get("SHELL") or "/bin/sh"]
+    log.debug("running %s", argv[0])
+    return launch.run(argv, env)
+
+
+@click.command("credential-process")
+@elevating
+@click.pass_obj
+def credential_process_cmd(app: App, profile: Optional[str], token: Optional[str], no_cache: bool) -> None:
+    """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
+    creds = app.elevate(app.profile(profile), token, no_cache)
+    click.echo(output.credential_process_json(creds), nl=False)
+
+
+@click.command("status")
+@click.argument("profile", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+@click.pass_obj
+def status_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
+    """Show what is cached for each profile, and for how long. Never a secret."""
+    config = app.config()
+    profiles = [select_profile(config, profile, {})] if profile else list(config.profiles.values())
+    report = [core.status_of(p, app.environ) for p in profiles]
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for item in report:
+        click.echo(f"{item['profile']}: {describe_entry(item.get('credentials'), item['cache'])}")
+        if "mfa_session" in item:
+            click.echo(f"  MFA session: {describe_entry(item['mfa_session'], item['cache'])}")
+
+
+def describe_entry(entry: Optional[dict[str, Any]], mode: str) -> str:
+    if mode == "off":
+        return "cache off"
+    if entry is None:
+        return "nothing cached"
+    left = entry["seconds_left"]
+    if left <= 0:
+        return f"expired at {entry['expiration']}"
+    return f"cached, {left // 60} min {left % 60} s left (until {entry['expiration']})"
+
+
+@click.command("clear")
+@click.argument("profile", required=False)
+@click.option("--all", "clear_all", is_flag=True, help="Clear every profile.")
+@click.pass_obj
+def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
+    """Remove cached credentials of PROFILE (or of every profile with --all)."""
+    if not profile and not clear_all:
+        raise UsageError("name a PROFILE, or pass --all")
+    config = app.config()
+    profiles = list(config.profiles.values()) if clear_all else [select_profile(config, profile, {})]
+    for item in profiles:
+        removed = core.clear(item, app.environ)
+        click.echo(f"{item.name}: {'cleared' if removed else 'nothing cached'}", err=True)

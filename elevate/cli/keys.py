@@ -1,0 +1,100 @@
+"""The key commands: keys add, list, remove and import, and rotate."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import click
+
+from .. import keystore
+from ..errors import ElevateError
+from ..models import Profile
+from ..onboarding.configure import Onboarding
+from ..onboarding.rotate import Rotator
+from .app import App, say, stdin_lines
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Manage the long-term IAM keys held in the OS keyring."""
+
+
+@keys_group.command("add")
+@click.argument("name")
+def keys_add(name: str) -> None:
+    """Store a key pair as NAME: prompted on a terminal, else two lines on stdin."""
+    keystore.check_name(name)
+    if sys.stdin.isatty():
+        key_id = click.prompt("Access key ID", err=True)
+        secret = click.prompt("Secret access key", hide_input=True, err=True)
+    else:
+        key_id, secret = stdin_lines(2, "the access key ID, then the secret access key")
+    keys = keystore.check_keys(key_id, secret)
+    keystore.put_keys(name, keys)
+    click.echo(
+        f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}", err=True
+    )
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """List stored key sets with masked key IDs."""
+    for name, keys in keystore.list_key_sets():
+        created = keys.created.strftime("%Y-%m-%d") if keys.created else "unknown"
+        click.echo(f"{name}\t{keystore.mask(keys.access_key_id)}\tadded {created}")
+
+
+@keys_group.command("remove")
+@click.argument("name")
+def keys_remove(name: str) -> None:
+    """Delete the key set NAME from the keyring."""
+    keystore.delete_keys(name)
+    click.echo(f"removed {name!r}", err=True)
+
+
+@keys_group.command("import")
+@click.argument("name")
+@click.option(
+    "--from-aws-profile", "aws_profile", required=True, metavar="P", help="The [P] section to import."
+)
+@click.option(
+    "--delete-plaintext",
+    is_flag=True,
+    help="Then remove [P] from the credentials file (a 0600 backup is kept beside it).",
+)
+@click.pass_obj
+def keys_import(app: App, name: str, aws_profile: str, delete_plaintext: bool) -> None:
+    """Move a key pair from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) into the keyring as NAME."""
+    Onboarding(environ=app.environ, notify=say).import_keys(name, aws_profile, delete_plaintext)
+
+
+def _profile_for_key_set(app: App, name: str, requested: Optional[str]) -> Optional[Profile]:
+    if requested:
+        return app.profile(requested)
+    try:
+        profiles = app.config().profiles
+    except ElevateError:
+        return None
+    if name in profiles and profiles[name].key_set == name:
+        return profiles[name]
+    return next((p for p in profiles.values() if p.key_set == name), None)
+
+
+@click.command("rotate")
+@click.argument("name")
+@click.option("--profile", "profile_name", metavar="PROFILE", help="Profile for the MFA device and region.")
+@click.option(
+    "--mfa-serial", metavar="SERIAL", help="The MFA device (default: the profile's, else your only one)."
+)
+@click.option("-t", "--token", metavar="CODE", help="The current six-digit MFA code (else a prompt).")
+@click.pass_obj
+def rotate_cmd(
+    app: App, name: str, profile_name: Optional[str], mfa_serial: Optional[str], token: Optional[str]
+) -> None:
+    """Replace the stored key set NAME with a new access key, then delete the old key.
+
+    Key management needs MFA, so this asks for a code and works in an MFA session.
+    """
+    profile = _profile_for_key_set(app, name, profile_name)
+    Rotator(environ=app.environ, notify=say).rotate(name, profile, token, mfa_serial)

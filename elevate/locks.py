@@ -1,0 +1,78 @@
+"""Per-entry exclusive OS locks (flock; msvcrt on Windows): the single flight of a cache fill.
+
+The kernel drops the lock of a holder that dies, so a waiter takes over.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from .errors import CacheError, LockTimeout
+
+LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
+_POLL = 0.05
+
+# Entry locks this process took in the fast path's wait and left for the full flow:
+# lock path -> (fd, or -1 when released, and the time the wait started).
+_HANDED_OVER: dict[str, tuple[int, float]] = {}
+
+
+def hand_over(path: Path, fd: int, started: float) -> None:
+    """Keep a held lock (or, with fd -1, only when the wait began) for a later `take_over`."""
+    _HANDED_OVER[str(path)] = (fd, started)
+
+
+def take_over(path: Path) -> tuple[int, float]:
+    """The lock handed over for `path` (fd -1 if none or released) and when its wait began."""
+    return _HANDED_OVER.pop(str(path), (-1, time.time()))
+
+
+def open_lock(path: Path) -> int:
+    """The lock file's descriptor (created 0600; a symlink in its place is refused)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
+        raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
+
+
+def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:
+    """Take the exclusive lock on `fd`; `on_wait` runs once if another process holds it."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        if _try_lock(fd):
+            return
+        if not told:
+            on_wait()
+            told = True
+        if time.monotonic() >= deadline:
+            raise LockTimeout(
+                f"gave up after {timeout:.0f} s waiting for another elevate process "
+                f"(lock {path}); retry, or run `elevate clear` if it is stuck"
+            )
+        time.sleep(_POLL)
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False

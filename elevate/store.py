@@ -1,0 +1,154 @@
+"""Where cache entries live: 0600 files in a private directory, or the OS keyring.
+
+A directory or file that another user could read, write or swap is refused, and files
+are written atomically. On the fast path: standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Optional, Protocol
+
+from .errors import CacheError
+
+
+class Store(Protocol):
+    """Where entries are kept: private files, or the OS keyring."""
+
+    def read(self, key: str) -> Optional[str]: ...
+    def write(self, key: str, text: str) -> None: ...
+    def delete(self, key: str) -> bool: ...
+
+
+class FileStore:
+    """0600 files in a private directory; refuses a directory or file others could touch."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def ensure(self) -> Path:
+        """Create the directory 0700 if needed and check it is private; return it."""
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache directory {self.directory}: {exc.strerror}") from exc
+        check_private_dir(self.directory)
+        return self.directory
+
+    def path(self, key: str, suffix: str = ".json") -> Path:
+        return self.directory / f"{key}{suffix}"
+
+    def read(self, key: str, suffix: str = ".json") -> Optional[str]:
+        path = self.path(key, suffix)
+        if not os.path.lexists(self.directory):
+            return None
+        check_private_dir(self.directory)
+        try:
+            # O_NONBLOCK: a FIFO planted here must be refused below, not wait for a writer.
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CacheError(
+                f"cache file {path} cannot be read ({exc.strerror}): remove it with `elevate clear`"
+            ) from exc
+        try:
+            # Checked before fdopen, which raises IsADirectoryError on a directory.
+            check_private_file(path, os.fstat(fd))
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                data = handle.read(1 << 20)
+        except OSError as exc:
+            raise CacheError(f"cache file {path} cannot be read ({exc.strerror})") from exc
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", "replace")
+
+    def write(self, key: str, text: str) -> None:
+        self.ensure()
+        write_private(self.path(key), text)
+
+    def delete(self, key: str) -> bool:
+        removed = False
+        for suffix in (".json", ".error"):
+            path = self.path(key, suffix)
+            try:
+                path.unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+            except OSError as exc:  # e.g. a directory in its place
+                raise CacheError(f"cannot remove {path} ({exc.strerror}): remove it by hand") from exc
+        return removed
+
+
+class KeyringStore:
+    """Entries as keyring secrets (imports keyring only when used)."""
+
+    PREFIX = "cache:"
+
+    def read(self, key: str) -> Optional[str]:
+        from . import keystore
+
+        return keystore.get_secret(self.PREFIX + key)
+
+    def write(self, key: str, text: str) -> None:
+        from . import keystore
+
+        keystore.set_secret(self.PREFIX + key, text)
+
+    def delete(self, key: str) -> bool:
+        from . import keystore
+
+        existed = keystore.get_secret(self.PREFIX + key) is not None
+        keystore.delete_secret(self.PREFIX + key)
+        return existed
+
+
+def check_private_dir(directory: Path) -> None:
+    """Refuse a cache directory that is a symlink, not ours, or open to group or others."""
+    try:
+        info = os.lstat(directory)
+    except OSError as exc:
+        raise CacheError(f"cache directory {directory}: {exc.strerror}") from exc
+    if stat.S_ISLNK(info.st_mode):
+        raise CacheError(
+            f"cache directory {directory} is a symlink: refusing it; "
+            "point ELEVATE_CACHE_DIR at a real directory"
+        )
+    if not stat.S_ISDIR(info.st_mode):
+        raise CacheError(f"cache directory {directory} is not a directory")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise CacheError(
+            f"cache directory {directory} belongs to another user (uid {info.st_uid}): refusing it"
+        )
+    if info.st_mode & 0o077:
+        raise CacheError(
+            f"cache directory {directory} is open to group or others "
+            f"(mode {stat.S_IMODE(info.st_mode):o}): run `chmod 700 {directory}`"
+        )
+
+
+def check_private_file(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise CacheError(f"cache file {path} is not a regular file: remove it with `elevate clear`")
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise CacheError(
+            f"cache file {path} belongs to another user (uid {info.st_uid}): refusing it; remove it"
+        )
+    if info.st_mode & 0o077:
+        raise CacheError(
+            f"cache file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}): "
+            "its credentials may have leaked; remove it with `elevate clear` and elevate again"
+        )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` atomically, 0600 from birth."""
+    from .atomic import write_atomically
+
+    try:
+        write_atomically(path, text.encode("utf-8"))
+    except OSError as exc:
+        raise CacheError(f"cannot write the cache file {path}: {exc.strerror}") from exc

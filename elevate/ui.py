@@ -1,0 +1,74 @@
+"""The one way elevate tells a person something: the terminal when there is one, else stderr.
+
+stdout carries data only (eval-able text, JSON), so nothing here ever writes to it. This
+module is on the cached fast path: standard library only, and little of it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Optional, TextIO
+
+PREFIX = "elevate: "
+
+
+@contextmanager
+def open_tty() -> Iterator[Optional[TextIO]]:
+    """The controlling terminal for reading and writing, or None when there is none."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        yield None
+        return
+    # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.
+    # Unbuffered below, so a read takes one line from the terminal and no more.
+    tty = io.TextIOWrapper(
+        io.FileIO(fd, "r+"), encoding="utf-8", errors="replace", line_buffering=True, write_through=True
+    )
+    try:
+        yield tty
+    finally:
+        tty.close()
+
+
+def say(message: str) -> None:
+    """A line for the person at the terminal (else stderr), as given."""
+    with open_tty() as tty:
+        _write(tty if tty is not None else sys.stderr, message)
+
+
+def tell(message: str) -> None:
+    """`elevate: MESSAGE` for the person at the terminal (else stderr): prompts' companions."""
+    say(PREFIX + message)
+
+
+def inform(message: str) -> None:
+    """`elevate: MESSAGE` on stderr, where scripts and logs see it too (progress, results)."""
+    _write(sys.stderr, PREFIX + message)
+
+
+def warn(message: str) -> None:
+    """`elevate: warning: MESSAGE` on stderr."""
+    _write(sys.stderr, f"{PREFIX}warning: {message}")
+
+
+def error(message: str) -> None:
+    """`elevate: error: MESSAGE` on stderr: how every failure ends."""
+    _write(sys.stderr, f"{PREFIX}error: {message}")
+
+
+def stderr(text: str) -> None:
+    """Raw text on stderr (a message that is already formatted, such as click's usage)."""
+    _write(sys.stderr, text.rstrip("\n"))
+
+
+def _write(stream: TextIO, line: str) -> None:
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # the stream is closed: nothing better to do
+        pass
