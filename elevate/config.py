@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .models import CACHE_MODES, Profile
 
 if sys.version_info >= (3, 11):
@@ -26,6 +26,7 @@ HARDWARE_SERIAL = re.compile(r"^[A-Za-z0-9]{9,64}$", re.ASCII)
 REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$", re.ASCII)
 STS_NAME = re.compile(r"^[\w+=,.@-]{2,64}$", re.ASCII)
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$", re.ASCII)
+NAME_RULE = "must be 1-64 letters, digits or _.@+=-"
 
 DEFAULT_REGION = "us-east-1"
 _TOP_KEYS = {"default_profile", "profiles"}
@@ -133,6 +134,13 @@ def select_profile(config: Config, requested: Optional[str], environ: Mapping[st
         ) from None
 
 
+def check_name(name: str, what: str) -> str:
+    """`name` if it is a valid profile or key-set name, else a UsageError naming `what`."""
+    if not NAME.fullmatch(name):
+        raise UsageError(f"{what} {name!r} {NAME_RULE}")
+    return name
+
+
 def resolve_region(profile_region: Optional[str], environ: Mapping[str, str]) -> str:
     """The profile's region, else AWS_REGION / AWS_DEFAULT_REGION, else us-east-1."""
     return profile_region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
@@ -145,7 +153,7 @@ def _known(profiles: Mapping[str, Profile]) -> str:
 def _profile(name: str, raw: Any, where: _Locator) -> Profile:
     if not NAME.fullmatch(name):
         raise ConfigError(
-            f"{where.at(name, None)}: profile name {name!r} must be 1-64 letters, digits or _.@+=-"
+            f"{where.at(name, None)}: profile name {name!r} {NAME_RULE}"
         )
     if not isinstance(raw, dict):
         raise ConfigError(f"{where.at(name, None)}: profiles.{name} must be a table")
@@ -197,7 +205,7 @@ def _string_problem(key: str, value: str) -> Optional[str]:
         if not STS_NAME.fullmatch(value):
             return f"{value!r} must be 2-64 letters, digits or _+=,.@-"
     if key == "keys" and not NAME.fullmatch(value):
-        return f"{value!r} must be 1-64 letters, digits or _.@+=-"
+        return f"{value!r} {NAME_RULE}"
     if key == "cache" and value not in CACHE_MODES:
         return f"{value!r} must be one of {', '.join(CACHE_MODES)}"
     if key == "mfa_process":

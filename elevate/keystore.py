@@ -17,6 +17,7 @@ from typing import Optional
 import keyring
 import keyring.errors
 
+from . import config
 from .errors import KeyringError, UsageError
 from .models import SourceKeys, format_utc, parse_utc
 
@@ -24,7 +25,6 @@ SERVICE = "aws-elevate"
 _INDEX = "__index__"
 ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{12,124}$", re.ASCII)
 SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$", re.ASCII)
-KEY_SET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$", re.ASCII)
 
 NO_BACKEND_HELP = (
     "no usable OS keyring: on Linux install and start a Secret Service "
@@ -35,9 +35,8 @@ NO_BACKEND_HELP = (
 
 
 def check_name(name: str) -> str:
-    if not KEY_SET_NAME.fullmatch(name):
-        raise UsageError(f"key set name {name!r} must be 1-64 letters, digits or _.@+=-")
-    return name
+    """A valid key-set name (the same rule as profile names), else a UsageError."""
+    return config.check_name(name, "key set name")
 
 
 def check_keys(access_key_id: str, secret_access_key: str) -> SourceKeys:

@@ -31,8 +31,8 @@ from support.fakests import FakeSts, fake_access_key_id, fake_secret
 from support.provision import TRUST_POLICY, provision
 from support.servers import free_port
 
-from elevate import cache as cache_mod
 from elevate import aws, keystore
+from elevate import cache as cache_mod
 from elevate.cli import cli
 from elevate.config import load_config
 from elevate.core import Elevator, status_of

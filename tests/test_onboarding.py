@@ -30,12 +30,12 @@ from support.cli import run_elevate
 from support.provision import Provisioned, provision
 
 from elevate import keystore
-from elevate.onboarding import awsfiles, configfile
 from elevate.cli import cli
 from elevate.config import parse_config
 from elevate.core import Elevator
 from elevate.errors import ConfigError, ElevateError, UsageError
 from elevate.models import Profile, SourceKeys
+from elevate.onboarding import awsfiles, configfile
 from elevate.onboarding.configure import ConfigureAnswers, Onboarding, elevate_command
 
 if sys.version_info >= (3, 11):
@@ -247,7 +247,7 @@ def test_toml_string_round_trips_any_text(value: str) -> None:
 
 @given(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,20}", fullmatch=True))
 def test_profile_header_round_trips_every_valid_name(name: str) -> None:
-    assert tomllib.loads(configfile.profile_header(name) + "\nx = 1\n")["profiles"][name] == {"x": 1}
+    assert tomllib.loads(configfile.table_header(name) + "\nx = 1\n")["profiles"][name] == {"x": 1}
 
 
 def test_set_profile_matches_golden_and_is_idempotent() -> None:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from .. import core, launch, output
+from .. import core, launch, output, ui
 from ..config import select_profile
 from ..errors import UsageError
 from .app import App, elevating, log
@@ -117,4 +117,4 @@ def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
     profiles = list(config.profiles.values()) if clear_all else [select_profile(config, profile, {})]
     for item in profiles:
         removed = core.clear(item, app.environ)
-        click.echo(f"{item.name}: {'cleared' if removed else 'nothing cached'}", err=True)
+        ui.stderr(f"{item.name}: {'cleared' if removed else 'nothing cached'}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from .. import keystore
+from .. import keystore, ui
 from ..errors import ElevateError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
@@ -32,9 +32,7 @@ def keys_add(name: str) -> None:
         key_id, secret = stdin_lines(2, "the access key ID, then the secret access key")
     keys = keystore.check_keys(key_id, secret)
     keystore.put_keys(name, keys)
-    click.echo(
-        f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}", err=True
-    )
+    ui.stderr(f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}")
 
 
 @keys_group.command("list")
@@ -50,7 +48,7 @@ def keys_list() -> None:
 def keys_remove(name: str) -> None:
     """Delete the key set NAME from the keyring."""
     keystore.delete_keys(name)
-    click.echo(f"removed {name!r}", err=True)
+    ui.stderr(f"removed {name!r}")
 
 
 @keys_group.command("import")

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 import click
 from click.shell_completion import get_completion_class
 
+from .. import ui
 from ..aws import Identity
 from ..errors import ElevateError, UsageError
 from ..models import SourceKeys
@@ -36,15 +37,12 @@ class _TerminalPrompter:
 
 def _show_device(show_secret: bool) -> Callable[[NewDevice], None]:
     def show(device: NewDevice) -> None:
-        click.echo(
-            f"Scan this QR code with your authenticator app ({device.user_name}, {device.serial}):",
-            err=True,
-        )
-        click.echo(render_qr(device.uri), err=True, nl=False)
+        ui.stderr(f"Scan this QR code with your authenticator app ({device.user_name}, {device.serial}):")
+        ui.stderr(render_qr(device.uri))
         if show_secret:
-            click.echo(f"otpauth URI: {device.uri}\nsecret key: {device.seed}", err=True)
+            ui.stderr(f"otpauth URI: {device.uri}\nsecret key: {device.seed}")
         else:
-            click.echo("No camera? `elevate mfa enroll --show-secret` prints the key to type in.", err=True)
+            ui.stderr("No camera? `elevate mfa enroll --show-secret` prints the key to type in.")
 
     return show
 

@@ -205,7 +205,8 @@ def is_profile_header(header: str, name: str) -> bool:
     return len(parts) == 2 and parts[0] == "profile" and parts[1] == name
 
 
-def profile_header(name: str) -> str:
+def section_header(name: str) -> str:
+    """The ~/.aws/config section header of profile `name` (`[default]` or `[profile NAME]`)."""
     return "[default]" if name == "default" else f"[profile {name}]"
 
 
@@ -213,7 +214,7 @@ def credential_process(data: Optional[bytes], name: str, path: Path) -> Optional
     """The credential_process of profile `name` in a config file, if it has one."""
     if data is None:
         return None
-    section = IniText(data, path).find(lambda h: is_profile_header(h, name), profile_header(name))
+    section = IniText(data, path).find(lambda h: is_profile_header(h, name), section_header(name))
     if section is None or "credential_process" not in section.options:
         return None
     return section.options["credential_process"].value
@@ -229,18 +230,18 @@ def set_credential_process(data: Optional[bytes], name: str, command: Sequence[s
     ini = IniText(data or b"", path)
     newline = ini.newline()
     line = f"credential_process = {value}"
-    section = ini.find(lambda h: is_profile_header(h, name), profile_header(name))
+    section = ini.find(lambda h: is_profile_header(h, name), section_header(name))
     if section is None:
         if ini.lines and not ini.lines[-1].endswith("\n"):
             ini.lines[-1] += newline
         if ini.lines and ini.lines[-1].strip():
             ini.lines.append(newline)
-        ini.lines += [profile_header(name) + newline, line + newline]
+        ini.lines += [section_header(name) + newline, line + newline]
         return ini.encode()
     clashing = [k for k in CREDENTIAL_KEYS if k in section.options]
     if clashing:
         raise ConfigError(
-            f"{path}: {profile_header(name)} already gets credentials from {', '.join(clashing)}: "
+            f"{path}: {section_header(name)} already gets credentials from {', '.join(clashing)}: "
             "choose another AWS profile name (--aws-profile NAME)"
         )
     existing = section.options.get("credential_process")

@@ -54,7 +54,8 @@ def toml_key(key: str) -> str:
     return key if _BARE_KEY.fullmatch(key) else toml_string(key)
 
 
-def profile_header(name: str) -> str:
+def table_header(name: str) -> str:
+    """The TOML table header of elevate profile `name`."""
     return f"[profiles.{toml_key(name)}]"
 
 
@@ -128,7 +129,7 @@ def set_profile(text: str, name: str, values: Mapping[str, Value], path: Path) -
         _end_with_newline(lines, newline)
         if lines and lines[-1].strip():
             lines.append(newline)
-        lines.append(profile_header(name) + newline)
+        lines.append(table_header(name) + newline)
         lines += [f"{key} = {toml_value(value)}{newline}" for key, value in values.items()]
     else:
         start = headers[0]
@@ -222,7 +223,7 @@ def _cannot_edit(path: Path, name: str) -> ConfigError:
 
 def check_profile(name: str, values: Mapping[str, Any], path: Path) -> None:
     """Validate one profile's values as `elevate` will read them, before anything is written."""
-    lines = [profile_header(name)]
+    lines = [table_header(name)]
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             raise ConfigError(

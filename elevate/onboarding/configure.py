@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from .. import aws, keystore, ui
 from ..aws import Identity, identify, mfa_devices
-from ..config import NAME, ROLE_ARN, config_path, resolve_region
+from ..config import ROLE_ARN, check_name, config_path, resolve_region
 from ..errors import AwsError, ConfigError, KeyringError, UsageError
 from ..models import SourceKeys
 from . import awsfiles, configfile
@@ -141,8 +141,7 @@ class Onboarding:
     ) -> ConfigureResult:
         """Store keys, find the role and MFA device, write the profile, offer ~/.aws/config."""
         name = _answer(answers.profile, prompter, "Profile name", "PROFILE", "dev")
-        if not NAME.fullmatch(name):
-            raise UsageError(f"profile name {name!r} must be 1-64 letters, digits or _.@+=-")
+        check_name(name, "profile name")
         existing = existing_profile(config_path, name)
         key_set = keystore.check_name(answers.key_set or str(existing.get("keys") or name))
         region = answers.region
@@ -294,8 +293,7 @@ class Onboarding:
         self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], elevate_config: Path
     ) -> bool:
         aws_name = answers.aws_profile or name
-        if not NAME.fullmatch(aws_name):
-            raise UsageError(f"--aws-profile {aws_name!r} must be 1-64 letters, digits or _.@+=-")
+        check_name(aws_name, "--aws-profile")
         path = awsfiles.config_path(self.environ)
         command = list(self.command)
         # The AWS CLI runs this line without our environment: name a config that is not the
@@ -310,7 +308,7 @@ class Onboarding:
             return False
         new = awsfiles.set_credential_process(old, aws_name, command, path)
         if new == old:
-            self.notify(f"{path}: {awsfiles.profile_header(aws_name)} already runs elevate")
+            self.notify(f"{path}: {awsfiles.section_header(aws_name)} already runs elevate")
             return False
         write: Optional[bool] = answers.write_aws_config
         self.notify(
@@ -324,7 +322,7 @@ class Onboarding:
             return False
         awsfiles.replace_file(path, new, expect=old)
         self.notify(
-            f"wrote {awsfiles.profile_header(aws_name)} to {path}: "
+            f"wrote {awsfiles.section_header(aws_name)} to {path}: "
             f"try `aws --profile {aws_name} sts get-caller-identity`"
         )
         return True

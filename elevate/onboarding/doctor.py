@@ -260,7 +260,7 @@ class Doctor:
             command = awsfiles.credential_process(awsfiles.read_bytes(path), state.profile, path)
         except ElevateError as exc:
             return Check(name, FAIL, exc.message, "fix the file so the AWS CLI can read it")
-        header = awsfiles.profile_header(state.profile)
+        header = awsfiles.section_header(state.profile)
         if command is None:
             return Check(name, WARN, f"{path} has no {header} with credential_process (optional)", add)
         try:
