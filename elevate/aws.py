@@ -19,6 +19,7 @@ import botocore.session
 
 from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
 from .models import SessionCredentials, SourceKeys
+from .ui import printable
 
 _CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5,
@@ -31,6 +32,11 @@ _ERRORS: Mapping[str, type[AwsError]] = {
     "cloudformation": CloudFormationError,
 }
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
+MAX_RESPONSE_BYTES = 1 << 20  # STS and IAM answers are a few KB; a bigger one is hostile
+
+
+class ResponseTooLarge(Exception):
+    """An endpoint sent more than MAX_RESPONSE_BYTES: not read further, never parsed."""
 
 Keys = Union[SourceKeys, SessionCredentials]
 ClientFactory = Callable[..., Any]
@@ -44,7 +50,7 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
     session.set_config_variable("sts_regional_endpoints", "regional")
     token = keys.session_token if isinstance(keys, SessionCredentials) else None
     try:
-        return session.create_client(
+        client = session.create_client(
             service,
             region_name=region,
             aws_access_key_id=keys.access_key_id,
@@ -54,9 +60,39 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
         )
     except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
         raise ConfigError(
-            f"cannot make an {service.upper()} client for region {region!r}: {exc}; check the "
-            "profile's region, AWS_REGION / AWS_DEFAULT_REGION and AWS_ENDPOINT_URL"
+            f"cannot make an {service.upper()} client for region {region!r}: "
+            f"{printable(str(exc), 500)}; check the profile's region, AWS_REGION / "
+            "AWS_DEFAULT_REGION and AWS_ENDPOINT_URL"
         ) from exc
+    _cap_responses(client)
+    return client
+
+
+def _cap_responses(client: Any) -> None:
+    """Read at most MAX_RESPONSE_BYTES of any answer (botocore would read all of it into memory).
+
+    The request is sent through the client's own HTTP session, streamed, from a
+    before-send handler; botocore then parses the capped body as usual.
+    """
+    http = getattr(getattr(client, "_endpoint", None), "http_session", None)
+    if http is None:  # pragma: no cover - a botocore without the attribute: no cap, as before
+        return
+
+    def send(request: Any, **_: Any) -> Any:
+        streaming = request.stream_output
+        request.stream_output = True
+        try:
+            response = http.send(request)
+        finally:
+            request.stream_output = streaming
+        body = response.raw.read(MAX_RESPONSE_BYTES + 1)
+        if len(body) > MAX_RESPONSE_BYTES:
+            response.raw.close()
+            raise ResponseTooLarge(f"more than {MAX_RESPONSE_BYTES // 1024} KiB")
+        response._content = body
+        return response
+
+    client.meta.events.register_first("before-send", send)
 
 
 def _service(client: Any) -> str:
@@ -88,7 +124,13 @@ def call(client: Any, method: str, operation: str, role_arn: str = "", **params:
             "and AWS_ENDPOINT_URL, then retry"
         ) from exc
     except botocore.exceptions.BotoCoreError as exc:
-        raise error(f"{operation} failed: {exc}") from exc
+        raise error(f"{operation} failed: {printable(str(exc), 500)}") from exc
+    except ResponseTooLarge as exc:
+        where = getattr(client.meta, "endpoint_url", name)
+        raise error(
+            f"{operation}: the answer from {where} is {exc}: refusing to read it; "
+            "check AWS_ENDPOINT_URL and any proxy in between"
+        ) from exc
     except Exception as exc:  # botocore parsers raise KeyError and the like on odd XML
         where = getattr(client.meta, "endpoint_url", name)
         raise error(
@@ -118,9 +160,10 @@ def translate_client_error(
     exc: botocore.exceptions.ClientError, operation: str, role_arn: str = "", service: str = "sts"
 ) -> AwsError:
     """One line saying what went wrong and what to do."""
+    # Both come from the endpoint: made printable (one line, no control or bidi characters).
     error = exc.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = str(error.get("Message", "")).strip()
+    code = printable(str(error.get("Code", "")), 100)
+    message = printable(str(error.get("Message", "")).strip(), 500)
     kind = _ERRORS.get(service, AwsError)
     if service == "iam":
         if code in ("AccessDenied", "AccessDeniedException"):
@@ -197,9 +240,9 @@ class Identity:
 
 def parse_identity(answer: Mapping[str, Any]) -> Identity:
     """The one reader of GetCallerIdentity's answer: an IAM user's name comes from `:user/`."""
-    arn = str(answer.get("Arn", ""))
+    arn = printable(str(answer.get("Arn", "")), 2048)
     user = arn.rsplit("/", 1)[-1] if ":user/" in arn else ""
-    return Identity(arn=arn, account=str(answer.get("Account", "")), user_name=user)
+    return Identity(arn=arn, account=printable(str(answer.get("Account", "")), 64), user_name=user)
 
 
 def caller_identity(client: Any) -> tuple[Identity, Mapping[str, Any]]:
@@ -229,13 +272,14 @@ def mfa_devices(
     """The serials of the MFA devices registered to `user_name` (ListMFADevices)."""
     client = client_factory(keys, region, service="iam")
     answer = call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
-    return [str(d["SerialNumber"]) for d in answer.get("MFADevices", []) if d.get("SerialNumber")]
+    devices = answer.get("MFADevices", [])
+    return [printable(str(d["SerialNumber"]), 256) for d in devices if d.get("SerialNumber")]
 
 
 def access_key_ids(iam: Any, user_name: str) -> list[str]:
     """The IDs of `user_name`'s access keys (ListAccessKeys)."""
     answer = call(iam, "list_access_keys", "ListAccessKeys", UserName=user_name)
-    return [str(k.get("AccessKeyId")) for k in answer.get("AccessKeyMetadata", [])]
+    return [printable(str(k.get("AccessKeyId")), 128) for k in answer.get("AccessKeyMetadata", [])]
 
 
 def create_access_key(iam: Any, user_name: str) -> Mapping[str, Any]:
@@ -279,4 +323,7 @@ def stack_outputs(client: Any, stack: str) -> dict[str, Any]:
     """A stack's outputs by key (DescribeStacks)."""
     answer = call(client, "describe_stacks", "DescribeStacks", StackName=stack)
     stacks = answer.get("Stacks") or [{}]
-    return {o.get("OutputKey"): o.get("OutputValue") for o in stacks[0].get("Outputs") or []}
+    return {
+        printable(str(o.get("OutputKey")), 255): printable(str(o.get("OutputValue")), 2048)
+        for o in stacks[0].get("Outputs") or []
+    }

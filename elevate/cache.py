@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import locks
+from .config import resolve_region
 from .errors import CacheError, ElevateError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, parse_utc
@@ -29,6 +30,7 @@ from .store import FileStore, KeyringStore, Store, write_private
 from .usedcodes import UsedCodes
 
 FORMAT_VERSION = 1
+CLOCK_ALLOWANCE_SECONDS = 300  # as elevate.validate: STS's clock and ours may differ this much
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
@@ -62,8 +64,19 @@ def used_codes(environ: Mapping[str, str], clock: Optional[Callable[[], datetime
     return UsedCodes(files(environ), clock or utcnow)
 
 
-def entry_key(profile: Profile) -> str:
-    """One entry per (role, MFA device, key set, session name, duration)."""
+def sts_endpoint(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> tuple[str, str]:
+    """(endpoint override, region) that decide which STS answers: part of every entry's key.
+
+    Credentials an endpoint gave are never served for another: pointing AWS_ENDPOINT_URL
+    back at the real STS must not keep serving what a test or hostile endpoint handed out.
+    """
+    environ = os.environ if environ is None else environ
+    endpoint = environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or ""
+    return endpoint, resolve_region(profile.region, environ)
+
+
+def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
+    """One entry per (role, MFA device, key set, session name, duration, STS endpoint, region)."""
     parts = [
         "creds",
         profile.role_arn,
@@ -71,13 +84,15 @@ def entry_key(profile: Profile) -> str:
         profile.key_set,
         profile.role_session_name or "",
         str(profile.duration_seconds),
+        *sts_endpoint(profile, environ),
     ]
     return _digest(parts)
 
 
-def mfa_session_key(profile: Profile) -> str:
-    """One MFA session per (key set, MFA device, length)."""
-    return _digest(["mfa-session", profile.key_set, profile.mfa_serial, str(profile.mfa_session_seconds)])
+def mfa_session_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
+    """One MFA session per (key set, MFA device, length, STS endpoint, region)."""
+    parts = ["mfa-session", profile.key_set, profile.mfa_serial, str(profile.mfa_session_seconds)]
+    return _digest([*parts, *sts_endpoint(profile, environ)])
 
 
 def _digest(parts: list[str]) -> str:
@@ -122,13 +137,24 @@ class SessionCache:
         self.locks = locks
         self.clock = clock
 
-    def get(self, key: str, refresh_before: int) -> Optional[SessionCredentials]:
-        """Credentials with more than `refresh_before` seconds left, else None."""
+    def get(
+        self, key: str, refresh_before: int, lifetime: Optional[int] = None
+    ) -> Optional[SessionCredentials]:
+        """Credentials with more than `refresh_before` seconds left, else None.
+
+        With `lifetime` (the duration asked of STS), an entry valid for longer than that
+        plus a clock allowance is treated as damaged: no entry is served "for ever".
+        """
         text = self.store.read(key)
         if text is None:
             return None
         creds = decode(text)
-        if creds is None or creds.seconds_left(self.clock()) <= refresh_before:
+        if creds is None:
+            return None
+        left = creds.seconds_left(self.clock())
+        if left <= refresh_before:
+            return None
+        if lifetime is not None and left > lifetime + CLOCK_ALLOWANCE_SECONDS:
             return None
         return creds
 
@@ -142,7 +168,12 @@ class SessionCache:
         return self.locks.delete(key) or removed
 
     def wait_for_fill(
-        self, key: str, refresh_before: int, on_wait: Callable[[], None], timeout: float = LOCK_WAIT_SECONDS
+        self,
+        key: str,
+        refresh_before: int,
+        on_wait: Callable[[], None],
+        timeout: float = LOCK_WAIT_SECONDS,
+        lifetime: Optional[int] = None,
     ) -> Optional[SessionCredentials]:
         """After a miss, wait for the entry's lock and read again: the fast path's wait.
 
@@ -157,7 +188,7 @@ class SessionCache:
         fd = locks.open_lock(path)
         try:
             locks.acquire(fd, timeout, on_wait, path)
-            creds = self.get(key, refresh_before)
+            creds = self.get(key, refresh_before, lifetime)
             failed = creds is None and self.failure_since(key, started) is not None
         except BaseException:
             os.close(fd)

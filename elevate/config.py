@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError, UsageError
-from .models import CACHE_MODES, Profile
+from .models import CACHE_MODES, DEFAULT_REFRESH_BEFORE, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +30,8 @@ NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+=-]{0,63}$", re.ASCII)
 NAME_RULE = "must be 1-64 letters, digits or _.@+=-"
 
 DEFAULT_REGION = "us-east-1"
+MAX_CONFIG_BYTES = 1 << 20  # a real config is a few hundred bytes
+MAX_DEPTH = 8  # elevate's own schema nests two deep
 _TOP_KEYS = {"default_profile", "profiles"}
 
 
@@ -76,25 +79,85 @@ def config_path(explicit: Optional[str], environ: Mapping[str, str]) -> Path:
 
 
 def load_config(path: Path) -> Config:
-    """Read and validate the config file at `path`."""
+    """Read and validate the config file at `path`, which must be the user's own (see read_trusted)."""
+    return parse_config(read_trusted(path), path)
+
+
+def read_trusted(path: Path) -> str:
+    """The text of the config file, refused unless only its owner (the user, or root) can change it.
+
+    The config names a command to run (mfa_process) and the role to assume, so a file, or a
+    directory holding it, that another user could write would run their command as ours.
+    A symlink is followed, and both the link's directory and the target's are checked.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no config file; create it (see the README's quickstart) "
             "or point --config / ELEVATE_CONFIG at one"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
-    return parse_config(text, path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path}: the config is not a regular file")
+        _check_owner(path, info, "the config file")
+        real = os.path.realpath(path)
+        for directory in {os.path.dirname(os.path.abspath(path)), os.path.dirname(real)}:
+            try:
+                _check_owner(Path(directory), os.stat(directory), "the config file's directory")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{directory}: cannot check the config's directory: {exc.strerror}"
+                ) from exc
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+        while len(data) <= MAX_CONFIG_BYTES:
+            more = os.read(fd, MAX_CONFIG_BYTES + 1 - len(data))
+            if not more:
+                break
+            data += more
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the config file is over {MAX_CONFIG_BYTES // 1024} KiB: refusing it")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: the config file is not UTF-8 (byte {exc.start})") from exc
+
+
+def _check_owner(path: Path, info: os.stat_result, what: str) -> None:
+    """Refuse `path` unless it belongs to us (or root) and group and others cannot write it."""
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    if uid is not None and info.st_uid not in (uid, 0):
+        raise ConfigError(
+            f"{path}: {what} belongs to another user (uid {info.st_uid}), who could make elevate "
+            "run their commands as you: use a config of your own"
+        )
+    if info.st_mode & 0o022:
+        raise ConfigError(
+            f"{path}: {what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o}), "
+            f"who could make elevate run their commands as you: run `chmod go-w {path}`"
+        )
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Parse config text; every error names the file, profile, key and (when known) line."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: the config is larger than {MAX_CONFIG_BYTES // 1024} KiB: refusing it")
+    depth = _nesting(text)
+    if depth > MAX_DEPTH:
+        raise ConfigError(f"{path}: the config nests arrays or tables {depth} deep (at most {MAX_DEPTH})")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except (RecursionError, MemoryError) as exc:
+        raise ConfigError(f"{path}: the config is too deeply nested or too large to read") from exc
     where = _Locator(path, text)
     for key in data:
         if key not in _TOP_KEYS:
@@ -116,6 +179,38 @@ def parse_config(text: str, path: Path) -> Config:
                 f"profile; known profiles: {_known(profiles)}"
             )
     return Config(path=path, profiles=profiles, default_profile=default)
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of [ and { outside strings and comments: a cheap bound before parsing."""
+    depth = deepest = 0
+    quote = ""
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if quote:
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
+                continue
+            if char == "\\" and quote[0] == '"':
+                i += 2
+                continue
+        elif char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, i) else char
+            i += len(quote)
+            continue
+        elif char == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return deepest
 
 
 def select_profile(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Profile:
@@ -169,7 +264,11 @@ def _profile(name: str, raw: Any, where: _Locator) -> Profile:
         if key not in values:
             raise ConfigError(f"{where.at(name, None)}: profile {name!r}: missing required key {key!r}")
     duration = values.get("duration_seconds", 3600)
-    refresh = values.get("refresh_before_seconds", 600)
+    if "refresh_before_seconds" not in values:
+        # The default window, shortened for short credentials so that they are still cached;
+        # the Elevator warns that SDKs will then refresh them on every call.
+        values["refresh_before_seconds"] = min(DEFAULT_REFRESH_BEFORE, duration // 2)
+    refresh = values["refresh_before_seconds"]
     if refresh >= duration:
         raise ConfigError(
             f"{where.at(name, 'refresh_before_seconds')}: profile {name!r}: refresh_before_seconds "

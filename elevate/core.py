@@ -24,6 +24,8 @@ from .usedcodes import UsedCodes
 
 # A failed refresh falls back to cached credentials with at least this long left.
 STALE_BUT_USABLE_SECONDS = 60
+# Credentials shorter than this spend most of their life inside botocore's refresh window.
+SHORTEST_USEFUL_DURATION = 1800
 
 
 @dataclass
@@ -52,8 +54,9 @@ class Elevator:
         cache = self.session_cache(profile) if use_cache else None
         if cache is None:
             return self._elevate_uncached(profile, token)
-        key = cache_mod.entry_key(profile)
-        hit = cache.get(key, profile.refresh_before_seconds)
+        key = cache_mod.entry_key(profile, self.environ)
+        life = profile.duration_seconds
+        hit = cache.get(key, profile.refresh_before_seconds, life)
         if hit is not None:
             return hit
 
@@ -61,7 +64,7 @@ class Elevator:
             self.notify("waiting for the MFA prompt in another elevate process...")
 
         with cache.locked(key, waiting, self.lock_timeout) as started:
-            hit = cache.get(key, profile.refresh_before_seconds)
+            hit = cache.get(key, profile.refresh_before_seconds, life)
             if hit is not None:
                 return hit
             earlier = cache.failure_since(key, started)
@@ -72,13 +75,21 @@ class Elevator:
             except ElevateError as exc:
                 if earlier is None:
                     cache.record_failure(key, exc)
-                return self._fall_back(cache, key, exc)
+                return self._fall_back(cache, key, exc, life)
             self._store(cache, key, creds, f"{profile.name} {profile.role_arn}")
+            if profile.duration_seconds < SHORTEST_USEFUL_DURATION:
+                self.warn(
+                    f"profile {profile.name!r}: duration_seconds {profile.duration_seconds} leaves "
+                    "little time outside the SDKs' 15-minute refresh window, so they will run "
+                    f"elevate again on almost every call: set at least {SHORTEST_USEFUL_DURATION}"
+                )
             return creds
 
-    def _fall_back(self, cache: cache_mod.SessionCache, key: str, error: ElevateError) -> SessionCredentials:
+    def _fall_back(
+        self, cache: cache_mod.SessionCache, key: str, error: ElevateError, lifetime: int
+    ) -> SessionCredentials:
         """After a failed refresh, credentials that are still valid beat no credentials."""
-        previous = cache.get(key, STALE_BUT_USABLE_SECONDS)
+        previous = cache.get(key, STALE_BUT_USABLE_SECONDS, lifetime)
         if previous is None:
             raise error
         left = int(previous.seconds_left(self.clock()))
@@ -125,11 +136,11 @@ class Elevator:
     ) -> SessionCredentials:
         """A cached MFA session (GetSessionToken), or a new one for one MFA code."""
         length = profile.mfa_session_seconds or 0
-        key = cache_mod.mfa_session_key(profile)
+        key = cache_mod.mfa_session_key(profile, self.environ)
         # An MFA session must outlive the role credentials minted from it.
         margin = min(profile.duration_seconds, length // 2)
         if cache is not None:
-            hit = cache.get(key, margin)
+            hit = cache.get(key, margin, length)
             if hit is not None:
                 return hit
         code = self._code(profile, token)
@@ -222,10 +233,11 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
     if cache is None:
         result["credentials"] = None
         return result
-    creds = cache.get(cache_mod.entry_key(profile), 0)
+    creds = cache.get(cache_mod.entry_key(profile, environ), 0, profile.duration_seconds)
     result["credentials"] = _summary(creds, now)
     if profile.mfa_session_seconds:
-        result["mfa_session"] = _summary(cache.get(cache_mod.mfa_session_key(profile), 0), now)
+        session = cache.get(cache_mod.mfa_session_key(profile, environ), 0, profile.mfa_session_seconds)
+        result["mfa_session"] = _summary(session, now)
     return result
 
 
@@ -240,7 +252,7 @@ def clear(profile: Profile, environ: Mapping[str, str]) -> bool:
     cache = cache_mod.for_profile(profile, environ)
     if cache is None:
         return False
-    removed = cache.delete(cache_mod.entry_key(profile))
+    removed = cache.delete(cache_mod.entry_key(profile, environ))
     if profile.mfa_session_seconds:
-        removed = cache.delete(cache_mod.mfa_session_key(profile)) or removed
+        removed = cache.delete(cache_mod.mfa_session_key(profile, environ)) or removed
     return removed

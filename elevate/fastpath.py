@@ -60,11 +60,12 @@ def try_fast_path(args: Sequence[str]) -> bool:
         sessions = cache.for_profile(profile, environ) if profile.cache == "file" else None
         if sessions is None:
             return False
-        key = cache.entry_key(profile)
-        creds = sessions.get(key, profile.refresh_before_seconds)
+        key = cache.entry_key(profile, environ)
+        life = profile.duration_seconds
+        creds = sessions.get(key, profile.refresh_before_seconds, life)
         if creds is None:
             # Another process may be filling it: wait for it here, before the heavy imports.
-            creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting)
+            creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting, lifetime=life)
         if creds is None:
             return False
         if command == "credential-process":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Optional
@@ -22,6 +24,43 @@ def disable_core_dumps() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, _saved[1]))
     except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
         _saved = None
+    _not_dumpable()
+
+
+def _not_dumpable() -> None:
+    """Linux: PR_SET_DUMPABLE 0, so other processes of this user cannot ptrace us or read
+    /proc/PID/mem while we hold secrets (an exec'd command is dumpable again)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
+    except (ImportError, OSError, AttributeError):
+        pass
+
+
+_parent: Optional[int] = None
+
+
+def parent_gone() -> bool:
+    """True once our parent, as first seen when a wait began, has died (we were re-parented):
+    whoever wanted the credentials is gone, so a wait for a code or a lock should end.
+
+    The parent is taken at the first call, not at start-up, so a launcher that exits right
+    after starting us (setsid, a double fork) is not mistaken for a death."""
+    global _parent
+    current = os.getppid()
+    if _parent is None:
+        _parent = current
+    return current != _parent
+
+
+def end_if_orphaned() -> None:
+    """Raise Terminated(SIGHUP) when our parent has died (see parent_gone)."""
+    if parent_gone():
+        raise Terminated(signal.SIGHUP)
 
 
 def restore_core_dumps() -> None:
@@ -51,8 +90,8 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 def raise_on_signals() -> None:
-    """SIGINT, SIGTERM and SIGHUP become exceptions, so cleanup runs before we exit."""
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    """SIGINT, SIGTERM, SIGHUP and SIGQUIT become exceptions, so cleanup runs before we exit."""
+    for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
         number = getattr(signal, name, None)
         if number is not None:
             signal.signal(number, _on_signal)

@@ -8,6 +8,7 @@ install or unlock.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,14 +76,61 @@ def mask(access_key_id: str) -> str:
     return access_key_id[:4] + "*" * (len(access_key_id) - 8) + access_key_id[-4:]
 
 
-def backend_name() -> str:
-    with _keyring_errors():
-        backend = keyring.get_keyring()
+# Backends that keep secrets unencrypted on disk (or not at all): refused for long-term keys.
+PLAINTEXT_BACKENDS = frozenset(
+    {
+        "keyrings.alt.file.PlaintextKeyring",
+        "keyrings.alt.multi.MultipartKeyringWrapper",
+        "keyring.backends.null.Keyring",
+        "keyring.backends.fail.Keyring",
+    }
+)
+ALLOW_PLAINTEXT = "ELEVATE_ALLOW_PLAINTEXT_KEYRING"
+SAFE_CHOICES = (
+    "the OS keyring (Secret Service on Linux, the macOS Keychain, the Windows Credential Locker) "
+    "or an encrypted file backend (see the README's headless section)"
+)
+
+
+def _qualified(backend: object) -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def holding_backend(name: str = _INDEX) -> object:
+    """The backend that holds entry `name` (a chainer's member that has it, else the one it
+    writes to), so a plaintext backend cannot hide behind keyring's ChainerBackend."""
+    backend = keyring.get_keyring()
+    members = getattr(backend, "backends", None)
+    if not members or not _qualified(backend).endswith("chainer.ChainerBackend"):
+        return backend
+    for member in members:
+        try:
+            if member.get_password(SERVICE, name) is not None:
+                return member
+        except Exception:  # noqa: BLE001, S112 - a member that fails holds nothing for us
+            continue
+    return members[0]
+
+
+def backend_name(name: str = _INDEX) -> str:
+    """The backend that holds (or would store) entry `name`, by its qualified class name."""
+    with _keyring_errors():
+        return _qualified(holding_backend(name))
+
+
+def _check_backend(name: str) -> None:
+    """Refuse a backend that stores secrets unencrypted, unless the user opted in knowingly."""
+    held_by = backend_name(name)
+    if held_by in PLAINTEXT_BACKENDS and os.environ.get(ALLOW_PLAINTEXT) != "1":
+        raise KeyringError(
+            f"the keyring backend {held_by} keeps secrets unencrypted: refusing to keep the long-term "
+            f"key there; use {SAFE_CHOICES}, or set {ALLOW_PLAINTEXT}=1 to accept it (see SECURITY.md)"
+        )
 
 
 def get_keys(name: str) -> SourceKeys:
     """The key set `name`, or a KeyringError naming `elevate keys add`."""
+    _check_backend(name)
     with _keyring_errors():
         raw = keyring.get_password(SERVICE, name)
     if raw is None:
@@ -103,6 +151,7 @@ def get_keys(name: str) -> SourceKeys:
 
 def put_keys(name: str, keys: SourceKeys) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
+    _check_backend(name)
     entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
     if keys.created is not None:
         entry["created"] = format_utc(keys.created)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import CacheError, LockTimeout
+from .hardening import end_if_orphaned
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
 _POLL = 0.05
@@ -49,6 +50,7 @@ def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) ->
         if not told:
             on_wait()
             told = True
+        end_if_orphaned()
         if time.monotonic() >= deadline:
             raise LockTimeout(
                 f"gave up after {timeout:.0f} s waiting for another elevate process "

@@ -12,12 +12,13 @@ import select
 import shlex
 import subprocess
 import sys
+import time
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Callable, Optional, TextIO
 
 from .errors import MfaError, UsageError
-from .hardening import signals_deferred
+from .hardening import end_if_orphaned, signals_deferred
 from .models import Profile
 from .ui import open_tty
 
@@ -85,9 +86,7 @@ def _from_process(
         except OSError as exc:
             raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
         try:
-            out, _ = child.communicate(timeout=PROCESS_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
+            out = _wait_for(child)
         finally:
             if child.poll() is None:  # timed out, or we are being interrupted: stop it
                 child.kill()
@@ -98,6 +97,19 @@ def _from_process(
     if code is None:
         raise MfaError(f"mfa_process {argv[0]!r} did not print a six-digit code")
     return code
+
+
+def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
+    """The child's stdout once it exits; bounded, and given up when our own parent dies."""
+    deadline = time.monotonic() + PROCESS_TIMEOUT
+    while True:
+        try:
+            out, _ = child.communicate(timeout=min(1.0, max(deadline - time.monotonic(), 0.01)))
+            return out
+        except subprocess.TimeoutExpired:
+            end_if_orphaned()
+            if time.monotonic() >= deadline:
+                raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
 
 
 def _from_prompt(profile: Profile, tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]]) -> str:
@@ -122,11 +134,17 @@ def _from_prompt(profile: Profile, tty_opener: Callable[[], AbstractContextManag
 
 def _read_line(tty: TextIO) -> Optional[str]:
     """One line from the terminal, or None at end of input; bounded so we never hang."""
-    try:
-        ready, _, _ = select.select([tty], [], [], PROMPT_TIMEOUT)
-    except (OSError, ValueError, TypeError):
-        ready = [tty]  # not selectable (a test double): read directly
-    if not ready:
-        raise MfaError(f"no MFA code entered within {PROMPT_TIMEOUT:.0f} s")
+    deadline = time.monotonic() + PROMPT_TIMEOUT
+    while True:
+        try:
+            ready, _, _ = select.select([tty], [], [], min(1.0, max(deadline - time.monotonic(), 0)))
+        except (OSError, ValueError, TypeError):
+            ready = [tty]  # not selectable (a test double): read directly
+        if ready:
+            break
+        # Whoever asked for credentials (a killed AWS CLI, an SDK that gave up) is gone.
+        end_if_orphaned()
+        if time.monotonic() >= deadline:
+            raise MfaError(f"no MFA code entered within {PROMPT_TIMEOUT:.0f} s")
     line = tty.readline()
     return line if line else None

@@ -7,7 +7,12 @@ from datetime import datetime, timezone
 from typing import Optional
 
 DEFAULT_DURATION = 3600
-DEFAULT_REFRESH_BEFORE = 600
+# botocore refreshes credentials with under 15 minutes left on every access (advisory
+# window), so entries are refreshed before that, with a margin: an SDK never sees
+# credentials from us that it would at once ask for again.
+SDK_REFRESH_WINDOW = 900
+REFRESH_MARGIN = 300
+DEFAULT_REFRESH_BEFORE = SDK_REFRESH_WINDOW + REFRESH_MARGIN
 DEFAULT_MAX_KEY_AGE_DAYS = 90
 CACHE_MODES = ("file", "keyring", "off")
 

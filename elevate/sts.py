@@ -61,7 +61,7 @@ def assume_role(client: Any, request: AssumeRoleRequest) -> SessionCredentials:
         params["SerialNumber"] = request.serial_number
         params["TokenCode"] = request.token_code
     response = call(client, "assume_role", "AssumeRole", role_arn=request.role_arn, **params)
-    return credentials_from(response, "AssumeRole")
+    return credentials_from(response, "AssumeRole", request.duration_seconds)
 
 
 def get_session_token(
@@ -76,11 +76,13 @@ def get_session_token(
         SerialNumber=serial_number,
         TokenCode=token_code,
     )
-    return credentials_from(response, "GetSessionToken")
+    return credentials_from(response, "GetSessionToken", duration_seconds)
 
 
-def credentials_from(response: Mapping[str, Any], operation: str) -> SessionCredentials:
-    """Validate STS's Credentials block; reject anything we would not dare to print."""
+def credentials_from(
+    response: Mapping[str, Any], operation: str, duration_seconds: Optional[int] = None
+) -> SessionCredentials:
+    """Validate STS's Credentials block; reject anything we would not dare to print or cache."""
     from .validate import check_session_credentials
 
     raw = response.get("Credentials")
@@ -97,4 +99,5 @@ def credentials_from(response: Mapping[str, Any], operation: str) -> SessionCred
         raw.get("SessionToken"),
         expiration,
         source=operation,
+        max_seconds=duration_seconds,
     )

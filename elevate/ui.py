@@ -14,6 +14,38 @@ from contextlib import contextmanager
 from typing import Optional, TextIO
 
 PREFIX = "elevate: "
+MAX_LINE = 2000  # one error line, however long the text from outside was
+# Characters that reorder or hide text on a terminal (bidi controls, zero-width marks).
+_INVISIBLE = frozenset(
+    {0x061C, 0x200B, 0x200C, 0x200D, 0x200E, 0x200F, 0x2028, 0x2029, 0xFEFF}
+    | set(range(0x202A, 0x202F))
+    | set(range(0x2066, 0x206A))
+)
+
+
+def printable(text: str, limit: int = MAX_LINE) -> str:
+    """`text` from outside made safe for a terminal: one line, no control or bidi characters.
+
+    Line breaks fold to " | "; other C0/C1 controls, DEL and bidi or zero-width marks
+    become \\xNN / \\uNNNN escapes; the result is capped at `limit` characters.
+    """
+    out = []
+    size = 0
+    for char in text:
+        code = ord(char)
+        if char in "\r\n":
+            piece = " | " if char == "\n" else ""
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            piece = f"\\x{code:02x}"
+        elif code in _INVISIBLE or 0xD800 <= code < 0xE000:
+            piece = f"\\u{code:04x}"
+        else:
+            piece = char
+        out.append(piece)
+        size += len(piece)
+        if size > limit:
+            return "".join(out)[:limit] + "..."
+    return "".join(out)
 
 
 @contextmanager
@@ -57,8 +89,8 @@ def warn(message: str) -> None:
 
 
 def error(message: str) -> None:
-    """`elevate: error: MESSAGE` on stderr: how every failure ends."""
-    _write(sys.stderr, f"{PREFIX}error: {message}")
+    """`elevate: error: MESSAGE` on stderr, always one line: how every failure ends."""
+    _write(sys.stderr, f"{PREFIX}error: {printable(message)}")
 
 
 def stderr(text: str) -> None:

@@ -26,6 +26,7 @@ class UsedCodes:
     """
 
     KEEP_SECONDS = 90  # STS also accepts the neighbouring 30-second windows
+    FUTURE_SLACK = 5  # a record dated later than this is from a clock that was stepped back: ignored
 
     def __init__(self, files: FileStore, clock: Callable[[], datetime]) -> None:
         self.files = files
@@ -37,33 +38,33 @@ class UsedCodes:
     def _fingerprint(self, serial: str, code: str) -> str:
         return hashlib.sha256(f"{serial}\0{code}".encode()).hexdigest()
 
-    def was_used(self, serial: str, code: str) -> bool:
-        try:
-            data = json.loads(self.files.read(self._key(serial)) or "{}")
-            now = self.clock().timestamp()
-            return any(
-                entry.get("fp") == self._fingerprint(serial, code)
-                and now - float(entry.get("t", 0)) < self.KEEP_SECONDS
-                for entry in data.get("used", [])
-            )
-        except (CacheError, ValueError, TypeError, AttributeError):
-            return False
-
-    def last_use(self, serial: str) -> Optional[float]:
-        try:
-            data = json.loads(self.files.read(self._key(serial)) or "{}")
-            times = [float(e.get("t", 0)) for e in data.get("used", [])]
-            return max(times) if times else None
-        except (CacheError, ValueError, TypeError, AttributeError):
-            return None
-
-    def remember(self, serial: str, code: str) -> None:
+    def _current(self, serial: str) -> list[dict[str, object]]:
+        """The records still inside their window; ones dated in the future are ignored."""
         now = self.clock().timestamp()
         try:
             data = json.loads(self.files.read(self._key(serial)) or "{}")
-            used = [e for e in data.get("used", []) if now - float(e.get("t", 0)) < self.KEEP_SECONDS]
+            return [
+                entry
+                for entry in data.get("used", [])
+                if -self.FUTURE_SLACK <= now - float(entry.get("t", 0)) < self.KEEP_SECONDS
+            ]
         except (CacheError, ValueError, TypeError, AttributeError):
-            used = []
+            return []
+
+    def was_used(self, serial: str, code: str) -> bool:
+        """Whether STS accepted `code` for `serial` within its window."""
+        fingerprint = self._fingerprint(serial, code)
+        return any(entry.get("fp") == fingerprint for entry in self._current(serial))
+
+    def last_use(self, serial: str) -> Optional[float]:
+        """When STS last accepted a code for `serial` (epoch), within the window."""
+        times = [float(str(e.get("t", 0))) for e in self._current(serial)]
+        return max(times) if times else None
+
+    def remember(self, serial: str, code: str) -> None:
+        """Record that STS accepted `code` for `serial` now."""
+        now = self.clock().timestamp()
+        used = self._current(serial)
         used.append({"fp": self._fingerprint(serial, code), "t": now})
         with contextlib.suppress(CacheError):
             self.files.write(self._key(serial), json.dumps({"version": FORMAT_VERSION, "used": used}))

@@ -14,7 +14,8 @@ from typing import Optional
 from .errors import StsError
 from .models import SessionCredentials
 
-ACCESS_KEY_ID = re.compile(r"[A-Z0-9]{16,128}", re.ASCII)
+ACCESS_KEY_ID = re.compile(r"ASIA[A-Z0-9]{12,124}", re.ASCII)  # temporary keys only: never AKIA
+CLOCK_ALLOWANCE_SECONDS = 300  # STS's clock and ours may differ this much
 SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{16,256}", re.ASCII)
 SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+=]{16,16384}", re.ASCII)
 
@@ -27,16 +28,33 @@ def check_session_credentials(
     *,
     source: str,
     now: Optional[datetime] = None,
+    max_seconds: Optional[int] = None,
 ) -> SessionCredentials:
-    """Build SessionCredentials from untrusted values or raise StsError naming the field."""
+    """Build SessionCredentials from untrusted values or raise StsError naming the field.
+
+    The key must be temporary (ASIA...), and with `max_seconds` (the DurationSeconds asked
+    for) the Expiration must lie no further ahead than that plus a clock allowance: an
+    endpoint cannot make us cache credentials "for ever" or hand out a long-term key.
+    """
+    if isinstance(access_key_id, str) and access_key_id.startswith("AKIA"):
+        raise StsError(
+            f"{source} returned a long-term access key (AKIA...) instead of temporary credentials; "
+            "refusing it: check AWS_ENDPOINT_URL"
+        )
     key_id = _check("AccessKeyId", access_key_id, ACCESS_KEY_ID, source)
     secret = _check("SecretAccessKey", secret_access_key, SECRET_ACCESS_KEY, source)
     token = _check("SessionToken", session_token, SESSION_TOKEN, source)
     if not isinstance(expiration, datetime) or expiration.tzinfo is None:
         raise StsError(f"{source} returned an invalid Expiration (need a time with a zone)")
     expiration = expiration.astimezone(timezone.utc)
-    if expiration <= (now or datetime.now(timezone.utc)):
+    now = now or datetime.now(timezone.utc)
+    if expiration <= now:
         raise StsError(f"{source} returned credentials that have already expired")
+    if max_seconds is not None and (expiration - now).total_seconds() > max_seconds + CLOCK_ALLOWANCE_SECONDS:
+        raise StsError(
+            f"{source} returned credentials valid until {expiration:%Y-%m-%dT%H:%M:%SZ}, longer than the "
+            f"{max_seconds} s asked for: refusing them (check AWS_ENDPOINT_URL and this computer's clock)"
+        )
     return SessionCredentials(key_id, secret, token, expiration)
 
 

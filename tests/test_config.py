@@ -57,7 +57,7 @@ def test_full_profile_parses_with_every_key() -> None:
 def test_defaults() -> None:
     dev = parse_config(profile_text(), PATH).profiles["dev"]
     assert dev.duration_seconds == 3600
-    assert dev.refresh_before_seconds == 600
+    assert dev.refresh_before_seconds == 1200  # botocore's 15-minute window plus a 5-minute margin (issue 11)
     assert dev.cache == "file"
     assert dev.key_set == "dev"
     assert dev.region is None and dev.mfa_process is None and dev.mfa_session_seconds is None

@@ -226,6 +226,7 @@ def set_credential_process(data: Optional[bytes], name: str, command: Sequence[s
     An existing profile keeps its other settings (region, output); one that already gets
     credentials another way (keys, role_arn, SSO) is refused rather than made ambiguous.
     """
+    refuse_line_breaks(path, "credential_process", *command, name)
     value = shlex.join(command)
     ini = IniText(data or b"", path)
     newline = ini.newline()
@@ -261,6 +262,16 @@ def set_credential_process(data: Optional[bytes], name: str, command: Sequence[s
 
 
 # --- writing --------------------------------------------------------------------------------
+
+
+def refuse_line_breaks(path: Path, what: str, *values: str) -> None:
+    """A value with CR, LF or NUL would start a new line (a new section, a new command) in the file."""
+    for value in values:
+        if any(char in value for char in "\r\n\0"):
+            raise ConfigError(
+                f"{path}: refusing to write {what}: a value contains a line break or NUL "
+                f"({value[:40]!r}...), which would add lines of its own to the file"
+            )
 
 
 def show_change(old: Optional[bytes], new: bytes, path: Path) -> str:

@@ -45,8 +45,11 @@ def toml_string(value: str) -> str:
 
 
 def toml_value(value: Value) -> str:
+    """`value` as TOML text; strings with CR, LF or NUL are refused rather than escaped."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise TypeError(f"unsupported config value type {type(value).__name__}")
+    if isinstance(value, str) and any(char in value for char in "\r\n\0"):
+        raise ConfigError(f"refusing to write a config value with a line break or NUL ({value[:40]!r}...)")
     return str(value) if isinstance(value, int) else toml_string(value)
 
 

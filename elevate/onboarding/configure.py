@@ -43,7 +43,9 @@ def elevate_command(argv0: Optional[str] = None, executable: Optional[str] = Non
     beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "elevate")
     if os.path.isfile(beside) and os.access(beside, os.X_OK):
         return [beside]
-    return [os.path.abspath(executable), "-m", "elevate"]
+    # -I: the AWS CLI runs this line in the caller's working directory, where an `elevate/`
+    # or `json.py` would otherwise be imported before ours (and -I also ignores PYTHON* vars).
+    return [os.path.abspath(executable), "-I", "-m", "elevate"]
 
 
 # --- configure ------------------------------------------------------------------------------
