@@ -59,6 +59,28 @@ def for_profile(
     return SessionCache(store, directory, clock or utcnow)
 
 
+def on_persistent_disk(environ: Mapping[str, str]) -> bool:
+    """Whether the cache directory is the ~/.cache fallback (backed up, survives reboots)
+    rather than a runtime directory (tmpfs) or one the user chose with ELEVATE_CACHE_DIR."""
+    return not environ.get("ELEVATE_CACHE_DIR") and not environ.get("XDG_RUNTIME_DIR")
+
+
+def for_mfa_session(
+    profile: Profile, environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None
+) -> Optional[SessionCache]:
+    """Where `profile`'s MFA session (up to 36 hours) is kept: never on a persistent disk by default.
+
+    A runtime directory (or ELEVATE_CACHE_DIR) is used when there is one; otherwise the
+    keyring, and when that fails too the session lives for this process only.
+    """
+    if profile.cache == "off":
+        return None
+    directory = files(environ)
+    if profile.cache == "keyring" or on_persistent_disk(environ):
+        return SessionCache(KeyringStore(), directory, clock or utcnow)
+    return SessionCache(directory, directory, clock or utcnow)
+
+
 def used_codes(environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None) -> UsedCodes:
     """The record of MFA codes STS already accepted, kept beside the cache."""
     return UsedCodes(files(environ), clock or utcnow)

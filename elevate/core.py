@@ -7,6 +7,7 @@ real default, so tests hand in fakes instead of patching.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
@@ -17,7 +18,7 @@ from typing import Any, Callable, Optional
 from . import aws, keystore, mfa, sts, ui
 from . import cache as cache_mod
 from .config import resolve_region
-from .errors import CacheError, ElevateError, MfaCodeRejected, MfaError
+from .errors import CacheError, ElevateError, KeyringError, MfaCodeRejected, MfaError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, SourceKeys
 from .usedcodes import UsedCodes
@@ -110,7 +111,8 @@ class Elevator:
         self._warn_key_age(profile, keys)
         region = resolve_region(profile.region, self.environ)
         if profile.mfa_session_seconds:
-            session = self._mfa_session(profile, keys, region, token, cache)
+            sessions = cache_mod.for_mfa_session(profile, self.environ, self.clock) if cache else None
+            session = self._mfa_session(profile, keys, region, token, sessions)
             client = self.client_factory(session, region)
             name = self._user_name(profile, client)
             request = self._request(profile, name)
@@ -140,7 +142,11 @@ class Elevator:
         # An MFA session must outlive the role credentials minted from it.
         margin = min(profile.duration_seconds, length // 2)
         if cache is not None:
-            hit = cache.get(key, margin, length)
+            try:
+                hit = cache.get(key, margin, length)
+            except ElevateError as exc:  # e.g. the keyring that holds MFA sessions is unusable
+                self.warn(f"the MFA session cache cannot be read ({exc.message}); asking for a code")
+                hit = None
             if hit is not None:
                 return hit
         code = self._code(profile, token)
@@ -151,7 +157,10 @@ class Elevator:
             raise self._explain_rejection(exc, profile, code) from exc
         self._used_codes().remember(profile.mfa_serial, code)
         if cache is not None:
-            self._store(cache, key, session, f"{profile.key_set} MFA session")
+            try:
+                self._store(cache, key, session, f"{profile.key_set} MFA session")
+            except ElevateError as exc:
+                self.warn(f"the MFA session lives for this process only: {exc.message}")
         return session
 
     def _user_name(self, profile: Profile, client: Any) -> str:
@@ -236,7 +245,12 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
     creds = cache.get(cache_mod.entry_key(profile, environ), 0, profile.duration_seconds)
     result["credentials"] = _summary(creds, now)
     if profile.mfa_session_seconds:
-        session = cache.get(cache_mod.mfa_session_key(profile, environ), 0, profile.mfa_session_seconds)
+        sessions = cache_mod.for_mfa_session(profile, environ, lambda: now)
+        session = None
+        if sessions is not None:
+            with contextlib.suppress(ElevateError):
+                key = cache_mod.mfa_session_key(profile, environ)
+                session = sessions.get(key, 0, profile.mfa_session_seconds)
         result["mfa_session"] = _summary(session, now)
     return result
 
@@ -253,6 +267,8 @@ def clear(profile: Profile, environ: Mapping[str, str]) -> bool:
     if cache is None:
         return False
     removed = cache.delete(cache_mod.entry_key(profile, environ))
-    if profile.mfa_session_seconds:
-        removed = cache.delete(cache_mod.mfa_session_key(profile, environ)) or removed
+    sessions = cache_mod.for_mfa_session(profile, environ)
+    if profile.mfa_session_seconds and sessions is not None:
+        with contextlib.suppress(KeyringError):  # no keyring: nothing was kept there
+            removed = sessions.delete(cache_mod.mfa_session_key(profile, environ)) or removed
     return removed

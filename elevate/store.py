@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Optional, Protocol
 
 from .errors import CacheError
+
+STALE_TEMP_SECONDS = 60.0  # a write takes milliseconds; a temp file this old was abandoned
 
 
 class Store(Protocol):
@@ -67,10 +70,34 @@ class FileStore:
 
     def write(self, key: str, text: str) -> None:
         self.ensure()
+        self.sweep(STALE_TEMP_SECONDS)
         write_private(self.path(key), text)
 
+    def sweep(self, older_than: float, key: str = "") -> int:
+        """Remove temp files left by writes that were killed between write and rename
+        (they may hold a secret); only those older than `older_than` seconds, so that a
+        write in progress in another process is left alone. With `key`, only that entry's."""
+        removed = 0
+        now = time.time()
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return 0
+        for name in names:
+            if not (name.startswith(f".{key}") and name.endswith(".tmp")):
+                continue
+            path = self.directory / name
+            try:
+                info = os.lstat(path)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                    os.unlink(path)
+                    removed += 1
+            except OSError:
+                continue
+        return removed
+
     def delete(self, key: str) -> bool:
-        removed = False
+        removed = self.sweep(0, key) > 0
         for suffix in (".json", ".error"):
             path = self.path(key, suffix)
             try:

@@ -189,6 +189,31 @@ def remove_section(data: bytes, profile: str, path: Path) -> bytes:
     return ini.encode()
 
 
+def lines_holding(data: bytes, secrets: Mapping[str, str]) -> str:
+    """Where in `data` any of `secrets` (by what they are) still appears: "the secret on line 4"."""
+    found = []
+    lines = data.split(b"\n")
+    for what, value in secrets.items():
+        numbers = [str(n) for n, line in enumerate(lines, 1) if value.encode() in line]
+        if numbers:
+            found.append(f"the {what} on line{'s' if len(numbers) > 1 else ''} {', '.join(numbers)}")
+    return "; ".join(found)
+
+
+def exposure(path: Path) -> list[str]:
+    """What makes a credentials file riskier than it should be: a symlink, others may read it."""
+    problems = []
+    if os.path.islink(path):
+        problems.append(f"{path} is a symlink to {os.path.realpath(path)}; the backup stays beside the link")
+    mode = os_mode(path)
+    if mode is not None and mode & 0o077:
+        problems.append(
+            f"{path} is readable by group or others (mode {mode:o}): the key may have been read; "
+            "rotate it with `elevate rotate` once it is in the keyring"
+        )
+    return problems
+
+
 # --- ~/.aws/config --------------------------------------------------------------------------
 
 
@@ -307,7 +332,8 @@ def replace_file(path: Path, data: bytes, *, expect: Optional[bytes] = None, new
 def write_backup(path: Path, data: bytes, now: Optional[datetime] = None) -> Path:
     """A 0600 copy of `data` beside `path`, under a new name that says when it was made."""
     stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    target = Path(os.path.realpath(path))
+    # Beside the path as given, not a symlink's target: the target may sit somewhere shared.
+    target = path.absolute()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
     for attempt in range(100):
         suffix = f"-{attempt}" if attempt else ""

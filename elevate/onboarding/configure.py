@@ -125,9 +125,19 @@ class Onboarding:
                 f"`elevate keys import {name} --from-aws-profile {aws_profile} --delete-plaintext`"
             )
             return keys
+        for problem in awsfiles.exposure(path):
+            self.notify(f"warning: {problem}")
         remaining = awsfiles.remove_section(data, aws_profile, path)
         backup = awsfiles.write_backup(path, data, self.clock())
         awsfiles.replace_file(path, remaining, expect=data)
+        secrets = {"access key ID": keys.access_key_id, "secret": keys.secret_access_key}
+        left = awsfiles.lines_holding(remaining, secrets)
+        if left:
+            raise ConfigError(
+                f"removed [{aws_profile}] from {path}, but the key is still in it: {left} (another profile "
+                f"or a comment); remove those lines by hand. The previous file is backed up (mode 0600) at "
+                f"{backup}"
+            )
         self.notify(
             f"removed [{aws_profile}] from {path}; the previous file is backed up (mode 0600) at "
             f"{backup}: it still holds the key in plaintext, so delete it once elevate works"

@@ -272,6 +272,14 @@ class Doctor:
         program = argv[0]
         if not (os.path.isabs(program) and os.path.isfile(program) and os.access(program, os.X_OK)):
             return Check(name, FAIL, f"{header} runs {program}, which is not an executable file", add)
+        if "-m" in argv and not {"-I", "-P"} & set(argv[: argv.index("-m")]):
+            return Check(
+                name,
+                FAIL,
+                f"{header} runs `{program} -m ...` without -I: the AWS CLI runs it in the caller's "
+                "working directory, where a planted elevate/ or json.py would be imported first",
+                add,
+            )
         if "credential-process" not in argv or argv[-1] != state.profile:
             return Check(
                 name,
