@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
+import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,20 +43,28 @@ def _not_dumpable() -> None:
         pass
 
 
-_parent: Optional[int] = None
+# Taken when elevate starts (this module is imported first): a launcher that had already
+# exited by then (setsid, a double fork) leaves us with parent 1 and is not a death.
+_parent = os.getppid()
 
 
 def parent_gone() -> bool:
-    """True once our parent, as first seen when a wait began, has died (we were re-parented):
-    whoever wanted the credentials is gone, so a wait for a code or a lock should end.
+    """True once whoever asked for credentials is gone: our parent died (we were re-parented),
+    or nobody is left to read the pipe our answer would go to. A wait should then end."""
+    if _parent not in (0, 1) and os.getppid() != _parent:
+        return True
+    return _stdout_reader_gone()
 
-    The parent is taken at the first call, not at start-up, so a launcher that exits right
-    after starting us (setsid, a double fork) is not mistaken for a death."""
-    global _parent
-    current = os.getppid()
-    if _parent is None:
-        _parent = current
-    return current != _parent
+
+def _stdout_reader_gone() -> bool:
+    try:
+        if not stat.S_ISFIFO(os.fstat(1).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(1, 0)  # POLLERR and POLLHUP are always reported
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError, AttributeError):  # no stdout, or no poll() (Windows)
+        return False
 
 
 def end_if_orphaned() -> None:

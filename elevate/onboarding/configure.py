@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Protocol
 from .. import aws, keystore, ui
 from ..aws import Identity, identify, mfa_devices
 from ..config import ROLE_ARN, check_name, config_path, resolve_region
-from ..errors import AwsError, ConfigError, KeyringError, UsageError
+from ..errors import AwsError, ConfigError, ElevateError, KeyringError, UsageError
 from ..models import SourceKeys
 from . import awsfiles, configfile
 
@@ -133,7 +133,7 @@ class Onboarding:
         secrets = {"access key ID": keys.access_key_id, "secret": keys.secret_access_key}
         left = awsfiles.lines_holding(remaining, secrets)
         if left:
-            raise ConfigError(
+            raise ElevateError(
                 f"removed [{aws_profile}] from {path}, but the key is still in it: {left} (another profile "
                 f"or a comment); remove those lines by hand. The previous file is backed up (mode 0600) at "
                 f"{backup}"
