@@ -118,7 +118,7 @@ def backend_name(name: str = _INDEX) -> str:
         return _qualified(holding_backend(name))
 
 
-def _check_backend(name: str) -> None:
+def check_backend(name: str = _INDEX) -> None:
     """Refuse a backend that stores secrets unencrypted, unless the user opted in knowingly."""
     held_by = backend_name(name)
     if held_by in PLAINTEXT_BACKENDS and os.environ.get(ALLOW_PLAINTEXT) != "1":
@@ -130,7 +130,7 @@ def _check_backend(name: str) -> None:
 
 def get_keys(name: str) -> SourceKeys:
     """The key set `name`, or a KeyringError naming `elevate keys add`."""
-    _check_backend(name)
+    check_backend(name)
     with _keyring_errors():
         raw = keyring.get_password(SERVICE, name)
     if raw is None:
@@ -151,7 +151,7 @@ def get_keys(name: str) -> SourceKeys:
 
 def put_keys(name: str, keys: SourceKeys) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
-    _check_backend(name)
+    check_backend(name)
     entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
     if keys.created is not None:
         entry["created"] = format_utc(keys.created)

@@ -190,9 +190,11 @@ def test_a_poisoned_cache_entry_is_not_served(tmp_path: Path, fake_sts: FakeSts,
     forever = SessionCredentials(
         fake_access_key_id(), fake_secret(), fake_secret(300), datetime(9999, 12, 31, tzinfo=timezone.utc)
     )
-    cache.SessionCache(store, store, cache.utcnow).put(
-        cache.entry_key(profile, os.environ), forever, "planted"
-    )
+    sessions = cache.SessionCache(store, store, cache.utcnow)
+    key = cache.entry_key(profile, os.environ)
+    sessions.put(key, forever, "planted")
+    assert sessions.get(key, 0) == forever  # control: without the bound it would be served
+    assert sessions.get(key, 0, profile.duration_seconds) is None
     done = run_elevate("credential-process", "dev")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["AccessKeyId"] != forever.access_key_id
@@ -407,7 +409,8 @@ def test_doctor_names_the_plaintext_backend(tmp_path: Path) -> None:
     write_config(tmp_path)
     done = run_elevate("doctor", "dev", env=plaintext_env(tmp_path))
     assert done.returncode == 1
-    assert "PlaintextKeyring" in done.stdout
+    keyring_line = next(line for line in done.stdout.splitlines() if " keyring: " in line)
+    assert keyring_line.startswith("[FAIL]") and "PlaintextKeyring" in keyring_line, done.stdout
 
 
 # --- 8. MFA sessions stay off persistent disks -----------------------------------------------

@@ -116,6 +116,7 @@ class Doctor:
         try:
             backend = keystore.backend_name()
             keystore.get_secret("__index__")
+            keystore.check_backend()
         except KeyringError as exc:
             return Check("keyring", FAIL, exc.message, "make a keyring backend usable (see the message)")
         return Check("keyring", OK, f"usable ({backend})")
