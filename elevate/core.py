@@ -116,13 +116,13 @@ class Elevator:
             client = self.client_factory(session, region)
             name = self._user_name(profile, client)
             request = self._request(profile, name)
-            return sts.assume_role(client, request)
+            return sts.assume_role(client, request, self.clock())
         client = self.client_factory(keys, region)
         name = self._user_name(profile, client)
         code = self._code(profile, token)
         request = self._request(profile, name, code)
         try:
-            creds = sts.assume_role(client, request)
+            creds = sts.assume_role(client, request, self.clock())
         except MfaCodeRejected as exc:
             raise self._explain_rejection(exc, profile, code) from exc
         self._used_codes().remember(profile.mfa_serial, code)
@@ -152,7 +152,7 @@ class Elevator:
         code = self._code(profile, token)
         client = self.client_factory(keys, region)
         try:
-            session = sts.get_session_token(client, length, profile.mfa_serial, code)
+            session = sts.get_session_token(client, length, profile.mfa_serial, code, self.clock())
         except MfaCodeRejected as exc:
             raise self._explain_rejection(exc, profile, code) from exc
         self._used_codes().remember(profile.mfa_serial, code)

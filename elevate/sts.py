@@ -48,7 +48,9 @@ def caller_user_name(client: Any) -> str:
     return identity.user_name
 
 
-def assume_role(client: Any, request: AssumeRoleRequest) -> SessionCredentials:
+def assume_role(
+    client: Any, request: AssumeRoleRequest, now: Optional[datetime] = None
+) -> SessionCredentials:
     """Call AssumeRole; return its credentials or raise an StsError with advice."""
     params: dict[str, Any] = {
         "RoleArn": request.role_arn,
@@ -61,11 +63,11 @@ def assume_role(client: Any, request: AssumeRoleRequest) -> SessionCredentials:
         params["SerialNumber"] = request.serial_number
         params["TokenCode"] = request.token_code
     response = call(client, "assume_role", "AssumeRole", role_arn=request.role_arn, **params)
-    return credentials_from(response, "AssumeRole", request.duration_seconds)
+    return credentials_from(response, "AssumeRole", request.duration_seconds, now)
 
 
 def get_session_token(
-    client: Any, duration_seconds: int, serial_number: str, token_code: str
+    client: Any, duration_seconds: int, serial_number: str, token_code: str, now: Optional[datetime] = None
 ) -> SessionCredentials:
     """GetSessionToken with MFA: an MFA-authenticated session for later AssumeRole calls."""
     response = call(
@@ -76,11 +78,14 @@ def get_session_token(
         SerialNumber=serial_number,
         TokenCode=token_code,
     )
-    return credentials_from(response, "GetSessionToken", duration_seconds)
+    return credentials_from(response, "GetSessionToken", duration_seconds, now)
 
 
 def credentials_from(
-    response: Mapping[str, Any], operation: str, duration_seconds: Optional[int] = None
+    response: Mapping[str, Any],
+    operation: str,
+    duration_seconds: Optional[int] = None,
+    now: Optional[datetime] = None,
 ) -> SessionCredentials:
     """Validate STS's Credentials block; reject anything we would not dare to print or cache."""
     from .validate import check_session_credentials
@@ -99,5 +104,6 @@ def credentials_from(
         raw.get("SessionToken"),
         expiration,
         source=operation,
+        now=now,
         max_seconds=duration_seconds,
     )

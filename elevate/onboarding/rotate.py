@@ -162,7 +162,9 @@ class Rotator:
                 f"{mfa.seconds_to_next_code(self.clock())} s for the next code"
             )
         try:
-            session = sts.get_session_token(self.client_factory(keys, region), SESSION_SECONDS, serial, code)
+            session = sts.get_session_token(
+                self.client_factory(keys, region), SESSION_SECONDS, serial, code, self.clock()
+            )
         except MfaCodeRejected as exc:
             raise MfaCodeRejected(
                 f"{exc.message}: the next code appears in {mfa.seconds_to_next_code(self.clock())} s"
