@@ -345,7 +345,9 @@ def user_install(root: Path) -> tuple[str, str, str]:
         subprocess.run(
             [*user_pip, "--require-hashes", "-r", str(REPO / "requirements" / "runtime.txt")], **quiet
         )
-        subprocess.run([build_python, *pip_flags, "-r", str(REPO / "requirements" / "build.in")], **quiet)
+        # `wheel` too: a venv's bundled setuptools may satisfy build.in yet predate its own bdist_wheel.
+        build_in = str(REPO / "requirements" / "build.in")
+        subprocess.run([build_python, *pip_flags, "--upgrade", "-r", build_in, "wheel"], **quiet)
         empty.mkdir()
         for name, text in EMPTY_PACKAGE.items():
             (empty / name).write_text(text)
