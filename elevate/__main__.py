@@ -1,22 +1,27 @@
 """Entry point of `elevate` and `python -m elevate`, and the one place that decides exit codes.
 
-A cache hit for credential-process or export is answered by the fast path, which
-imports neither click, boto3, botocore nor keyring; everything else goes to the CLI.
-Both run under the one handler below: an error becomes one line on stderr and its
-exit code, an interrupt 130, a terminating signal 128+N.
+A cache hit of `credential-process` found in the hit index (elevate.hitindex) is
+answered first, before anything but os, sys, stat and json is imported; it never raises
+an ElevateError (anything unusual falls through). Other hits of credential-process or
+export are answered by the fast path, which imports neither click, boto3, botocore nor
+keyring; everything else goes to the CLI. Those two run under the one handler below:
+an error becomes one line on stderr and its exit code, an interrupt 130, a terminating
+signal 128+N.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+
+EXIT_OK = 0
+EXIT_FAILURE = 1  # elevate.errors.EXIT_FAILURE, not imported on a hit
+EXIT_INTERRUPTED = 130  # elevate.errors.EXIT_INTERRUPTED
 
 
-def run(argv: Sequence[str]) -> int:
+def run(argv: list[str]) -> int:
     """Run elevate with `argv` (without the program name); the exit status."""
     from . import ui
-    from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, CommandLineError, ElevateError, Terminated
+    from .errors import CommandLineError, ElevateError, Terminated
     from .hardening import disable_core_dumps, raise_on_signals
 
     disable_core_dumps()
@@ -45,9 +50,30 @@ def run(argv: Sequence[str]) -> int:
         return EXIT_FAILURE
 
 
-def main() -> NoReturn:
+def indexed_hit(argv: list[str]) -> int | None:
+    """The exit status of an indexed cache hit it answered, or None to run the rest."""
+    try:
+        import resource  # no core file with secrets in it, on the hit as everywhere
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    except (ImportError, ValueError, OSError):
+        pass
+    from .hitindex import main_hit
+
+    try:
+        return EXIT_OK if main_hit(argv) else None
+    except KeyboardInterrupt:
+        sys.stderr.write("\nelevate: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILURE
+
+
+def main() -> None:
     """The console script."""
-    sys.exit(run(sys.argv[1:]))
+    argv = sys.argv[1:]
+    status = indexed_hit(argv)
+    sys.exit(run(argv) if status is None else status)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 from typing import Optional
 
 
-def _parse(args: Sequence[str]) -> Optional[tuple[Optional[str], str, Optional[str], Optional[str]]]:
+def _parse(args: list[str]) -> Optional[tuple[Optional[str], str, Optional[str], Optional[str]]]:
     """(config, command, profile, format) for the plain forms we serve, else None."""
     rest = list(args)
     config: Optional[str] = None
@@ -42,13 +41,13 @@ def _parse(args: Sequence[str]) -> Optional[tuple[Optional[str], str, Optional[s
     return config, command, profile, fmt
 
 
-def try_fast_path(args: Sequence[str]) -> bool:
+def try_fast_path(args: list[str]) -> bool:
     """Serve a fresh file-cache entry and return True, or return False to fall through."""
     parsed = _parse(args)
     if parsed is None:
         return False
     config_option, command, profile_name, fmt = parsed
-    from . import cache, output
+    from . import cache, hitindex, output
     from .config import config_path, load_config, resolve_region, select_profile
     from .errors import ElevateError, LockTimeout
 
@@ -68,6 +67,14 @@ def try_fast_path(args: Sequence[str]) -> bool:
             creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting, lifetime=life)
         if creds is None:
             return False
+        hitindex.record(
+            environ,
+            config_option,
+            profile_name,
+            key,
+            profile.refresh_before_seconds,
+            profile.duration_seconds,
+        )
         if command == "credential-process":
             text = output.credential_process_json(creds)
         else:

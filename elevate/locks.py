@@ -15,7 +15,8 @@ from .errors import CacheError, LockTimeout
 from .hardening import end_if_orphaned
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
-_POLL = 0.05
+_POLL_FIRST = 0.01
+_POLL_MAX = 0.25
 
 # Entry locks this process took in the fast path's wait and left for the full flow:
 # lock path -> (fd, or -1 when released, and the time the wait started).
@@ -41,22 +42,32 @@ def open_lock(path: Path) -> int:
 
 
 def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:
-    """Take the exclusive lock on `fd`; `on_wait` runs once if another process holds it."""
+    """Take the exclusive lock on `fd`; `on_wait` runs once if another process holds it.
+
+    A waiter sleeps in the kernel until the lock is free (a blocking flock cut short by
+    SIGALRM at the deadline), so 31 waiters cost no CPU while one holder works. Off the
+    main thread, or without flock, it polls with a back-off instead.
+    """
+    if _try_lock(fd):
+        return
+    on_wait()
+    if not _wait_for_lock(fd, timeout):
+        raise LockTimeout(
+            f"gave up after {timeout:.0f} s waiting for another elevate process "
+            f"(lock {path}); retry, or run `elevate clear` if it is stuck"
+        )
+
+
+def _poll_for_lock(fd: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    told = False
-    while True:
-        if _try_lock(fd):
-            return
-        if not told:
-            on_wait()
-            told = True
+    pause = _POLL_FIRST
+    while not _try_lock(fd):
         end_if_orphaned()
         if time.monotonic() >= deadline:
-            raise LockTimeout(
-                f"gave up after {timeout:.0f} s waiting for another elevate process "
-                f"(lock {path}); retry, or run `elevate clear` if it is stuck"
-            )
-        time.sleep(_POLL)
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, _POLL_MAX)
+    return True
 
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -69,8 +80,12 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         except OSError:
             return False
 
+    def _wait_for_lock(fd: int, timeout: float) -> bool:
+        return _poll_for_lock(fd, timeout)
+
 else:
     import fcntl
+    import signal
 
     def _try_lock(fd: int) -> bool:
         try:
@@ -78,3 +93,35 @@ else:
             return True
         except BlockingIOError:
             return False
+
+    class _Deadline(Exception):
+        """Raised by the SIGALRM handler to cut a blocking flock short."""
+
+    def _alarm(_signum: int, _frame: object) -> None:
+        raise _Deadline
+
+    def _wait_for_lock(fd: int, timeout: float) -> bool:
+        try:
+            previous = signal.signal(signal.SIGALRM, _alarm)
+        except ValueError:  # not the main thread: signals are not ours to use
+            return _poll_for_lock(fd, timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                # One-second slices: asleep in the kernel, yet a dead parent is noticed.
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    signal.setitimer(signal.ITIMER_REAL, min(max(left, 0.001), 1.0))
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    finally:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+                    return True
+                except _Deadline:
+                    # The alarm may land just after flock returned: then the lock is ours;
+                    # the next try takes it at once (flock on a held lock is a no-op).
+                    end_if_orphaned()
+        finally:
+            signal.signal(signal.SIGALRM, previous)

@@ -7,9 +7,10 @@ from typing import Any, Optional
 
 import click
 
-from .. import core, launch, output, ui
+from .. import cache, core, hitindex, launch, output, ui
 from ..config import select_profile
 from ..errors import UsageError
+from ..models import Profile
 from .app import App, elevating, log
 
 
@@ -72,8 +73,24 @@ def exec_cmd(
 @click.pass_obj
 def credential_process_cmd(app: App, profile: Optional[str], token: Optional[str], no_cache: bool) -> None:
     """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
-    creds = app.elevate(app.profile(profile), token, no_cache)
+    chosen = app.profile(profile)
+    creds = app.elevate(chosen, token, no_cache)
+    if not no_cache:
+        remember_hit(app, profile, chosen)
     click.echo(output.credential_process_json(creds), nl=False)
+
+
+def remember_hit(app: App, argument: Optional[str], profile: Profile) -> None:
+    """Index the entry this validated profile uses, so the next call is an indexed hit."""
+    if profile.cache == "file":
+        hitindex.record(
+            app.environ,
+            app.config_option,
+            argument,
+            cache.entry_key(profile),
+            profile.refresh_before_seconds,
+            profile.duration_seconds,
+        )
 
 
 @click.command("status")
