@@ -4,7 +4,9 @@ On POSIX elevate replaces itself with the command (execvpe), so `run` does not r
 signals from the terminal
 or from `kill` reach the command directly, exactly once (a forwarding parent would
 deliver Ctrl-C twice and turn a graceful stop into a forced one), the exit status is the
-command's own, and no Python process lingers holding the secrets.
+command's own, and no Python process lingers holding the secrets. `exec --server` needs
+elevate to stay alive as the credential server, so `supervise` runs the command as a child
+instead and passes on the signals sent to elevate (not a terminal's, which reach both).
 """
 
 from __future__ import annotations
