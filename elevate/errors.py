@@ -90,6 +90,10 @@ class LaunchError(ElevateError):
     exit_code = 127
 
 
+class ServerError(ElevateError):
+    """The loopback credential server cannot start (a refused address, no free port)."""
+
+
 class CommandLineError(ElevateError):
     """click rejected the command line; `message` is click's own text (usage and error), shown as is."""
 

@@ -4,7 +4,9 @@ On POSIX elevate replaces itself with the command (execvpe), so `run` does not r
 signals from the terminal
 or from `kill` reach the command directly, exactly once (a forwarding parent would
 deliver Ctrl-C twice and turn a graceful stop into a forced one), the exit status is the
-command's own, and no Python process lingers holding the secrets.
+command's own, and no Python process lingers holding the secrets. `exec --server` needs
+elevate to stay alive as the credential server, so `supervise` runs the command as a child
+instead and passes on the signals sent to elevate (not a terminal's, which reach both).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from .errors import LaunchError
 from .hardening import restore_core_dumps
@@ -75,3 +78,65 @@ def _run_windows(argv: Sequence[str], env: Mapping[str, str]) -> int:  # pragma:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the console delivers Ctrl-C to the child
     signal.signal(signal.SIGTERM, forward)
     return child.wait()
+
+
+# What a supervising elevate passes on to its child (SIGCHLD tells it the child ended).
+FORWARDED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
+)
+_WATCHED = (*FORWARDED, signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else FORWARDED
+# si_code of a signal the kernel itself sent: a terminal's interrupt, quit or hang-up goes to the whole
+# foreground process group, the child included, so passing it on would deliver it twice.
+SI_KERNEL = 0x80
+
+
+def can_supervise() -> bool:
+    """Whether this platform lets elevate stay the parent and wait for signals (Linux, BSD)."""
+    return hasattr(signal, "sigtimedwait") and hasattr(os, "posix_spawnp")
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold the forwarded signals (and SIGCHLD) for `supervise`; threads started inside the
+    block inherit the mask, so only `supervise` ever takes these signals."""
+    if not can_supervise():
+        raise LaunchError("`exec --server` needs a POSIX system with sigtimedwait")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+    try:
+        yield
+    finally:
+        while signal.sigtimedwait(_WATCHED, 0) is not None:
+            pass  # taken by nobody now: the child is gone, and ours would only kill us
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run `argv` with `env` as a child, pass signals sent to elevate on to it, and return its
+    exit status (128+N when a signal ended it). Call inside `signals_held`."""
+    if not argv:
+        raise LaunchError("no command to run")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults, as under a shell.
+    extra = (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None))
+    resets = [s for s in (*FORWARDED, *extra) if s is not None]
+    try:
+        pid = os.posix_spawnp(argv[0], list(argv), dict(env), setsigmask=(), setsigdef=resets)
+    except FileNotFoundError:
+        raise LaunchError(f"command not found: {argv[0]}") from None
+    except PermissionError:
+        raise LaunchError(f"permission denied: {argv[0]}") from None
+    except OSError as exc:
+        raise LaunchError(f"cannot run {argv[0]}: {exc.strerror}") from exc
+    while True:
+        info = signal.sigtimedwait(_WATCHED, 1.0)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+        if info is None or info.si_signo not in FORWARDED or info.si_code == SI_KERNEL:
+            continue
+        try:
+            os.kill(pid, info.si_signo)
+        except ProcessLookupError:
+            continue  # it just ended; the next round reaps it

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hitindex, launch, output, ui
+from .. import cache, core, hitindex, launch, output, server, ui
 from ..config import select_profile
 from ..errors import UsageError
 from ..models import Profile
@@ -43,6 +43,12 @@ class _ExecCommand(click.Command):
 @click.command("exec", cls=_ExecCommand)
 @elevating
 @click.option("--force", is_flag=True, help="Run even inside an elevated environment.")
+@click.option(
+    "--server",
+    "serve",
+    is_flag=True,
+    help="Serve refreshing credentials to the command over loopback (no static keys in its environment).",
+)
 @click.pass_context
 def exec_cmd(
     ctx: click.Context,
@@ -50,6 +56,7 @@ def exec_cmd(
     token: Optional[str],
     no_cache: bool,
     force: bool,
+    serve: bool,
 ) -> int:
     """Run a command (default: $SHELL) with the credentials: elevate exec dev -- aws s3 ls."""
     app: App = ctx.obj
@@ -61,11 +68,31 @@ def exec_cmd(
             "exit it first, or pass --force"
         )
     chosen = app.profile(profile)
+    argv = list(command) or [environ.get("SHELL") or "/bin/sh"]
+    if serve:
+        return _exec_with_server(app, chosen, token, no_cache, argv)
     creds = app.elevate(chosen, token, no_cache)
     env = launch.child_environment(environ, output.variables(creds, app.region(chosen), chosen.name))
-    argv = list(command) or [environ.get("SHELL") or "/bin/sh"]
     log.debug("running %s", argv[0])
     return launch.run(argv, env)
+
+
+def _exec_with_server(
+    app: App, chosen: Profile, token: Optional[str], no_cache: bool, argv: list[str]
+) -> int:
+    """elevate stays the parent: the server lives exactly as long as the command."""
+    served = server.serving_profile(chosen)
+    elevator = core.Elevator(environ=app.environ)
+    first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
+    supply = server.CredentialSupply(
+        lambda: elevator.elevate(served, use_cache=not no_cache),
+        min_left=served.refresh_before_seconds,
+        initial=first,
+    )
+    with launch.signals_held(), server.CredentialServer(supply) as srv:
+        env = launch.child_environment(app.environ, srv.variables(app.region(chosen), chosen.name))
+        log.debug("serving credentials on %s; running %s", srv.authority, argv[0])
+        return launch.supervise(argv, env)
 
 
 @click.command("credential-process")
