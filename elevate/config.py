@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import ConfigError, UsageError
-from .models import CACHE_MODES, DEFAULT_REFRESH_BEFORE, Profile
+from .models import CACHE_MODES, DEFAULT_REFRESH_BEFORE, MFA_PROMPTS, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,6 +55,7 @@ _FIELDS: dict[str, _Field] = {
     "refresh_before_seconds": _Field(int, 0, 43200),
     "mfa_session_seconds": _Field(int, 900, 129600),
     "max_key_age_days": _Field(int, 1, 3650),
+    "mfa_prompt": _Field(str),
 }
 _REQUIRED = ("role_arn", "mfa_serial")
 
@@ -307,6 +308,8 @@ def _string_problem(key: str, value: str) -> Optional[str]:
         return f"{value!r} {NAME_RULE}"
     if key == "cache" and value not in CACHE_MODES:
         return f"{value!r} must be one of {', '.join(CACHE_MODES)}"
+    if key == "mfa_prompt" and value not in MFA_PROMPTS:
+        return f"{value!r} must be one of {', '.join(MFA_PROMPTS)}"
     if key == "mfa_process":
         try:
             if not shlex.split(value):

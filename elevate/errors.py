@@ -68,6 +68,12 @@ class CloudFormationError(AwsError):
     service = "CloudFormation"
 
 
+class FederationError(AwsError):
+    """The console sign-in (federation) endpoint failed, or no browser could be opened."""
+
+    service = "sign-in"
+
+
 class MfaCodeRejected(StsError):
     """STS rejected the MFA code: wrong, or already used in this 30-second window."""
 

@@ -1,22 +1,26 @@
-"""Where the MFA code comes from: --token, the profile's mfa_process, or a /dev/tty prompt.
+"""Where the MFA code comes from: --token, the profile's mfa_process, a /dev/tty prompt, a dialog.
 
 The prompt goes to the controlling terminal, never stdout, so it works while stdout is
 captured by `eval "$(elevate export)"` or by a credential_process client. Without a
-terminal and without another source we fail at once rather than wait.
+terminal, the profile's mfa_prompt decides: "auto" asks with a desktop dialog when a
+desktop session is present, else we fail at once rather than wait.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import select
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Callable, Optional, TextIO
 
+from . import dialog
 from .errors import MfaError, UsageError
 from .hardening import end_if_orphaned, signals_deferred
 from .models import Profile
@@ -54,13 +58,40 @@ def obtain_code(
     *,
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = open_tty,
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
+    environ: Optional[Mapping[str, str]] = None,
+    ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
 ) -> str:
     """The MFA code for `profile` from the first source that applies."""
     if token is not None:
         return check_token(token)
     if profile.mfa_process:
         return _from_process(profile.mfa_process, tty_opener, popen)
-    return _from_prompt(profile, tty_opener)
+    env = os.environ if environ is None else environ
+    if profile.mfa_prompt == "none":
+        raise MfaError(
+            f"profile {profile.name!r} has mfa_prompt = \"none\": pass -t/--token CODE or set mfa_process"
+        )
+    if profile.mfa_prompt == "dialog":
+        return _from_dialog(profile, env, ask_dialog)
+    with tty_opener() as tty:
+        if tty is not None:
+            return _from_prompt(profile, tty)
+    if profile.mfa_prompt == "auto" and dialog.desktop_session(env):
+        return _from_dialog(profile, env, ask_dialog)
+    raise MfaError(
+        "no terminal to ask for the MFA code: pass -t/--token CODE or set "
+        f"mfa_process in profile {profile.name!r}"
+    )
+
+
+def _from_dialog(
+    profile: Profile, environ: Mapping[str, str], ask_dialog: Callable[[str, Mapping[str, str]], str]
+) -> str:
+    answer = ask_dialog(f"MFA code for {profile.mfa_serial}", environ)
+    code = normalize_code(answer)
+    if code is None:
+        raise MfaError("the MFA dialog did not return a six-digit code")
+    return code
 
 
 def _from_process(
@@ -112,24 +143,18 @@ def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
                 raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
 
 
-def _from_prompt(profile: Profile, tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]]) -> str:
-    with tty_opener() as tty:
-        if tty is None:
-            raise MfaError(
-                "no terminal to ask for the MFA code: pass -t/--token CODE or set "
-                f"mfa_process in profile {profile.name!r}"
-            )
-        for _ in range(_ATTEMPTS):
-            tty.write(f"MFA code for {profile.mfa_serial}: ")
-            tty.flush()
-            line = _read_line(tty)
-            if line is None:
-                raise MfaError("no MFA code entered")
-            code = normalize_code(line)
-            if code is not None:
-                return code
-            tty.write("An MFA code is six digits. Try again.\n")
-        raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
+def _from_prompt(profile: Profile, tty: TextIO) -> str:
+    for _ in range(_ATTEMPTS):
+        tty.write(f"MFA code for {profile.mfa_serial}: ")
+        tty.flush()
+        line = _read_line(tty)
+        if line is None:
+            raise MfaError("no MFA code entered")
+        code = normalize_code(line)
+        if code is not None:
+            return code
+        tty.write("An MFA code is six digits. Try again.\n")
+    raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
 
 
 def _read_line(tty: TextIO) -> Optional[str]:

@@ -15,6 +15,7 @@ REFRESH_MARGIN = 300
 DEFAULT_REFRESH_BEFORE = SDK_REFRESH_WINDOW + REFRESH_MARGIN
 DEFAULT_MAX_KEY_AGE_DAYS = 90
 CACHE_MODES = ("file", "keyring", "off")
+MFA_PROMPTS = ("auto", "terminal", "dialog", "none")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Profile:
     refresh_before_seconds: int = DEFAULT_REFRESH_BEFORE
     mfa_session_seconds: Optional[int] = None
     max_key_age_days: int = DEFAULT_MAX_KEY_AGE_DAYS
+    mfa_prompt: str = "auto"
 
     @property
     def key_set(self) -> str:

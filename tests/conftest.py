@@ -19,7 +19,8 @@ from support.fakests import FakeSts  # noqa: E402
 from support.realparts import IN_CI, require, require_tool  # noqa: E402,F401 - re-exported
 from support.servers import moto_server  # noqa: E402
 
-_SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION")
+# DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
+_SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION", "DISPLAY", "WAYLAND_DISPLAY")
 
 
 @pytest.fixture(autouse=True)

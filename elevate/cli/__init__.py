@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from ..errors import EXIT_INTERRUPTED, CommandLineError, ElevateError
-from . import elevation, keys, setup
+from . import console, elevation, keys, setup
 from .app import cli, log
 
 for command in (
@@ -21,6 +21,7 @@ for command in (
     elevation.credential_process_cmd,
     elevation.status_cmd,
     elevation.clear_cmd,
+    console.login_cmd,
     keys.keys_group,
     keys.rotate_cmd,
     setup.configure_cmd,

@@ -1,0 +1,227 @@
+"""`elevate login`: the sign-in token request, the URL's shape, and a hostile endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from support.cli import run_elevate
+from support.fakefederation import FakeFederation
+from support.fakests import FakeSts
+
+from elevate import console, keystore
+from elevate.errors import FederationError, UsageError
+from elevate.models import SessionCredentials
+
+EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
+EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+ROLE = "arn:aws:iam::123456789012:role/Developer"
+SERIAL = "arn:aws:iam::123456789012:mfa/alice"
+
+
+def write_profile(**extra: str) -> None:
+    path = Path(os.environ["ELEVATE_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["[profiles.dev]", f'role_arn = "{ROLE}"', f'mfa_serial = "{SERIAL}"', 'region = "eu-west-1"']
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def fed(fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeFederation]:
+    """A profile 'dev' against the fake STS, and a fake federation endpoint it signs in at."""
+    keystore.put_keys("dev", keystore.check_keys(EXAMPLE_ID, EXAMPLE_SECRET))
+    write_profile()
+    with FakeFederation() as server:
+        monkeypatch.setenv("ELEVATE_FEDERATION_URL", server.url)
+        yield server
+
+
+def secrets_of(fake_sts: FakeSts, fed: FakeFederation) -> list[str]:
+    found = [EXAMPLE_SECRET, *fed.tokens]
+    for issued in fake_sts.issued:
+        found += [v for k, v in issued.items() if k in ("SecretAccessKey", "SessionToken")]
+    return found
+
+
+def test_login_stdout_prints_only_a_working_sign_in_url(fake_sts: FakeSts, fed: FakeFederation) -> None:
+    done = run_elevate("login", "dev", "-t", "123456", "--stdout")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1 and done.stdout.endswith("\n")
+    url = urlsplit(done.stdout.strip())
+    assert f"{url.scheme}://{url.netloc}{url.path}" == fed.url
+    query = parse_qs(url.query, strict_parsing=True)
+    assert query == {
+        "Action": ["login"],
+        "Issuer": ["aws-elevate"],
+        "Destination": ["https://console.aws.amazon.com/console/home?region=eu-west-1"],
+        "SigninToken": [fed.tokens[-1]],
+    }
+    # The request carried the role session STS issued, and the profile's session length.
+    (request,) = fed.requests
+    assert request["Action"] == "getSigninToken" and request["SessionDuration"] == "3600"
+    session = json.loads(request["Session"])
+    issued = fake_sts.issued[-1]
+    assert session == {
+        "sessionId": issued["AccessKeyId"],
+        "sessionKey": issued["SecretAccessKey"],
+        "sessionToken": issued["SessionToken"],
+    }
+    assert fake_sts.last("AssumeRole")["TokenCode"] == "123456"
+    for secret in secrets_of(fake_sts, fed):
+        assert secret not in done.stderr
+
+
+def test_login_uses_the_cache_and_a_given_destination(fake_sts: FakeSts, fed: FakeFederation) -> None:
+    assert run_elevate("login", "dev", "-t", "123456", "--stdout").returncode == 0
+    target = "https://eu-west-1.console.aws.amazon.com/s3/home?region=eu-west-1"
+    done = run_elevate("login", "dev", "--stdout", "--destination", target)
+    assert done.returncode == 0, done.stderr
+    assert fake_sts.count("AssumeRole") == 1  # the second login needed no MFA code
+    assert parse_qs(urlsplit(done.stdout.strip()).query)["Destination"] == [target]
+    assert json.loads(fed.requests[0]["Session"]) == json.loads(fed.requests[1]["Session"])
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        "http://console.aws.amazon.com/",
+        "javascript:alert(1)",
+        "https://console.aws.amazon.com/a b",
+        "file:///etc",
+    ],
+)
+def test_login_refuses_a_destination_that_is_not_https(
+    fake_sts: FakeSts, fed: FakeFederation, destination: str
+) -> None:
+    done = run_elevate("login", "dev", "-t", "123456", "--stdout", "--destination", destination)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == "elevate: error: --destination must be an https URL\n"
+    assert fed.requests == []
+
+
+@pytest.mark.parametrize(
+    "url", ["http://signin.example.com/federation", "ftp://127.0.0.1/federation", "file:///tmp/x", "https://"]
+)
+def test_login_never_sends_a_session_over_plain_http_or_odd_schemes(
+    fake_sts: FakeSts, fed: FakeFederation, url: str
+) -> None:
+    env = {**os.environ, "ELEVATE_FEDERATION_URL": url}
+    done = run_elevate("login", "dev", "-t", "123456", "--stdout", env=env)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "ELEVATE_FEDERATION_URL must be an https URL" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "message"),
+    [
+        ({"status": 500, "body": b'{"SigninToken": "echo-of-the-session-aaaaaaaa"}'}, "answered HTTP 500"),
+        ({"status": 400, "body": b"<html>\x1b[31mno\nsuch\r\nthing</html>"}, "answered HTTP 400"),
+        ({"body": b"not json \x1b]0;title\x07"}, "did not answer with a sign-in token"),
+        ({"body": b'{"SigninToken": "short"}'}, "did not answer with a sign-in token"),
+        (
+            {"body": b'{"SigninToken": "bad\\ntoken\\u001b[2Jxxxxxxxxxxxxxxxx"}'},
+            "did not answer with a sign-in token",
+        ),
+        ({"body": b'["SigninToken"]'}, "did not answer with a sign-in token"),
+        ({"body": b'{"SigninToken": "' + b"a" * 70000 + b'"}'}, "sent more than 65536 bytes"),
+        ({"redirect": "http://127.0.0.1:9/elsewhere"}, "answered HTTP 302"),
+    ],
+)
+def test_an_endpoint_error_is_one_line_without_secrets(
+    fake_sts: FakeSts, fed: FakeFederation, behaviour: dict[str, object], message: str
+) -> None:
+    fed.behave(**behaviour)
+    done = run_elevate("--debug", "login", "dev", "-t", "123456", "--stdout")
+    assert done.returncode == 1 and done.stdout == ""
+    last = done.stderr.splitlines()[-1]
+    host = urlsplit(fed.url).netloc
+    assert last.startswith(f"elevate: error: the sign-in endpoint {host} ") and message in last
+    assert len(last) < 200
+    assert "\x1b" not in done.stderr and "echo-of-the-session" not in done.stderr
+    for secret in secrets_of(fake_sts, fed):
+        assert secret not in done.stderr
+    # The session never shows up in --debug, not even in the traceback of the failure.
+    assert "Session=" not in done.stderr and "sessionKey" not in done.stderr
+
+
+def test_an_unreachable_endpoint_is_one_line(fake_sts: FakeSts, fed: FakeFederation) -> None:
+    with FakeFederation() as gone:
+        url = gone.url
+    env = {**os.environ, "ELEVATE_FEDERATION_URL": url}
+    done = run_elevate("login", "dev", "-t", "123456", "--stdout", env=env)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(
+        f"elevate: error: cannot reach the sign-in endpoint {urlsplit(url).netloc}: "
+    )
+
+
+def test_a_silent_endpoint_is_bounded() -> None:
+    creds = SessionCredentials("ASIAEXAMPLEEXAMPLE00", "s" * 40, "t" * 100, datetime.now(timezone.utc))
+    with FakeFederation() as slow:
+        slow.behave(delay=3.0)
+        with pytest.raises(FederationError) as caught:
+            console.get_signin_token(creds, slow.url, timeout=0.5)
+    assert "did not answer within 0 s" in caught.value.message or "no answer in time" in caught.value.message
+    assert "s" * 40 not in str(caught.value)
+
+
+def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
+    fake_sts: FakeSts, fed: FakeFederation, tmp_path: Path
+) -> None:
+    seen = tmp_path / "browser-argv"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{seen}"\n')
+    browser.chmod(stat.S_IRWXU)
+    env = {**os.environ, "BROWSER": str(browser)}
+    done = run_elevate("--debug", "login", "dev", "-t", "123456", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "elevate: debug:" in done.stderr
+    (token,) = fed.tokens
+    for secret in secrets_of(fake_sts, fed):
+        assert secret not in done.stderr
+    opened = seen.read_text().splitlines()
+    assert len(opened) == 1 and parse_qs(urlsplit(opened[0]).query)["SigninToken"] == [token]
+
+
+def test_no_browser_is_one_line() -> None:
+    with pytest.raises(FederationError, match="use --stdout"):
+        console.open_in_browser("https://example.invalid/", opener=lambda url: False)
+
+
+def test_partitions_have_their_own_endpoints_and_consoles() -> None:
+    assert console.federation_url("aws", {}) == "https://signin.aws.amazon.com/federation"
+    assert console.federation_url("aws-us-gov", {}) == "https://signin.amazonaws-us-gov.com/federation"
+    assert console.federation_url("aws-cn", {}) == "https://signin.amazonaws.cn/federation"
+    assert console.default_destination("aws-cn", "cn-north-1") == (
+        "https://console.amazonaws.cn/console/home?region=cn-north-1"
+    )
+    assert console.partition_of("arn:aws-us-gov:iam::123456789012:role/R") == "aws-us-gov"
+    with pytest.raises(UsageError, match="set ELEVATE_FEDERATION_URL"):
+        console.federation_url("aws-iso", {})
+    assert console.federation_url("aws-iso", {"ELEVATE_FEDERATION_URL": "https://signin.example/f"})
+
+
+def test_session_duration_stays_in_the_range_the_endpoint_accepts() -> None:
+    creds = SessionCredentials(
+        "ASIAEXAMPLEEXAMPLE00", "s" * 40, "t" * 100, datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    asked: list[object] = []
+
+    def fetch(c: SessionCredentials, endpoint: str, duration: object) -> str:
+        asked.append(duration)
+        return "T" * 32
+
+    env = {"ELEVATE_FEDERATION_URL": "https://signin.example/federation"}
+    console.sign_in_url(creds, ROLE, "eu-west-1", env, session_duration=129600, fetch_token=fetch)
+    console.sign_in_url(creds, ROLE, "eu-west-1", env, session_duration=None, fetch_token=fetch)
+    assert asked == [43200, None]
+    assert "s" * 40 not in repr(creds)
