@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.fakests import FakeSts
+from support.servers import moto_server
+from support.sessioncache import MfaScript, counting_mfa_script, example_keys
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-SUPPORT = TESTS / "support"
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(SUPPORT))
+from elevate.models import SourceKeys
 
-from support.fakests import FakeSts  # noqa: E402
-from support.realparts import IN_CI, require, require_tool  # noqa: E402,F401 - re-exported
-from support.servers import moto_server  # noqa: E402
+# pyproject.toml's pytest `pythonpath` puts tests/ and tests/support on sys.path for this
+# process; child processes get tests/support from PYTHONPATH (below) for the test keyring.
+SUPPORT = Path(__file__).resolve().parent / "support"
 
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION")
 
@@ -70,3 +68,15 @@ def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
     with FakeSts() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
         yield server
+
+
+@pytest.fixture
+def keys() -> SourceKeys:
+    """The example key pair, stored in the test keyring as key set 'dev'."""
+    return example_keys()
+
+
+@pytest.fixture
+def mfa(tmp_path: Path) -> MfaScript:
+    """An mfa_process that counts its runs and prints a new code each time."""
+    return counting_mfa_script(tmp_path)

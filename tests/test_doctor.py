@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from support.provision import Provisioned, provision
 
 from elevate import aws, keystore
-from elevate.onboarding import awsfiles
 from elevate.cli import cli
-from elevate.onboarding.doctor import FAIL, OK, SKIP, WARN, Check, Doctor
 from elevate.errors import ElevateError
 from elevate.models import SourceKeys
+from elevate.onboarding import awsfiles
 from elevate.onboarding.configure import elevate_command
+from elevate.onboarding.doctor import FAIL, OK, SKIP, WARN, Check, Doctor
 
 TIMEOUT = 60
 

@@ -26,9 +26,9 @@ from support.provision import provision
 from elevate import keystore
 from elevate.cli import cli
 from elevate.config import parse_config
-from elevate.onboarding.enroll import Enroller, NewDevice, check_codes, render_qr
 from elevate.errors import MfaError, UsageError
 from elevate.models import SourceKeys
+from elevate.onboarding.enroll import Enroller, NewDevice, check_codes, render_qr
 
 TIMEOUT = 60
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"

@@ -30,12 +30,12 @@ from support.cli import run_elevate
 from support.provision import Provisioned, provision
 
 from elevate import keystore
-from elevate.onboarding import awsfiles, configfile
 from elevate.cli import cli
 from elevate.config import parse_config
 from elevate.core import Elevator
 from elevate.errors import ConfigError, ElevateError, UsageError
 from elevate.models import Profile, SourceKeys
+from elevate.onboarding import awsfiles, configfile
 from elevate.onboarding.configure import ConfigureAnswers, Onboarding, elevate_command
 
 if sys.version_info >= (3, 11):

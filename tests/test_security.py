@@ -223,8 +223,8 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
     """A read timeout ends in one line; the real client's bound is checked in test_sts."""
     import botocore.config
 
-    from elevate import core
     from elevate import aws as sts_mod
+    from elevate import core
     from elevate.errors import StsError
 
     def impatient_client(keys: object, region: str) -> object:
