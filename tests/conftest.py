@@ -15,7 +15,22 @@ from elevate.models import SourceKeys
 
 # pyproject.toml's pytest `pythonpath` puts tests/ and tests/support on sys.path for this
 # process; child processes get tests/support from PYTHONPATH (below) for the test keyring.
-SUPPORT = Path(__file__).resolve().parent / "support"
+TESTS = Path(__file__).resolve().parent
+SUPPORT = TESTS / "support"
+
+# Real parts that make a test slow, marked here so that `-m "not slow"` gives a quick local
+# run (CI runs everything): every test on moto (which covers the AWS CLI, gnome-keyring and
+# pty tests too) and everything in tests/cfn. Tests that only run a real shell carry
+# @pytest.mark.slow themselves.
+_MOTO_FIXTURES = {"moto_url", "cfn_moto"}  # moto in server mode (moto_env uses moto_url)
+_CFN = TESTS / "cfn"  # cfn-lint, checkov, PMapper and moto's CloudFormation
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _MOTO_FIXTURES or _CFN in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION")
 

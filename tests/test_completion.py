@@ -42,6 +42,7 @@ def elevate_on_path(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
 
 
+@pytest.mark.slow  # a real shell
 def test_completion_bash_completes_commands_and_profiles(elevate_on_path: dict[str, str]) -> None:
     bash = require_tool("bash")
     put(
@@ -67,6 +68,7 @@ def test_completion_bash_completes_commands_and_profiles(elevate_on_path: dict[s
     assert done.stdout.splitlines() == ["configure", "demo dev"]
 
 
+@pytest.mark.slow  # a real shell
 def test_completion_zsh_script_loads(elevate_on_path: dict[str, str]) -> None:
     zsh = require_tool("zsh")
     script = (
@@ -85,6 +87,7 @@ def test_completion_zsh_script_loads(elevate_on_path: dict[str, str]) -> None:
     assert done.stdout.strip() == "_elevate_completion"
 
 
+@pytest.mark.slow  # a real shell
 def test_completion_fish_completes_subcommands(elevate_on_path: dict[str, str]) -> None:
     fish = require_tool("fish")
     script = "elevate completion fish | source; complete -C 'elevate mfa '"
@@ -108,6 +111,7 @@ def test_completion_through_clirunner_prints_the_zsh_script() -> None:
     assert refused.exit_code == 2
 
 
+@pytest.mark.slow  # a real shell
 def test_completion_env_var_mechanism_matches_the_command(elevate_on_path: dict[str, str]) -> None:
     # `elevate` from PATH, not run_elevate: the console-script name is what click's completion
     # variable (_ELEVATE_COMPLETE) is derived from, so the shim on PATH is what is under test.

@@ -153,6 +153,7 @@ def assert_arrived(expected: Mapping[str, str], got: Mapping[str, bytes], work: 
     assert list(work.iterdir()) == [], "a value ran a command in the shell"
 
 
+@pytest.mark.slow  # a real shell
 @pytest.mark.parametrize(("shell", "method"), CASES)
 def test_hostile_values_arrive_intact(shell: str, method: str, tmp_path: Path) -> None:
     marker = tmp_path / "work" / "MARKER"
@@ -163,6 +164,7 @@ def test_hostile_values_arrive_intact(shell: str, method: str, tmp_path: Path) -
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a real shell
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_credential_variables_with_hostile_fields(shell: str, tmp_path: Path) -> None:
     """The full variables() set: every credential field, the region and the profile hostile."""
@@ -179,6 +181,7 @@ def test_credential_variables_with_hostile_fields(shell: str, tmp_path: Path) ->
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a real shell
 def test_the_shell_check_catches_naive_quoting(tmp_path: Path) -> None:
     """Control: the same harness sees a command run by double-quoted exports."""
     marker = tmp_path / "work" / "MARKER"
@@ -238,6 +241,7 @@ def test_render_powershell_lines() -> None:
     assert text == "$env:A = 'x''y'\n$env:B = ''\n"
 
 
+@pytest.mark.slow  # a real shell
 def test_powershell_for_real_when_installed(tmp_path: Path) -> None:
     pwsh = shutil.which("pwsh")
     if pwsh is None:
