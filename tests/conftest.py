@@ -59,7 +59,7 @@ def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     from elevate_testkeyring import FileKeyring
 
     previous = keyring.get_keyring()
-    keyring.set_keyring(FileKeyring())
+    keyring.set_keyring(FileKeyring())  # type: ignore[no-untyped-call]  # KeyringBackend.__init__ is untyped
     yield home
     keyring.set_keyring(previous)
 

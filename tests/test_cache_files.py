@@ -40,6 +40,7 @@ from support.sessioncache import (
 from elevate import cache as cache_mod
 from elevate.errors import CacheError, StsError
 from elevate.models import SourceKeys
+from elevate.store import FileStore
 
 NOBODY = 65534
 
@@ -87,7 +88,7 @@ def test_every_file_is_0600_from_birth_and_the_directory_0700(monkeypatch: pytes
 
 
 def test_a_failed_write_keeps_the_old_entry_and_leaves_no_temp_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = cache_mod.FileStore(cache_dir())
+    store = FileStore(cache_dir())
     store.write("entry", "old contents")
 
     def full_disk(fd: int) -> None:
@@ -300,7 +301,7 @@ def test_a_non_file_in_place_of_an_entry_is_refused_without_a_traceback_or_a_han
     kind: str, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
 ) -> None:
     write_config({"dev": {**DEV, "mfa_process": mfa.command}}, default="dev")
-    cache_mod.FileStore(cache_dir()).ensure()
+    FileStore(cache_dir()).ensure()
     path = entry_path()
     if kind == "directory":
         path.mkdir()
@@ -330,7 +331,7 @@ def test_a_cache_that_cannot_be_written_is_an_elevate_error(monkeypatch: pytest.
     def read_only(*args: Any, **kwargs: Any) -> tuple[int, str]:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    store = cache_mod.FileStore(cache_dir())
+    store = FileStore(cache_dir())
     store.ensure()
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     with pytest.raises(CacheError, match=r"cannot write the cache file .*: Read-only file system"):

@@ -24,6 +24,7 @@ from support.sessioncache import (
 from elevate import cache as cache_mod
 from elevate.errors import CacheError
 from elevate.models import SourceKeys
+from elevate.store import FileStore
 
 # -- waiting for another process --------------------------------------------------------------
 
@@ -32,7 +33,7 @@ def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
     clock = Clock()
     client = FakeClient(clock)
     messages: list[str] = []
-    store = cache_mod.FileStore(cache_dir())
+    store = FileStore(cache_dir())
     holder = cache_mod.SessionCache(store, store, clock)
     with holder.locked(cache_mod.entry_key(DEV_PROFILE), on_wait=lambda: None):
         waiter = elevator(clock, client, messages=messages)
@@ -54,7 +55,7 @@ def test_an_unusable_lock_file_is_one_line_not_a_traceback(
     kind: str, tmp_path: Path, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
 ) -> None:
     write_config({"dev": {**DEV, "mfa_process": mfa.command}}, default="dev")
-    lock = cache_mod.FileStore(cache_dir()).ensure() / f"{cache_mod.entry_key(profile())}.lock"
+    lock = FileStore(cache_dir()).ensure() / f"{cache_mod.entry_key(profile())}.lock"
     if kind == "directory":
         lock.mkdir()
     else:

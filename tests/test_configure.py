@@ -29,7 +29,7 @@ from support.onboarding import (
     put,
     user_name,
 )
-from support.provision import Provisioned
+from support.provision import AwsService, Provisioned
 
 from elevate import keystore
 from elevate.config import parse_config
@@ -45,7 +45,7 @@ else:  # pragma: no cover
 TIMEOUT = 60
 
 
-def client(service: str, endpoint: str, keys: Any = None) -> Any:
+def client(service: AwsService, endpoint: str, keys: Any = None) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,

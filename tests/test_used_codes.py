@@ -22,9 +22,9 @@ from support.sessioncache import (
     elevator,
 )
 
-from elevate import cache as cache_mod
 from elevate.errors import MfaError
 from elevate.models import SourceKeys
+from elevate.usedcodes import UsedCodes
 
 # -- an accepted MFA code is not sent twice ---------------------------------------------------
 
@@ -71,6 +71,6 @@ def test_core_refuses_a_remembered_code_and_says_how_long_to_wait() -> None:
     with pytest.raises(MfaError, match=r"wait \d+ s for the next code"):
         elevator(clock, client).elevate(prod, token="111111")
     assert client.count("AssumeRole") == 1
-    clock.advance(cache_mod.UsedCodes.KEEP_SECONDS)  # the code's window is over: forgotten
+    clock.advance(UsedCodes.KEEP_SECONDS)  # the code's window is over: forgotten
     elevator(clock, client).elevate(prod, token="111111")
     assert client.count("AssumeRole") == 2

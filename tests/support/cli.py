@@ -25,7 +25,7 @@ def run_elevate(
 ) -> subprocess.CompletedProcess[str]:
     """`python -m elevate ARGS` in a new session (no controlling terminal, so nothing reads
     /dev/tty), with `stdin` as its input (else an empty stdin) and the sealed environment."""
-    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+    return subprocess.run(
         elevate_argv(*args, python_options=python_options),
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,

@@ -9,27 +9,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 
-def config_path() -> Path:
-    """The config file of this test: $ELEVATE_CONFIG."""
-    return Path(os.environ["ELEVATE_CONFIG"])
-
-
-def write_config(
-    profiles: Mapping[str, Mapping[str, Any]],
-    *,
-    default: Optional[str] = None,
-    tail: str = "",
-    path: Optional[Path] = None,
-) -> Path:
+def write_config(profiles: Mapping[str, Mapping[str, Any]], *, default: Optional[str] = None) -> Path:
     """Write `default_profile` (when given) and one `[profiles.NAME]` table per profile to
-    $ELEVATE_CONFIG (or `path`), then `tail` verbatim; return the path.
-
-    Values are written as JSON, whose strings and integers are valid TOML."""
+    $ELEVATE_CONFIG; return its path. Values are written as JSON, whose strings and integers
+    are valid TOML."""
     lines = [] if default is None else [f"default_profile = {json.dumps(default)}"]
     for name, values in profiles.items():
         lines.append(f"[profiles.{name}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
-    target = path if path is not None else config_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text("\n".join(lines) + "\n" + tail, encoding="utf-8")
-    return target
+    path = Path(os.environ["ELEVATE_CONFIG"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path

@@ -19,6 +19,7 @@ from elevate import keystore
 from elevate.config import load_config
 from elevate.core import Elevator
 from elevate.models import Profile, SessionCredentials, SourceKeys
+from elevate.store import FileStore
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.fakests import fake_access_key_id, fake_secret
 
@@ -35,11 +36,11 @@ def profile(name: str = "dev") -> Profile:
 
 
 def entry_path(name: str = "dev") -> Path:
-    return cache_mod.FileStore(cache_dir()).path(cache_mod.entry_key(profile(name)))
+    return FileStore(cache_dir()).path(cache_mod.entry_key(profile(name)))
 
 
 def entry_path_of(p: Profile) -> Path:
-    return cache_mod.FileStore(cache_dir()).path(cache_mod.entry_key(p))
+    return FileStore(cache_dir()).path(cache_mod.entry_key(p))
 
 
 def make_creds(seconds: float, now: Optional[datetime] = None) -> SessionCredentials:
@@ -52,7 +53,7 @@ def make_creds(seconds: float, now: Optional[datetime] = None) -> SessionCredent
 def seed(name: str = "dev", seconds: float = 3600) -> SessionCredentials:
     """Put a fresh entry for profile `name` in the file cache, as elevate would."""
     creds = make_creds(seconds)
-    store = cache_mod.FileStore(cache_dir())
+    store = FileStore(cache_dir())
     cache_mod.SessionCache(store, store, cache_mod.utcnow).put(
         cache_mod.entry_key(profile(name)), creds, "seeded"
     )
