@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.fakests import FakeSts
+from support.servers import moto_server
+from support.sessioncache import MfaScript, counting_mfa_script, example_keys
 
+from elevate.models import SourceKeys
+
+# pyproject.toml's pytest `pythonpath` puts tests/ and tests/support on sys.path for this
+# process; child processes get tests/support from PYTHONPATH (below) for the test keyring.
 TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
 SUPPORT = TESTS / "support"
-sys.path.insert(0, str(TESTS))
-sys.path.insert(0, str(SUPPORT))
 
-from support.fakests import FakeSts  # noqa: E402
-from support.realparts import IN_CI, require, require_tool  # noqa: E402,F401 - re-exported
-from support.servers import moto_server  # noqa: E402
+# Real parts that make a test slow, marked here so that `-m "not slow"` gives a quick local
+# run (CI runs everything): every test on moto (which covers the AWS CLI, gnome-keyring and
+# pty tests too) and everything in tests/cfn. Tests that only run a real shell carry
+# @pytest.mark.slow themselves.
+_MOTO_FIXTURES = {"moto_url", "cfn_moto"}  # moto in server mode (moto_env uses moto_url)
+_CFN = TESTS / "cfn"  # cfn-lint, checkov, PMapper and moto's CloudFormation
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & _MOTO_FIXTURES or _CFN in item.path.parents:
+            item.add_marker(pytest.mark.slow)
 
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION", "DISPLAY", "WAYLAND_DISPLAY")
@@ -47,7 +60,7 @@ def sealed_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     from elevate_testkeyring import FileKeyring
 
     previous = keyring.get_keyring()
-    keyring.set_keyring(FileKeyring())
+    keyring.set_keyring(FileKeyring())  # type: ignore[no-untyped-call]  # KeyringBackend.__init__ is untyped
     yield home
     keyring.set_keyring(previous)
 
@@ -71,3 +84,15 @@ def fake_sts(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSts]:
     with FakeSts() as server:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
         yield server
+
+
+@pytest.fixture
+def keys() -> SourceKeys:
+    """The example key pair, stored in the test keyring as key set 'dev'."""
+    return example_keys()
+
+
+@pytest.fixture
+def mfa(tmp_path: Path) -> MfaScript:
+    """An mfa_process that counts its runs and prints a new code each time."""
+    return counting_mfa_script(tmp_path)

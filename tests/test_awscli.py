@@ -18,6 +18,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from support.cli import elevate_argv, run_elevate
+from support.configs import write_config
 from support.provision import Provisioned, provision
 from support.realparts import require
 
@@ -45,28 +47,13 @@ def aws_v2() -> str:
     return path
 
 
-def elevate_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "elevate", *args]
-
-
 def set_up(endpoint: str, user_name: str, *, add_keys: bool = True) -> Provisioned:
     """A moto user, elevate's profile dev, and (unless told otherwise) its keys in the keyring."""
     user = provision(endpoint, user_name=user_name)
-    config = Path(os.environ["ELEVATE_CONFIG"])
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        f'[profiles.dev]\nrole_arn = "{user.role_arn}"\nmfa_serial = "{user.mfa_serial}"\n'
-        'region = "us-east-1"\n',
-        encoding="utf-8",
-    )
+    write_config({"dev": {"role_arn": user.role_arn, "mfa_serial": user.mfa_serial, "region": "us-east-1"}})
     if add_keys:
-        added = subprocess.run(
-            elevate_argv("keys", "add", "dev"),
-            input=f"{user.access_key_id}\n{user.secret_access_key}\n",
-            capture_output=True,
-            text=True,
-            env=dict(os.environ),
-            timeout=TIMEOUT,
+        added = run_elevate(
+            "keys", "add", "dev", stdin=f"{user.access_key_id}\n{user.secret_access_key}\n", timeout=TIMEOUT
         )
         assert added.returncode == 0, added.stderr
     return user
@@ -113,7 +100,8 @@ def test_boto3_session_uses_elevate_as_credential_process(moto_env: str) -> None
     creds = session.get_credentials()
     assert creds is not None
     assert creds.method == "custom-process"
-    assert creds.get_frozen_credentials().access_key.startswith("ASIA")
+    access_key = creds.get_frozen_credentials().access_key
+    assert access_key is not None and access_key.startswith("ASIA")
 
 
 def test_aws_profile_pointing_at_elevate_does_not_recurse(moto_env: str, tmp_path: Path) -> None:
@@ -122,14 +110,11 @@ def test_aws_profile_pointing_at_elevate_does_not_recurse(moto_env: str, tmp_pat
     code = user.totp().now()
     calls = tmp_path / "credential_process_calls"
     # elevate itself, behind a one-line shim that records each time a client runs it.
-    shim = (
-        f"import os, sys; open({str(calls)!r}, 'a').write('called\\n'); "
-        f"os.execv(sys.executable, [sys.executable, '-m', 'elevate', 'credential-process', 'dev', "
-        f"'--token', {code!r}])"
-    )
+    elevate = elevate_argv("credential-process", "dev", "--token", code)
+    shim = f"import os; open({str(calls)!r}, 'a').write('called\\n'); os.execv({elevate[0]!r}, {elevate!r})"
     write_aws_config([sys.executable, "-c", shim])
-    child = subprocess.Popen(
-        elevate_argv("credential-process", "dev", "--token", code),
+    child = subprocess.Popen(  # not run_elevate: a runaway recursion must be killable as a group
+        elevate,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,16 +146,16 @@ def test_aws_profile_pointing_at_elevate_does_not_recurse(moto_env: str, tmp_pat
 def test_failure_gives_empty_stdout_and_the_aws_cli_reports_it(moto_env: str) -> None:
     aws = aws_v2()
     user = set_up(moto_env, "awscli-failure", add_keys=False)  # no keys stored: elevation fails
-    argv = elevate_argv("credential-process", "dev", "--token", user.totp().now())
+    args = ("credential-process", "dev", "--token", user.totp().now())
 
-    direct = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=TIMEOUT)
+    direct = run_elevate(*args, timeout=TIMEOUT)
     assert direct.returncode != 0
     assert direct.stdout == ""
     assert direct.stderr.startswith("elevate: error: ")
     assert "elevate keys add dev" in direct.stderr
     assert "Traceback" not in direct.stderr
 
-    write_aws_config(argv)
+    write_aws_config(elevate_argv(*args))
     done = run_aws(moto_env, "sts", "get-caller-identity")
     assert done.returncode != 0, f"{aws} succeeded without credentials: {done.stdout}"
     assert done.stdout == ""

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,15 +20,14 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+from support.cli import elevate_argv
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.fakests import FakeSts
 
 from elevate import keystore
 from elevate.models import SourceKeys
 
-EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ROLE = "arn:aws:iam::123456789012:role/dev"
-SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 WAITING = "elevate: waiting for the MFA prompt in another elevate process..."
 DEADLINE = 30.0  # no process and no wait in these tests may take longer
 
@@ -41,7 +39,7 @@ class Elevation:
         self.err_path = directory / f"stderr-{index}"
         with self.err_path.open("w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, *python_options, "-m", "elevate", "credential-process", "dev"],
+                elevate_argv("credential-process", "dev", python_options=python_options),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=err,
@@ -115,12 +113,8 @@ def setup_profile(tmp_path: Path, block_first_run: bool = False) -> tuple[Path, 
         'printf "%06d\\n" $((400000 + n))\n'
     )
     script.chmod(0o700)
-    config = Path(os.environ["ELEVATE_CONFIG"])
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(
-        'default_profile = "dev"\n[profiles.dev]\n'
-        f'role_arn = "{ROLE}"\nmfa_serial = "{SERIAL}"\nkeys = "dev"\nmfa_process = "{script}"\n'
-    )
+    profile = {"role_arn": ROLE, "mfa_serial": SERIAL, "keys": "dev", "mfa_process": str(script)}
+    write_config({"dev": profile}, default="dev")
     return counter, release
 
 

@@ -11,25 +11,14 @@ import click
 import pytest
 from click.testing import CliRunner
 from support.cli import run_elevate
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from support.provision import Provisioned, provision
 
 from elevate import keystore
 from elevate.cli import cli
 
-EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
 run = run_elevate
-
-
-def write_config(p: Provisioned, **extra: str) -> Path:
-    path = Path(os.environ["ELEVATE_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["[profiles.dev]", f'role_arn = "{p.role_arn}"', f'mfa_serial = "{p.mfa_serial}"']
-    lines += [f"{k} = {v}" for k, v in extra.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture
@@ -38,7 +27,7 @@ def alice(moto_env: str, request: pytest.FixtureRequest) -> Provisioned:
     name = "cli-" + request.node.name.replace("[", "-").replace("]", "")[:40]
     p = provision(moto_env, user_name=name)
     keystore.put_keys("dev", keystore.check_keys(p.access_key_id, p.secret_access_key))
-    write_config(p, region='"eu-west-1"')
+    write_config({"dev": {"role_arn": p.role_arn, "mfa_serial": p.mfa_serial, "region": "eu-west-1"}})
     return p
 
 
@@ -160,11 +149,8 @@ def test_exec_default_command_is_shell(alice: Provisioned, tmp_path: Path) -> No
 
 @pytest.mark.parametrize("token", ["12345", "1234567", "abcdef", "12 34 5x"])
 def test_malformed_token_refused_before_any_aws_call(token: str) -> None:
-    Path(os.environ["ELEVATE_CONFIG"]).parent.mkdir(parents=True)
-    Path(os.environ["ELEVATE_CONFIG"]).write_text(
-        '[profiles.dev]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n'
-        'mfa_serial = "arn:aws:iam::123456789012:mfa/a"\n'
-    )
+    role, serial = "arn:aws:iam::123456789012:role/R", "arn:aws:iam::123456789012:mfa/a"
+    write_config({"dev": {"role_arn": role, "mfa_serial": serial}})
     # No keys are stored: reaching the keyring or STS would give a different error.
     done = run(
         "credential-process",

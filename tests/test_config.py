@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.branches import Branches
+from support.cli import run_elevate
 
 from elevate.config import config_path, load_config, parse_config, resolve_region, select_profile
 from elevate.errors import ConfigError
@@ -178,29 +178,56 @@ def test_region_resolution() -> None:
     assert resolve_region(None, {}) == "us-east-1"
 
 
-@given(st.text(max_size=80))
-def test_any_role_arn_string_is_accepted_or_named(value: str) -> None:
-    text = profile_text().replace(f'"{ROLE}"', _toml_string(value))
-    try:
-        config = parse_config(text, PATH)
-    except ConfigError as exc:
-        assert "role_arn" in exc.message or "not valid TOML" in exc.message
-    else:
-        assert config.profiles["dev"].role_arn == value
-        assert value.startswith("arn:aws") and ":role/" in value
+# A role ARN in its documented shape, beside arbitrary text, so both branches below run.
+ROLE_ARNS = st.from_regex(r"arn:aws:iam::[0-9]{12}:role(/[A-Za-z0-9_+=,.@-]{1,16}){1,3}", fullmatch=True)
 
 
-@given(st.one_of(st.integers(), st.text(max_size=10), st.booleans(), st.floats(allow_nan=False)))
-def test_any_duration_is_accepted_or_named(value: object) -> None:
-    rendered = _toml_string(value) if isinstance(value, str) else str(value).lower()
-    if isinstance(value, float) and value in (float("inf"), float("-inf")):
-        rendered = "inf" if value > 0 else "-inf"
-    try:
-        config = parse_config(profile_text(duration_seconds=rendered), PATH)
-    except ConfigError as exc:
-        assert "duration_seconds" in exc.message or "not valid TOML" in exc.message
-    else:
-        assert 900 <= config.profiles["dev"].duration_seconds <= 43200
+def test_any_role_arn_string_is_accepted_or_named() -> None:
+    branches = Branches()
+
+    @given(st.one_of(ROLE_ARNS, st.text(max_size=80)))
+    def check(value: str) -> None:
+        text = profile_text().replace(f'"{ROLE}"', _toml_string(value))
+        try:
+            config = parse_config(text, PATH)
+        except ConfigError as exc:
+            branches.took("refused")
+            assert "role_arn" in exc.message or "not valid TOML" in exc.message
+        else:
+            branches.took("accepted")
+            assert config.profiles["dev"].role_arn == value
+            assert value.startswith("arn:aws") and ":role/" in value
+
+    check()
+    branches.assert_each_ran("accepted", "refused")
+
+
+def test_any_duration_is_accepted_or_named() -> None:
+    branches = Branches()
+    durations = st.one_of(
+        st.integers(900, 43200),  # the documented range, beside anything else
+        st.integers(),
+        st.text(max_size=10),
+        st.booleans(),
+        st.floats(allow_nan=False),
+    )
+
+    @given(durations)
+    def check(value: object) -> None:
+        rendered = _toml_string(value) if isinstance(value, str) else str(value).lower()
+        if isinstance(value, float) and value in (float("inf"), float("-inf")):
+            rendered = "inf" if value > 0 else "-inf"
+        try:
+            config = parse_config(profile_text(duration_seconds=rendered), PATH)
+        except ConfigError as exc:
+            branches.took("refused")
+            assert "duration_seconds" in exc.message or "not valid TOML" in exc.message
+        else:
+            branches.took("accepted")
+            assert 900 <= config.profiles["dev"].duration_seconds <= 43200
+
+    check()
+    branches.assert_each_ran("accepted", "refused")
 
 
 def _toml_string(value: str) -> str:
@@ -211,22 +238,7 @@ def _toml_string(value: str) -> str:
 def test_cli_config_error_exit_2_one_line(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(profile_text(duration_seconds="60"))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "elevate",
-            "--config",
-            str(config),
-            "credential-process",
-            "dev",
-            "-t",
-            "123456",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_elevate("--config", str(config), "credential-process", "dev", "-t", "123456")
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional, TextIO, cast
 
 import pytest
 from support.cli import run_elevate
@@ -123,18 +124,18 @@ def test_dialog_is_used_even_with_a_terminal_and_none_asks_nobody() -> None:
     asker = Asker()
 
     @contextmanager
-    def opener() -> Iterator[FakeTty]:
-        yield FakeTty("654321\n")
+    def opener() -> Iterator[Optional[TextIO]]:
+        yield cast(TextIO, FakeTty("654321\n"))
 
-    got = mfa.obtain_code(profile(mfa_prompt="dialog"), None, tty_opener=opener, environ={}, ask_dialog=asker)  # type: ignore[arg-type]
+    got = mfa.obtain_code(profile(mfa_prompt="dialog"), None, tty_opener=opener, environ={}, ask_dialog=asker)
     assert got == "123456" and len(asker.questions) == 1
     with pytest.raises(MfaError, match='mfa_prompt = "none": pass -t/--token'):
-        mfa.obtain_code(profile(mfa_prompt="none"), None, tty_opener=opener, environ={}, ask_dialog=asker)  # type: ignore[arg-type]
+        mfa.obtain_code(profile(mfa_prompt="none"), None, tty_opener=opener, environ={}, ask_dialog=asker)
     assert len(asker.questions) == 1
     assert (
         mfa.obtain_code(profile(mfa_prompt="none"), "111 222", tty_opener=opener, ask_dialog=asker)
         == "111222"
-    )  # type: ignore[arg-type]
+    )
 
 
 @pytest.mark.parametrize("answer", ["", "12345", "1234567", "abcdef", "123456\n654321\n"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,6 +12,8 @@ from typing import Any, Callable
 import botocore.exceptions
 import pytest
 from click.testing import CliRunner
+from support.cli import run_elevate
+from support.configs import write_config
 from support.provision import Provisioned, provision
 
 from elevate import aws, keystore
@@ -31,12 +31,15 @@ def config_file() -> Path:
     return Path(os.environ["ELEVATE_CONFIG"])
 
 
-def write_config(user: Provisioned, role_arn: str | None = None, serial: str | None = None) -> None:
-    config_file().parent.mkdir(parents=True, exist_ok=True)
-    config_file().write_text(
-        f'default_profile = "dev"\n[profiles.dev]\nrole_arn = "{role_arn or user.role_arn}"\n'
-        f'mfa_serial = "{serial or user.mfa_serial}"\nregion = "us-east-1"\nmax_key_age_days = 30\n'
-    )
+def write_dev_config(user: Provisioned, role_arn: str | None = None, serial: str | None = None) -> None:
+    """Profile dev for `user` (or with another role or MFA serial), keys at most 30 days old."""
+    dev = {
+        "role_arn": role_arn or user.role_arn,
+        "mfa_serial": serial or user.mfa_serial,
+        "region": "us-east-1",
+        "max_key_age_days": 30,
+    }
+    write_config({"dev": dev}, default="dev")
 
 
 def write_aws_config(command: list[str]) -> None:
@@ -49,7 +52,7 @@ def write_aws_config(command: list[str]) -> None:
 def healthy(moto_env: str, request: pytest.FixtureRequest) -> Provisioned:
     user = provision(moto_env, user_name=f"doc-{zlib.crc32(request.node.nodeid.encode()):08x}")
     keystore.put_keys("dev", keystore.check_keys(user.access_key_id, user.secret_access_key))
-    write_config(user)
+    write_dev_config(user)
     write_aws_config([*elevate_command(), "credential-process", "dev"])
     return user
 
@@ -84,14 +87,7 @@ def test_healthy_set_up_passes_every_check(healthy: Provisioned) -> None:
 
 
 def test_healthy_subprocess_exit_zero_one_line_per_check(healthy: Provisioned) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    done = run_elevate("doctor", timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == len(NAMES)
@@ -114,12 +110,12 @@ def _old_keys(user: Provisioned) -> dict[str, Any]:
 
 
 def _wrong_serial(user: Provisioned) -> dict[str, Any]:
-    write_config(user, serial="arn:aws:iam::123456789012:mfa/someone-else")
+    write_dev_config(user, serial="arn:aws:iam::123456789012:mfa/someone-else")
     return {}
 
 
 def _bad_role(user: Provisioned) -> dict[str, Any]:
-    write_config(user, role_arn="arn:aws:iam::12345:role/Short")
+    write_dev_config(user, role_arn="arn:aws:iam::12345:role/Short")
     return {}
 
 
@@ -228,14 +224,7 @@ def test_everything_broken_at_once_names_every_fault(healthy: Provisioned) -> No
     _wrong_serial(healthy)
     _missing_program(healthy)
     _open_cache(healthy)
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "doctor", "dev"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    done = run_elevate("doctor", "dev", timeout=TIMEOUT)
     assert done.returncode == 1
     assert done.stderr == (
         "elevate: error: 4 checks failed: key age, MFA device, AWS CLI profile, cache directory\n"

@@ -3,46 +3,32 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.cli import run_elevate
+from support.cli import one_error_line, run_elevate
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 
 from elevate import cache, keystore
 from elevate.config import parse_config
 from elevate.errors import ConfigError, UsageError
 from elevate.models import SessionCredentials
+from elevate.store import FileStore
 
 ROLE = "arn:aws:iam::123456789012:role/R"
 MFA = "arn:aws:iam::123456789012:mfa/a"
-EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-
-
-def write_config(extra: str = "") -> Path:
-    path = Path(os.environ["ELEVATE_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'[profiles.dev]\nrole_arn = "{ROLE}"\nmfa_serial = "{MFA}"\n{extra}')
-    return path
-
+DEV = {"role_arn": ROLE, "mfa_serial": MFA}
 
 run = run_elevate
 
 
-def one_line(done: subprocess.CompletedProcess[str], code: int) -> str:
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr and done.stdout == ""
-    assert len(done.stderr.splitlines()) == 1, done.stderr
-    return done.stderr
-
-
 @pytest.mark.parametrize("region", ["eu west 1", "../../x"])
 def test_invalid_region_from_the_environment(region: str) -> None:
-    write_config()
+    write_config({"dev": DEV})
     keystore.put_keys("dev", keystore.check_keys(EXAMPLE_ID, EXAMPLE_SECRET))
-    line = one_line(
+    line = one_error_line(
         run("credential-process", "dev", "-t", "123456", env=dict(os.environ, AWS_REGION=region)), 2
     )
     assert f"region {region!r}" in line
@@ -63,8 +49,8 @@ def test_swapped_key_lines_show_no_part_of_the_secret() -> None:
 
 
 def _cache_with_odd_error_file(kind: str) -> tuple[cache.SessionCache, str]:
-    profile = parse_config(write_config().read_text(), Path("c")).profiles["dev"]
-    store = cache.FileStore(cache.cache_dir(os.environ))
+    profile = parse_config(write_config({"dev": DEV}).read_text(), Path("c")).profiles["dev"]
+    store = FileStore(cache.cache_dir(os.environ))
     store.ensure()
     key = cache.entry_key(profile)
     odd = store.path(key, ".error")

@@ -11,7 +11,6 @@ import io
 import os
 import re
 import subprocess
-import sys
 import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -21,7 +20,9 @@ import boto3
 import pyotp
 import pytest
 from click.testing import CliRunner
-from support.provision import provision
+from support.cli import elevate_argv, run_elevate
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.provision import AwsService, provision
 
 from elevate import keystore
 from elevate.cli import cli
@@ -31,8 +32,6 @@ from elevate.models import SourceKeys
 from elevate.onboarding.enroll import Enroller, NewDevice, check_codes, render_qr
 
 TIMEOUT = 60
-EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 NOW = datetime(2030, 6, 1, 12, 0, 10, tzinfo=timezone.utc)
 OTHER_ROLE = "arn:aws:iam::123456789012:role/DeveloperElevated"
 
@@ -134,7 +133,7 @@ def _all_names(group: Any) -> list[str]:
 # --- against moto ---------------------------------------------------------------------------
 
 
-def admin(service: str, endpoint: str) -> Any:
+def admin(service: AwsService, endpoint: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -235,8 +234,9 @@ def test_enroll_cli_writes_the_serial_into_the_profile(bob: str, moto_env: str) 
 
 
 def test_enroll_subprocess_with_the_secret_typed_from_stderr(bob: str, moto_env: str) -> None:
+    # Popen, not run_elevate: the test reads the secret from stderr while elevate waits for codes.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elevate", "mfa", "enroll", "dev", "--show-secret"],
+        elevate_argv("mfa", "enroll", "dev", "--show-secret"),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -266,14 +266,7 @@ def test_enroll_subprocess_with_the_secret_typed_from_stderr(bob: str, moto_env:
 
 
 def test_enroll_wrong_codes_enable_nothing_and_leave_no_device(bob: str, moto_env: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "mfa", "enroll", "dev", "--code1", "000000", "--code2", "000001"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    done = run_elevate("mfa", "enroll", "dev", "--code1", "000000", "--code2", "000001", timeout=TIMEOUT)
     assert done.returncode == 1
     assert "elevate: error: neither code belongs to this device" in done.stderr
     assert "not enabled" in done.stderr and "Traceback" not in done.stderr

@@ -7,11 +7,14 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
+from support.cli import run_elevate
+from support.configs import write_config
 
 
-def _soft_core(limit: int):  # type: ignore[no-untyped-def]
+def _soft_core(limit: int) -> Callable[[], None]:
     def set_it() -> None:
         hard = resource.getrlimit(resource.RLIMIT_CORE)[1]
         resource.setrlimit(resource.RLIMIT_CORE, (min(limit, hard) if hard >= 0 else limit, hard))
@@ -38,13 +41,10 @@ def test_exec_child_gets_the_users_limit_back(tmp_path: Path) -> None:
     # A fast-failing elevation still runs through main(); use a real exec via a cached entry.
     from elevate import cache
     from elevate.config import parse_config
+    from elevate.store import FileStore
 
-    config = Path(os.environ["ELEVATE_CONFIG"])
-    config.parent.mkdir(parents=True)
-    config.write_text(
-        '[profiles.dev]\nrole_arn = "arn:aws:iam::123456789012:role/R"\n'
-        'mfa_serial = "arn:aws:iam::123456789012:mfa/a"\n'
-    )
+    role, serial = "arn:aws:iam::123456789012:role/R", "arn:aws:iam::123456789012:mfa/a"
+    config = write_config({"dev": {"role_arn": role, "mfa_serial": serial}})
     profile = parse_config(config.read_text(), config).profiles["dev"]
     from datetime import datetime, timedelta, timezone
 
@@ -53,16 +53,12 @@ def test_exec_child_gets_the_users_limit_back(tmp_path: Path) -> None:
     creds = SessionCredentials(
         "ASIAIOSFODNN7EXAMPLE", "A" * 40, "B" * 100, datetime.now(timezone.utc) + timedelta(hours=1)
     )
-    store = cache.FileStore(cache.cache_dir(os.environ))
+    store = FileStore(cache.cache_dir(os.environ))
     cache.SessionCache(store, store, cache.utcnow).put(cache.entry_key(profile), creds, "test")
     if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
         pytest.skip("the hard core limit is 0 here: nothing to restore")
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "exec", "dev", "--", "sh", "-c", "ulimit -c"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        preexec_fn=_soft_core(4096 * 512),
+    done = run_elevate(
+        "exec", "dev", "--", "sh", "-c", "ulimit -c", timeout=30, preexec_fn=_soft_core(4096 * 512)
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() != "0"

@@ -26,6 +26,7 @@ from elevate.cli import cli
 from elevate.config import load_config
 from elevate.errors import LockTimeout
 from elevate.models import SessionCredentials
+from elevate.store import FileStore
 
 ROLE = "arn:aws:iam::123456789012:role/dev"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
@@ -82,7 +83,7 @@ def seed(seconds: float = 3600, key_id: str | None = None, secret: str | None = 
         start + timedelta(seconds=seconds),
     )
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
-    store = cache_mod.FileStore(Path(os.environ["ELEVATE_CACHE_DIR"]))
+    store = FileStore(Path(os.environ["ELEVATE_CACHE_DIR"]))
     cache_mod.SessionCache(store, store, cache_mod.utcnow).put(cache_mod.entry_key(profile), creds, "seeded")
     return creds
 

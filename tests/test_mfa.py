@@ -14,6 +14,7 @@ from typing import Optional, TextIO
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.branches import Branches
 
 from elevate import mfa
 from elevate.config import parse_config
@@ -56,15 +57,25 @@ def test_normalize_refuses_anything_else(raw: str) -> None:
     assert mfa.normalize_code(raw) is None
 
 
-@given(st.text(max_size=20))
-def test_any_token_is_six_ascii_digits_or_refused(raw: str) -> None:
-    try:
-        code = mfa.check_token(raw)
-    except UsageError as exc:
-        assert "--token must be six digits" in exc.message
-        assert raw.strip() == "" or raw not in exc.message or len(raw) < 3
-    else:
-        assert len(code) == 6 and code.isascii() and code.isdigit()
+def test_any_token_is_six_ascii_digits_or_refused() -> None:
+    branches = Branches()
+    # Six digits, spaces anywhere (they are ignored), beside arbitrary text.
+    tokens = st.one_of(st.from_regex(r" ?[0-9]{3} ?[0-9]{3} ?", fullmatch=True), st.text(max_size=20))
+
+    @given(tokens)
+    def check(raw: str) -> None:
+        try:
+            code = mfa.check_token(raw)
+        except UsageError as exc:
+            branches.took("refused")
+            assert "--token must be six digits" in exc.message
+            assert raw.strip() == "" or raw not in exc.message or len(raw) < 3
+        else:
+            branches.took("accepted")
+            assert len(code) == 6 and code.isascii() and code.isdigit()
+
+    check()
+    branches.assert_each_ran("accepted", "refused")
 
 
 def test_token_wins_over_everything() -> None:

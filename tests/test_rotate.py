@@ -8,8 +8,6 @@ Active for that user.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import zlib
 from typing import Any, Callable
 
@@ -17,7 +15,10 @@ import boto3
 import botocore.exceptions
 import pytest
 from click.testing import CliRunner
-from support.provision import Provisioned, provision
+from support.cli import run_elevate
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.provision import AwsService, Provisioned, provision
 
 from elevate import aws, keystore
 from elevate.cli import cli
@@ -26,11 +27,9 @@ from elevate.models import Profile, SourceKeys
 from elevate.onboarding.rotate import STEPS, Rotator
 
 TIMEOUT = 60
-EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
-EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 
-def boto(service: str, endpoint: str, keys: Any) -> Any:
+def boto(service: AwsService, endpoint: str, keys: Any) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
@@ -92,20 +91,8 @@ def test_rotate_cli_replaces_and_deletes_the_old_key(user: Provisioned, moto_env
 
 
 def test_rotate_subprocess_finds_the_mfa_device_from_the_profile(user: Provisioned, moto_env: str) -> None:
-    config = os.environ["ELEVATE_CONFIG"]
-    os.makedirs(os.path.dirname(config), exist_ok=True)
-    with open(config, "w", encoding="utf-8") as handle:
-        handle.write(
-            f'[profiles.work]\nrole_arn = "{user.role_arn}"\nmfa_serial = "{user.mfa_serial}"\nkeys = "dev"\n'
-        )
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "rotate", "dev", "-t", user.totp().now()],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+    write_config({"work": {"role_arn": user.role_arn, "mfa_serial": user.mfa_serial, "keys": "dev"}})
+    done = run_elevate("rotate", "dev", "-t", user.totp().now(), timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     new = assert_usable(moto_env, user)

@@ -14,7 +14,6 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,16 +22,18 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
-from support.cli import run_elevate
+from support.cli import elevate_argv, one_error_line, run_elevate
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
 from support.fakests import NAMESPACE, FakeSts, fake_access_key_id, fake_secret
 
 from elevate import cache, keystore
 from elevate.config import load_config
 from elevate.models import SessionCredentials
+from elevate.store import FileStore
 
 ROLE = "arn:aws:iam::123456789012:role/DeveloperElevated"
-MFA = "arn:aws:iam::123456789012:mfa/alice"
-LONG_TERM = keystore.check_keys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+LONG_TERM = keystore.check_keys(EXAMPLE_ID, EXAMPLE_SECRET)
 _codes = iter(range(100000, 999999, 7919))
 
 
@@ -42,9 +43,7 @@ def next_code() -> str:
 
 @pytest.fixture
 def sts(tmp_path: Path) -> Iterator[FakeSts]:
-    config = Path(os.environ["ELEVATE_CONFIG"])
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[profiles.dev]\nrole_arn = "{ROLE}"\nmfa_serial = "{MFA}"\nregion = "eu-west-1"\n')
+    write_config({"dev": {"role_arn": ROLE, "mfa_serial": SERIAL, "region": "eu-west-1"}})
     keystore.put_keys("dev", LONG_TERM)
     with FakeSts() as fake:
         os.environ["AWS_ENDPOINT_URL"] = fake.url
@@ -55,15 +54,6 @@ def sts(tmp_path: Path) -> Iterator[FakeSts]:
 
 
 run = run_elevate
-
-
-def assert_clean_failure(done: subprocess.CompletedProcess[str], exit_code: int = 1) -> str:
-    assert done.returncode == exit_code, (done.returncode, done.stderr)
-    assert done.stdout == ""
-    assert "Traceback" not in done.stderr
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("elevate: error: "), done.stderr
-    return lines[0]
 
 
 def cache_files() -> list[str]:
@@ -127,7 +117,7 @@ HOSTILE = {
 def test_hostile_endpoint_is_refused(sts: FakeSts, tmp_path: Path, case: str, command: list[str]) -> None:
     sts.behave("AssumeRole", body=HOSTILE[case])
     done = run(*command, "dev", "-t", next_code(), cwd=str(tmp_path))
-    line = assert_clean_failure(done)
+    line = one_error_line(done)
     assert "AssumeRole" in line or "STS" in line or "answer" in line, line
     assert not (tmp_path / "MARKER").exists()
     assert credential_entries() == []
@@ -137,7 +127,7 @@ def test_hostile_endpoint_is_refused(sts: FakeSts, tmp_path: Path, case: str, co
 @pytest.mark.parametrize("fmt", ["bash", "zsh", "fish", "powershell", "dotenv", "json"])
 def test_hostile_value_refused_in_every_format(sts: FakeSts, tmp_path: Path, fmt: str) -> None:
     sts.behave("AssumeRole", body=HOSTILE["secret breaking out of quotes"])
-    assert_clean_failure(run("export", "dev", "--format", fmt, "-t", next_code(), cwd=str(tmp_path)))
+    one_error_line(run("export", "dev", "--format", fmt, "-t", next_code(), cwd=str(tmp_path)))
     assert not (tmp_path / "MARKER").exists()
 
 
@@ -148,7 +138,7 @@ def test_expiration_without_time_zone_is_read_as_utc_or_refused(sts: FakeSts) ->
     if done.returncode == 0:  # botocore reads a zone-less ISO time as UTC
         assert json.loads(done.stdout)["Expiration"] == naive + "Z"
     else:
-        assert "time zone" in assert_clean_failure(done)
+        assert "time zone" in one_error_line(done)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +168,7 @@ def test_server_faults_bounded_and_explained(
 ) -> None:
     sts.behave("GetCallerIdentity", error=(status, code, message))
     started = time.monotonic()
-    line = assert_clean_failure(run("credential-process", "dev", "-t", next_code()))
+    line = one_error_line(run("credential-process", "dev", "-t", next_code()))
     assert expected in line
     assert sts.count("GetCallerIdentity") == attempts
     assert time.monotonic() - started < 30
@@ -205,7 +195,7 @@ def test_connection_reset(sts: FakeSts) -> None:
     thread.start()
     try:
         env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{listener.getsockname()[1]}")
-        line = assert_clean_failure(run("credential-process", "dev", "-t", next_code(), env=env))
+        line = one_error_line(run("credential-process", "dev", "-t", next_code(), env=env))
         assert "cannot reach STS" in line
     finally:
         stop.set()
@@ -215,13 +205,14 @@ def test_connection_reset(sts: FakeSts) -> None:
 
 def test_dns_failure(sts: FakeSts) -> None:
     env = dict(os.environ, AWS_ENDPOINT_URL="http://sts.does-not-exist.invalid")
-    line = assert_clean_failure(run("credential-process", "dev", "-t", next_code(), env=env))
+    line = one_error_line(run("credential-process", "dev", "-t", next_code(), env=env))
     assert "cannot reach STS at http://sts.does-not-exist.invalid" in line
 
 
 def test_slow_endpoint_times_out(sts: FakeSts) -> None:
     """A read timeout ends in one line; the real client's bound is checked in test_sts."""
     import botocore.config
+    import botocore.session
 
     from elevate import aws as sts_mod
     from elevate import core
@@ -232,7 +223,7 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
         config = client.meta.config.merge(
             botocore.config.Config(read_timeout=0.3, retries={"total_max_attempts": 1})
         )
-        return sts_mod.botocore.session.Session(
+        return botocore.session.Session(
             session_vars={"profile": (None, None, None, None)}
         ).create_client(
             "sts",
@@ -252,12 +243,12 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
 @pytest.mark.parametrize("fail_at", [1, 2, 3])
 def test_keyring_failing_mid_operation(sts: FakeSts, fail_at: int) -> None:
     env = dict(os.environ, ELEVATE_TEST_KEYRING_FAIL_AT=str(fail_at))
-    line = assert_clean_failure(
-        subprocess.run(
-            [sys.executable, "-m", "elevate", "keys", "add", "other"],
-            input=f"{LONG_TERM.access_key_id}\n{LONG_TERM.secret_access_key}\n",
-            capture_output=True,
-            text=True,
+    line = one_error_line(
+        run(
+            "keys",
+            "add",
+            "other",
+            stdin=f"{LONG_TERM.access_key_id}\n{LONG_TERM.secret_access_key}\n",
             timeout=30,
             env=env,
         )
@@ -265,7 +256,7 @@ def test_keyring_failing_mid_operation(sts: FakeSts, fail_at: int) -> None:
     assert "keyring failed (BackendFailure)" in line
     # Elevation with a keyring that fails on its first use.
     env["ELEVATE_TEST_KEYRING_FAIL_AT"] = "1"
-    line = assert_clean_failure(run("credential-process", "dev", "-t", next_code(), env=env))
+    line = one_error_line(run("credential-process", "dev", "-t", next_code(), env=env))
     assert "keyring" in line
     stored = keystore.get_keys("dev")  # the stored key is untouched
     assert (stored.access_key_id, stored.secret_access_key) == (
@@ -291,7 +282,7 @@ def test_full_disk_still_hands_out_credentials(sts: FakeSts) -> None:
 
 def test_cache_dir_that_is_a_file(sts: FakeSts) -> None:
     Path(os.environ["ELEVATE_CACHE_DIR"]).write_text("not a directory")
-    line = assert_clean_failure(run("credential-process", "dev", "-t", next_code()))
+    line = one_error_line(run("credential-process", "dev", "-t", next_code()))
     assert "cache directory" in line
 
 
@@ -303,7 +294,7 @@ def good_entry(seconds_left: int) -> tuple[Path, bytes, SessionCredentials]:
         fake_secret(200),
         datetime.now(timezone.utc) + timedelta(seconds=seconds_left),
     )
-    store = cache.FileStore(cache.cache_dir(os.environ))
+    store = FileStore(cache.cache_dir(os.environ))
     cache.SessionCache(store, store, cache.utcnow).put(cache.entry_key(profile), creds, "dev")
     path = store.path(cache.entry_key(profile))
     return path, path.read_bytes(), creds
@@ -349,8 +340,9 @@ def test_signal_at_each_step(sts: FakeSts, tmp_path: Path, signum: int, exit_cod
     if step == "sts":
         (tmp_path / "go").write_text("")
         sts.behave("AssumeRole", gate=gate)
+    # Popen, not run_elevate: the test signals elevate while it waits.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elevate", "credential-process", "dev"],
+        elevate_argv("credential-process", "dev"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -398,8 +390,9 @@ def test_secrets_never_in_argv_or_mfa_process_environment(sts: FakeSts, tmp_path
         pytest.skip("no /proc here")
     config = Path(os.environ["ELEVATE_CONFIG"])
     config.write_text(config.read_text() + f'mfa_process = "{_mfa_script(tmp_path)}"\n')
+    # Popen, not run_elevate: the test reads elevate's /proc entries while it runs.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elevate", "credential-process", "dev"],
+        elevate_argv("credential-process", "dev"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
@@ -436,9 +429,7 @@ def test_secrets_never_in_argv_or_mfa_process_environment(sts: FakeSts, tmp_path
 def test_attribution_session_name_and_source_identity_are_the_user(
     tmp_path: Path, user: str, expected: str
 ) -> None:
-    config = Path(os.environ["ELEVATE_CONFIG"])
-    config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(f'[profiles.dev]\nrole_arn = "{ROLE}"\nmfa_serial = "{MFA}"\n')
+    write_config({"dev": {"role_arn": ROLE, "mfa_serial": SERIAL}})
     keystore.put_keys("dev", LONG_TERM)
     with FakeSts(user_name=user) as fake:
         done = run(
@@ -448,7 +439,7 @@ def test_attribution_session_name_and_source_identity_are_the_user(
         sent = fake.last("AssumeRole")
     assert sent["RoleSessionName"] == expected
     assert sent["SourceIdentity"] == expected
-    assert sent["SerialNumber"] == MFA and sent["DurationSeconds"] == "3600"
+    assert sent["SerialNumber"] == SERIAL and sent["DurationSeconds"] == "3600"
     assert fake.of("GetCallerIdentity")[0].access_key_id == LONG_TERM.access_key_id
 
 
@@ -470,12 +461,12 @@ def test_signal_while_waiting_for_another_process(
     import fcntl
 
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
-    directory = cache.FileStore(cache.cache_dir(os.environ)).ensure()
+    directory = FileStore(cache.cache_dir(os.environ)).ensure()
     with open(directory / f"{cache.entry_key(profile)}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another elevate is "prompting"
+        # Popen, not run_elevate: the test signals elevate while it waits for the lock.
         proc = subprocess.Popen(
-            [sys.executable, "-m", "elevate", "credential-process", "dev"]
-            + (["-t", next_code()] if path == "full CLI" else []),
+            elevate_argv("credential-process", "dev", *(["-t", next_code()] if path == "full CLI" else [])),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,

@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Optional
 
@@ -63,7 +64,7 @@ def get(
 
 
 @pytest.fixture
-def served() -> server.CredentialServer:
+def served() -> Iterator[server.CredentialServer]:
     with server.CredentialServer(server.CredentialSupply(lambda: creds())) as srv:
         yield srv
 
@@ -71,7 +72,7 @@ def served() -> server.CredentialServer:
 def assert_no_credential(body: bytes) -> dict[str, str]:
     text = body.decode()
     assert SECRET not in text and "ASIA" not in text and 'Token"' not in text
-    answer = json.loads(text)
+    answer: dict[str, str] = json.loads(text)
     assert set(answer) == {"code", "message"}
     return answer
 
@@ -211,9 +212,8 @@ def test_non_loopback_bind_is_refused(host: str) -> None:
 
 
 def test_listens_on_loopback_only(served: server.CredentialServer) -> None:
-    addresses = {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)} - {
-        "127.0.0.1"
-    }
+    found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    addresses = {str(info[4][0]) for info in found} - {"127.0.0.1"}
     for address in addresses:
         if address.startswith("127."):
             continue

@@ -15,7 +15,6 @@ import secrets
 import shutil
 import string
 import subprocess
-import sys
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -24,6 +23,9 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from support.cli import run_elevate
+from support.configs import write_config
+from support.constants import SERIAL
 from support.provision import provision
 from support.realparts import require_tool
 
@@ -32,6 +34,7 @@ from elevate.cli import cli
 from elevate.config import load_config
 from elevate.errors import OutputError
 from elevate.models import SessionCredentials
+from elevate.store import FileStore
 
 SHELL_TIMEOUT = 20
 CLI_TIMEOUT = 60
@@ -153,6 +156,7 @@ def assert_arrived(expected: Mapping[str, str], got: Mapping[str, bytes], work: 
     assert list(work.iterdir()) == [], "a value ran a command in the shell"
 
 
+@pytest.mark.slow  # a real shell
 @pytest.mark.parametrize(("shell", "method"), CASES)
 def test_hostile_values_arrive_intact(shell: str, method: str, tmp_path: Path) -> None:
     marker = tmp_path / "work" / "MARKER"
@@ -163,6 +167,7 @@ def test_hostile_values_arrive_intact(shell: str, method: str, tmp_path: Path) -
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a real shell
 @pytest.mark.parametrize("shell", list(SHELLS))
 def test_credential_variables_with_hostile_fields(shell: str, tmp_path: Path) -> None:
     """The full variables() set: every credential field, the region and the profile hostile."""
@@ -179,6 +184,7 @@ def test_credential_variables_with_hostile_fields(shell: str, tmp_path: Path) ->
     assert not marker.exists()
 
 
+@pytest.mark.slow  # a real shell
 def test_the_shell_check_catches_naive_quoting(tmp_path: Path) -> None:
     """Control: the same harness sees a command run by double-quoted exports."""
     marker = tmp_path / "work" / "MARKER"
@@ -238,6 +244,7 @@ def test_render_powershell_lines() -> None:
     assert text == "$env:A = 'x''y'\n$env:B = ''\n"
 
 
+@pytest.mark.slow  # a real shell
 def test_powershell_for_real_when_installed(tmp_path: Path) -> None:
     pwsh = shutil.which("pwsh")
     if pwsh is None:
@@ -319,20 +326,16 @@ def test_default_format_follows_shell(shell: str | None, fmt: str) -> None:
     assert output.default_format(shell) == fmt
 
 
-def write_config(role_arn: str, mfa_serial: str, **extra: str) -> Path:
-    path = Path(os.environ["ELEVATE_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ['default_profile = "dev"', "", "[profiles.dev]", f'role_arn = "{role_arn}"']
-    lines += [f'mfa_serial = "{mfa_serial}"', 'region = "eu-west-1"']
-    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+def write_dev_config(role_arn: str, mfa_serial: str) -> Path:
+    return write_config(
+        {"dev": {"role_arn": role_arn, "mfa_serial": mfa_serial, "region": "eu-west-1"}}, default="dev"
+    )
 
 
 def seed_cache(creds: SessionCredentials) -> None:
     """Put `creds` in the file cache for profile dev, as an earlier elevation would have."""
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
-    store = cache.FileStore(cache.cache_dir(os.environ))
+    store = FileStore(cache.cache_dir(os.environ))
     store.write(cache.entry_key(profile), cache.encode(creds, "dev"))
 
 
@@ -344,7 +347,7 @@ def test_export_default_format_follows_shell_through_the_cli(
     shell: str | None, fmt: str, tmp_path: Path
 ) -> None:
     """Both the fast path (subprocess) and the full CLI (CliRunner) read $SHELL."""
-    write_config("arn:aws:iam::123456789012:role/Dev", "arn:aws:iam::123456789012:mfa/alice")
+    write_dev_config("arn:aws:iam::123456789012:role/Dev", SERIAL)
     creds = fake_credentials()
     seed_cache(creds)
     want = FIRST_LINE.get(fmt, "export AWS_ACCESS_KEY_ID=") + {
@@ -355,13 +358,7 @@ def test_export_default_format_follows_shell_through_the_cli(
     env = {k: v for k, v in os.environ.items() if k != "SHELL"}
     if shell is not None:
         env["SHELL"] = shell
-    fast = subprocess.run(
-        [sys.executable, "-m", "elevate", "export"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
+    fast = run_elevate("export", env=env, timeout=CLI_TIMEOUT)
     assert fast.returncode == 0, fast.stderr
     assert fast.stdout.splitlines()[0] == want
 
@@ -374,20 +371,13 @@ def test_export_default_format_follows_shell_through_the_cli(
 
 
 def elevate_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "elevate", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=CLI_TIMEOUT,
-    )
+    return run_elevate(*args, stdin=stdin, timeout=CLI_TIMEOUT)
 
 
 def test_cli_export_evaluated_by_bash_matches_credential_process(moto_env: str, tmp_path: Path) -> None:
     bash = require_tool("bash")
     user = provision(moto_env, user_name="shells-cli")
-    write_config(user.role_arn, user.mfa_serial)
+    write_dev_config(user.role_arn, user.mfa_serial)
     added = elevate_cli("keys", "add", "dev", stdin=f"{user.access_key_id}\n{user.secret_access_key}\n")
     assert added.returncode == 0, added.stderr
 

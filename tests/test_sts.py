@@ -7,18 +7,19 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
 
 from elevate import aws, sts
 from elevate.errors import MfaCodeRejected, StsError
 from elevate.models import SessionCredentials, SourceKeys
 
-KEYS = SourceKeys("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+KEYS = SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET)
 REQUEST = sts.AssumeRoleRequest(
     role_arn="arn:aws:iam::123456789012:role/R",
     role_session_name="alice",
     source_identity="alice",
     duration_seconds=3600,
-    serial_number="arn:aws:iam::123456789012:mfa/alice",
+    serial_number=SERIAL,
     token_code="975310",
 )
 
@@ -26,7 +27,7 @@ REQUEST = sts.AssumeRoleRequest(
 def good_credentials(**override: Any) -> dict[str, Any]:
     creds = {
         "AccessKeyId": "ASIAIOSFODNN7EXAMPLE",
-        "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "SecretAccessKey": EXAMPLE_SECRET,
         "SessionToken": "FQoGZXIvYXdzEXAMPLEtokenEXAMPLEtoken==",
         "Expiration": datetime.now(timezone.utc) + timedelta(hours=1),
     }

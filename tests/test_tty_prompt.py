@@ -11,48 +11,35 @@ import os
 import re
 import shlex
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
+from support.cli import elevate_argv, run_elevate
+from support.configs import write_config
 from support.provision import Provisioned, provision
 from support.realparts import require_tool
 
 PEXPECT_TIMEOUT = 30
 NO_TTY_TIMEOUT = 10
-ELEVATE = f"{shlex.quote(sys.executable)} -m elevate"
-
-
-def write_config(user: Provisioned, **extra: str) -> None:
-    path = Path(os.environ["ELEVATE_CONFIG"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ['default_profile = "dev"', "", "[profiles.dev]", f'role_arn = "{user.role_arn}"']
-    lines += [f'mfa_serial = "{user.mfa_serial}"', 'region = "us-east-1"']
-    lines += [f"{key} = {json.dumps(value)}" for key, value in extra.items()]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+# A command line for bash on a pty, where run_elevate (no terminal) does not fit.
+ELEVATE = shlex.join(elevate_argv())
 
 
 def set_up(endpoint: str, user_name: str, **extra: str) -> Provisioned:
     """A moto user, a config for profile dev, and its keys added through the CLI's stdin."""
     user = provision(endpoint, user_name=user_name)
-    write_config(user, **extra)
-    added = subprocess.run(
-        [sys.executable, "-m", "elevate", "keys", "add", "dev"],
-        input=f"{user.access_key_id}\n{user.secret_access_key}\n",
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-    )
+    dev = {"role_arn": user.role_arn, "mfa_serial": user.mfa_serial, "region": "us-east-1", **extra}
+    write_config({"dev": dev}, default="dev")
+    added = run_elevate("keys", "add", "dev", stdin=f"{user.access_key_id}\n{user.secret_access_key}\n")
     assert added.returncode == 0, added.stderr
     return user
 
 
 @contextmanager
-def terminal(command: str, cwd: Path, **env: str) -> Iterator[pexpect.spawn]:
+def terminal(command: str, cwd: Path, **env: str) -> Iterator[pexpect.spawn[str]]:
     """`command` run by bash on a fresh pty; always reaped."""
     bash = require_tool("bash")
     child = pexpect.spawn(
@@ -74,7 +61,7 @@ def prompt_for(user: Provisioned) -> str:
     return "MFA code for " + re.escape(user.mfa_serial) + ": "
 
 
-def finish(child: pexpect.spawn) -> tuple[str, int]:
+def finish(child: pexpect.spawn[str]) -> tuple[str, int]:
     """Everything the terminal showed until the end, and the exit status."""
     child.expect(pexpect.EOF)
     shown = str(child.before)
@@ -113,6 +100,7 @@ def test_eval_export_prompts_while_stdout_is_captured(moto_env: str, tmp_path: P
         child.expect(prompt_for(user))
         child.sendline(user.totp().now())
         child.expect(r"KEY=(\S*)\r?\n")
+        assert isinstance(child.match, re.Match)
         key_id = child.match.group(1)
         shown, status = finish(child)
     assert status == 0, shown
@@ -163,15 +151,8 @@ def test_ctrl_c_at_the_prompt_exits_130(moto_env: str, tmp_path: Path) -> None:
 
 def test_no_terminal_fails_at_once(moto_env: str, tmp_path: Path) -> None:
     set_up(moto_env, "tty-none")
-    done = subprocess.run(
-        [sys.executable, "-m", "elevate", "credential-process", "dev"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        start_new_session=True,  # no controlling terminal: /dev/tty cannot be opened
-        timeout=NO_TTY_TIMEOUT,
-    )
+    # run_elevate starts a new session: no controlling terminal, so /dev/tty cannot be opened.
+    done = run_elevate("credential-process", "dev", timeout=NO_TTY_TIMEOUT)
     assert done.returncode == 1, done.stderr
     assert done.stdout == ""
     assert done.stderr.startswith("elevate: error: ")

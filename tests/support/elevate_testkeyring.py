@@ -21,7 +21,7 @@ class BackendFailure(Exception):
 
 
 class FileKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1
     operations = 0
 
     def _path(self) -> Path:

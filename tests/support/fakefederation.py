@@ -68,7 +68,7 @@ class FakeFederation:
     def url(self) -> str:
         assert self._server is not None, "use FakeFederation as a context manager"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/federation"
+        return f"http://{host!s}:{port}/federation"
 
     def behave(self, **settings: Any) -> None:
         self.behaviour = Behaviour(**settings)

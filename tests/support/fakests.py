@@ -114,6 +114,7 @@ class FakeSts:
     def url(self) -> str:
         assert self._server is not None, "use FakeSts as a context manager"
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
         return f"http://{host}:{port}"
 
     # -- what tests set and read ------------------------------------------------------------

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pyotp
+
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 
 TRUST_POLICY = {
     "Version": "2012-10-17",
@@ -21,6 +23,9 @@ TRUST_POLICY = {
         }
     ],
 }
+
+# The services tests create clients for (boto3-stubs types client() per service name).
+AwsService = Literal["cloudformation", "iam", "sts"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +42,13 @@ class Provisioned:
         return pyotp.TOTP(self.mfa_seed)
 
 
-def _client(service: str, endpoint: str) -> Any:
+def _client(service: AwsService, endpoint: str) -> Any:
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        aws_access_key_id=EXAMPLE_ID,
+        aws_secret_access_key=EXAMPLE_SECRET,
     )
 
 
