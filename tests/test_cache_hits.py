@@ -65,7 +65,7 @@ def test_refresh_boundary(refresh_before: int, seconds_left: int, served: bool) 
         assert cache_mod.decode(entry_path_of(p).read_text()) == second
 
 
-def test_cache_key_separates_role_serial_key_set_session_name_and_duration() -> None:
+def test_cache_key_separates_role_serial_key_set_session_name_duration_and_region() -> None:
     clock = Clock()
     client = FakeClient(clock)
     base = dataclasses.replace(DEV_PROFILE, role_session_name="alice", source_identity="alice")
@@ -76,13 +76,15 @@ def test_cache_key_separates_role_serial_key_set_session_name_and_duration() -> 
         dataclasses.replace(base, keys="other"),
         dataclasses.replace(base, role_session_name="alice2"),
         dataclasses.replace(base, duration_seconds=7200),
+        # Issue 11: the STS endpoint and region are part of the key (the region was not before).
+        dataclasses.replace(base, region="eu-west-1"),
     ]
     codes = Codes()
     answers = [elevator(clock, client, codes).elevate(v) for v in variants]
     assert len({a.access_key_id for a in answers}) == len(variants)
     assert client.count("AssumeRole") == len(variants)
-    # Same five values under another profile name (or region, cache window): the same entry.
-    same = dataclasses.replace(base, name="alias", region="eu-west-1", refresh_before_seconds=300)
+    # The same values under another profile name (or cache window): the same entry.
+    same = dataclasses.replace(base, name="alias", refresh_before_seconds=300)
     assert elevator(clock, client, codes).elevate(same) == answers[0]
     assert client.count("AssumeRole") == len(variants)
 
@@ -103,7 +105,7 @@ def test_entry_inside_the_refresh_window_is_refreshed_through_the_cli(
     fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
 ) -> None:
     write_config({"dev": {**DEV, "mfa_process": mfa.command}}, default="dev")
-    stale = seed(seconds=300)  # fresh for 300 s, but refresh_before_seconds is 600
+    stale = seed(seconds=300)  # fresh for 300 s, but refresh_before_seconds is 1200
     done = run_elevate("credential-process", "dev")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["AccessKeyId"] != stale.access_key_id
