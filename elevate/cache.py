@@ -134,16 +134,17 @@ def encode(creds: SessionCredentials, label: str) -> str:
     )
 
 
-def decode(text: str) -> Optional[SessionCredentials]:
-    """Credentials from a cache entry, or None when it is damaged in any way."""
-    from .validate import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN
+def decode(text: str, role: bool = True) -> Optional[SessionCredentials]:
+    """Credentials from a cache entry, or None when it is damaged in any way. Role
+    credentials need a temporary key ID; an MFA session (`role` False) may have either."""
+    from .validate import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_KEY_ID, SESSION_TOKEN
 
     try:
         data = json.loads(text)
         if data.get("version") != FORMAT_VERSION:
             return None
         values = (data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"])
-        shapes = (ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
+        shapes = (ACCESS_KEY_ID if role else SESSION_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
         if not all(isinstance(v, str) and s.fullmatch(v) for v, s in zip(values, shapes)):
             return None
         return SessionCredentials(*values, expiration=parse_utc(data["Expiration"]))
@@ -160,7 +161,7 @@ class SessionCache:
         self.clock = clock
 
     def get(
-        self, key: str, refresh_before: int, lifetime: Optional[int] = None
+        self, key: str, refresh_before: int, lifetime: Optional[int] = None, role: bool = True
     ) -> Optional[SessionCredentials]:
         """Credentials with more than `refresh_before` seconds left, else None.
 
@@ -170,7 +171,7 @@ class SessionCache:
         text = self.store.read(key)
         if text is None:
             return None
-        creds = decode(text)
+        creds = decode(text, role)
         if creds is None:
             return None
         left = creds.seconds_left(self.clock())

@@ -143,7 +143,7 @@ class Elevator:
         margin = min(profile.duration_seconds, length // 2)
         if cache is not None:
             try:
-                hit = cache.get(key, margin, length)
+                hit = cache.get(key, margin, length, role=False)
             except ElevateError as exc:  # e.g. the keyring that holds MFA sessions is unusable
                 self.warn(f"the MFA session cache cannot be read ({exc.message}); asking for a code")
                 hit = None
@@ -250,7 +250,7 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
         if sessions is not None:
             with contextlib.suppress(ElevateError):
                 key = cache_mod.mfa_session_key(profile, environ)
-                session = sessions.get(key, 0, profile.mfa_session_seconds)
+                session = sessions.get(key, 0, profile.mfa_session_seconds, role=False)
         result["mfa_session"] = _summary(session, now)
     return result
 

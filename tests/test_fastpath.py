@@ -45,11 +45,15 @@ def imported_modules(importtime_log: str) -> set[str]:
         ["--config", "CONFIG", "export", "dev", "--format", "json"],
     ],
 )
-def test_a_cache_hit_imports_neither_boto_keyring_nor_click(args: list[str]) -> None:
+def test_a_cache_hit_imports_neither_boto_keyring_nor_click(
+    args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = write_config({"dev": DEV}, default="dev")
+    # No keys stored and no reachable STS: anything but the cache would fail. The entry is
+    # seeded for that endpoint (issue 11: entries are keyed by endpoint and region).
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
     creds = seed()
-    # No keys stored and no reachable STS: anything but the cache would fail.
-    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}")
+    env = dict(os.environ)
     argv = [str(config) if a == "CONFIG" else a for a in args]
     done = run_elevate(*argv, python_options=IMPORTTIME, timeout=30, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
