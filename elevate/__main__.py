@@ -18,13 +18,18 @@ EXIT_FAILURE = 1  # elevate.errors.EXIT_FAILURE, not imported on a hit
 EXIT_INTERRUPTED = 130  # elevate.errors.EXIT_INTERRUPTED
 
 
+# The user's core-dump limit, as it was before the indexed hit set ours to 0: the command
+# `exec` runs gets it back.
+_user_core_limit: tuple[int, int] | None = None
+
+
 def run(argv: list[str]) -> int:
     """Run elevate with `argv` (without the program name); the exit status."""
     from . import ui
     from .errors import CommandLineError, ElevateError, Terminated
     from .hardening import disable_core_dumps, raise_on_signals
 
-    disable_core_dumps()
+    disable_core_dumps(_user_core_limit)
     raise_on_signals()
     try:
         from .fastpath import try_fast_path
@@ -52,10 +57,12 @@ def run(argv: list[str]) -> int:
 
 def indexed_hit(argv: list[str]) -> int | None:
     """The exit status of an indexed cache hit it answered, or None to run the rest."""
+    global _user_core_limit
     try:
         import resource  # no core file with secrets in it, on the hit as everywhere
 
-        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+        _user_core_limit = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, _user_core_limit[1]))
     except (ImportError, ValueError, OSError):
         pass
     from .hitindex import main_hit

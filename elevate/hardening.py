@@ -16,13 +16,14 @@ from .errors import Terminated
 _saved: Optional[tuple[int, int]] = None
 
 
-def disable_core_dumps() -> None:
-    """Never let a crash of this process write secrets to a core file."""
+def disable_core_dumps(original: Optional[tuple[int, int]] = None) -> None:
+    """Never let a crash of this process write secrets to a core file. `original` is the
+    user's limit when something earlier in this process already set ours to 0."""
     global _saved
     try:
         import resource
 
-        _saved = resource.getrlimit(resource.RLIMIT_CORE)
+        _saved = original or resource.getrlimit(resource.RLIMIT_CORE)
         resource.setrlimit(resource.RLIMIT_CORE, (0, _saved[1]))
     except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
         _saved = None

@@ -81,8 +81,6 @@ PLAINTEXT_BACKENDS = frozenset(
     {
         "keyrings.alt.file.PlaintextKeyring",
         "keyrings.alt.multi.MultipartKeyringWrapper",
-        "keyring.backends.null.Keyring",
-        "keyring.backends.fail.Keyring",
     }
 )
 ALLOW_PLAINTEXT = "ELEVATE_ALLOW_PLAINTEXT_KEYRING"

@@ -364,8 +364,10 @@ def test_elevate_command_prefers_the_installed_script(tmp_path: Path) -> None:
     python = tmp_path / "bin" / "python"
     assert elevate_command(str(script), str(python)) == [str(script)]
     assert elevate_command("/x/elevate/__main__.py", str(python)) == [str(script)]
+    # -I: never import from the caller's working directory (issue 11).
     assert elevate_command("/x/elevate/__main__.py", str(tmp_path / "python")) == [
         str(tmp_path / "python"),
+        "-I",
         "-m",
         "elevate",
     ]
