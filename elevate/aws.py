@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Callable, Optional, Union
 
 import botocore.config
 import botocore.exceptions
@@ -230,6 +230,20 @@ def mfa_devices(
     client = client_factory(keys, region, service="iam")
     answer = call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
     return [str(d["SerialNumber"]) for d in answer.get("MFADevices", []) if d.get("SerialNumber")]
+
+
+def role_exists(
+    keys: Keys, region: str, role_name: str, client_factory: ClientFactory = make_client
+) -> Optional[bool]:
+    """Whether the role exists in the keys' account (GetRole); None when the keys may not ask."""
+    client = client_factory(keys, region, service="iam")
+    try:
+        call(client, "get_role", "GetRole", RoleName=role_name)
+    except AwsError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        return None
+    return True
 
 
 def access_key_ids(iam: Any, user_name: str) -> list[str]:

@@ -101,6 +101,12 @@ def get_keys(name: str) -> SourceKeys:
         ) from None
 
 
+def has_keys(name: str) -> bool:
+    """Whether a key set `name` is stored (damaged or not)."""
+    with _keyring_errors():
+        return keyring.get_password(SERVICE, name) is not None
+
+
 def put_keys(name: str, keys: SourceKeys) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
     entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}

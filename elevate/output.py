@@ -115,6 +115,11 @@ def default_format(shell: Optional[str]) -> str:
         return "zsh"
     if name in ("pwsh", "powershell"):
         return "powershell"
+    if name in ("csh", "tcsh"):
+        raise OutputError(
+            f"$SHELL is {name}, and elevate prints no csh syntax: run `elevate exec PROFILE` (a new "
+            f"{name} with the credentials), or `elevate exec PROFILE -- COMMAND`, or pass --format"
+        )
     return "bash"
 
 

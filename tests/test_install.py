@@ -44,7 +44,9 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
     venv = (home / ".local" / "share" / "aws-elevate" / "current").resolve()
     frozen = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze", "--exclude", "pip"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     pins = _locked_versions()
     for line in frozen:
