@@ -171,3 +171,19 @@ def test_rejected_codes_are_asked_for_a_bounded_number_of_times(fake_sts: FakeSt
     with pytest.raises(MfaCodeRejected):
         elevator.elevate(profile, use_cache=False)
     assert fake_sts.count("AssumeRole") == 3
+
+
+def test_a_keyring_error_shows_its_real_cause_in_one_line() -> None:
+    # An EncryptedKeyring without its crypto library, as in the issue: the cause is named.
+    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.EncryptedKeyring"}
+    env.pop("ELEVATE_TEST_KEYRING_FILE", None)
+    done = run_elevate("keys", "list", env=env)
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "keyring" in done.stderr and ":" in done.stderr
+
+
+def test_the_no_backend_help_is_per_platform() -> None:
+    assert "keychain" in keystore.no_backend_help("darwin")
+    assert "Credential Manager" in keystore.no_backend_help("win32")
+    assert "gnome-keyring" in keystore.no_backend_help("linux")
