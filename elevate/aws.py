@@ -9,9 +9,9 @@ overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which h
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import Any, Optional, Union
 
 import botocore.config
 import botocore.exceptions
@@ -274,6 +274,20 @@ def mfa_devices(
     answer = call(client, "list_mfa_devices", "ListMFADevices", UserName=user_name)
     devices = answer.get("MFADevices", [])
     return [printable(str(d["SerialNumber"]), 256) for d in devices if d.get("SerialNumber")]
+
+
+def role_exists(
+    keys: Keys, region: str, role_name: str, client_factory: ClientFactory = make_client
+) -> Optional[bool]:
+    """Whether the role exists in the keys' account (GetRole); None when the keys may not ask."""
+    client = client_factory(keys, region, service="iam")
+    try:
+        call(client, "get_role", "GetRole", RoleName=role_name)
+    except AwsError as exc:
+        if error_code(exc) == "NoSuchEntity":
+            return False
+        return None
+    return True
 
 
 def access_key_ids(iam: Any, user_name: str) -> list[str]:

@@ -16,10 +16,10 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from . import locks
 from .config import resolve_region
@@ -145,7 +145,7 @@ def decode(text: str, role: bool = True) -> Optional[SessionCredentials]:
             return None
         values = (data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"])
         shapes = (ACCESS_KEY_ID if role else SESSION_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
-        if not all(isinstance(v, str) and s.fullmatch(v) for v, s in zip(values, shapes)):
+        if not all(isinstance(v, str) and s.fullmatch(v) for v, s in zip(values, shapes, strict=True)):
             return None
         return SessionCredentials(*values, expiration=parse_utc(data["Expiration"]))
     except (ValueError, KeyError, TypeError, AttributeError):

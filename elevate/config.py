@@ -67,6 +67,8 @@ class Config:
     path: Path
     profiles: Mapping[str, Profile]
     default_profile: Optional[str] = None
+    # Why default_profile cannot be used (it names no profile); an error only when it is used.
+    default_problem: Optional[str] = None
 
 
 def config_path(explicit: Optional[str], environ: Mapping[str, str]) -> Path:
@@ -175,10 +177,11 @@ def parse_config(text: str, path: Path) -> Config:
         if not isinstance(default, str):
             raise ConfigError(f"{where.at(None, 'default_profile')}: default_profile must be a string")
         if default not in profiles:
-            raise ConfigError(
+            problem = (
                 f"{where.at(None, 'default_profile')}: default_profile {default!r} is not a "
                 f"profile; known profiles: {_known(profiles)}"
             )
+            return Config(path=path, profiles=profiles, default_profile=default, default_problem=problem)
     return Config(path=path, profiles=profiles, default_profile=default)
 
 
@@ -217,6 +220,8 @@ def _nesting(text: str) -> int:
 def select_profile(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Profile:
     """The positional PROFILE, else $ELEVATE_PROFILE, else default_profile."""
     name = requested or environ.get("ELEVATE_PROFILE") or config.default_profile
+    if name == config.default_profile and not requested and config.default_problem:
+        raise ConfigError(config.default_problem)
     if not name:
         raise ConfigError(
             f"no profile chosen: name one, set ELEVATE_PROFILE, or set default_profile in "
@@ -228,6 +233,17 @@ def select_profile(config: Config, requested: Optional[str], environ: Mapping[st
         raise ConfigError(
             f"unknown profile {name!r} in {config.path}; known profiles: {_known(config.profiles)}"
         ) from None
+
+
+def locate(path: Path, profile: str, key: str) -> str:
+    """'FILE:LINE' of `key` in profile `profile` of the config at `path` (else of the table, else FILE)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(path)
+    where = _Locator(path, text)
+    line = where._find(profile, key) or where._find(profile, None)
+    return f"{path}:{line}" if line else str(path)
 
 
 def check_name(name: str, what: str) -> str:

@@ -16,9 +16,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import webbrowser
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from .errors import FederationError, UsageError
 from .models import SessionCredentials
@@ -143,7 +143,7 @@ def get_signin_token(
         status = exc.code
         exc.close()
         raise FederationError(f"the sign-in endpoint {host} answered HTTP {status}") from None
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         raise FederationError(f"the sign-in endpoint {host} did not answer within {timeout:.0f} s") from None
     except urllib.error.URLError as exc:
         reason = exc.reason

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from pathlib import Path
+from typing import Any, Optional
 
 from . import aws, keystore, mfa, sts, ui
 from . import cache as cache_mod
-from .config import resolve_region
-from .errors import CacheError, ElevateError, KeyringError, MfaCodeRejected, MfaError
+from .config import locate, resolve_region
+from .errors import CacheError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, SourceKeys
 from .usedcodes import UsedCodes
@@ -27,6 +28,8 @@ from .usedcodes import UsedCodes
 STALE_BUT_USABLE_SECONDS = 60
 # Credentials shorter than this spend most of their life inside botocore's refresh window.
 SHORTEST_USEFUL_DURATION = 1800
+# A code typed at the terminal and rejected by STS is asked for again, this many times in all.
+REJECTED_CODE_ATTEMPTS = 3
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Elevator:
     warn: Callable[[str], None] = ui.warn
     sleep: Callable[[float], None] = time.sleep
     lock_timeout: float = LOCK_WAIT_SECONDS
+    config_file: Optional[Path] = None
 
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
         return cache_mod.for_profile(profile, self.environ, self.clock)
@@ -107,6 +111,24 @@ class Elevator:
     def _elevate_uncached(
         self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache] = None
     ) -> SessionCredentials:
+        try:
+            return self._assume(profile, token, cache)
+        except StsError as exc:
+            if aws.error_code(exc) != "AccessDenied" or isinstance(exc, MfaCodeRejected):
+                raise
+            raise self._explain_denial(exc, profile) from exc
+
+    def _explain_denial(self, exc: StsError, profile: Profile) -> StsError:
+        """AccessDenied on AssumeRole: point at the role_arn line, since a typo there looks the same."""
+        where = locate(self.config_file, profile.name, "role_arn") if self.config_file else "the config file"
+        return type(exc)(
+            f"{exc.message} If the role ARN is mistyped, fix role_arn = {profile.role_arn!r} of "
+            f"profile {profile.name!r} at {where} (or rerun `elevate configure {profile.name}`)."
+        )
+
+    def _assume(
+        self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache]
+    ) -> SessionCredentials:
         keys = self.load_keys(profile.key_set)
         self._warn_key_age(profile, keys)
         region = resolve_region(profile.region, self.environ)
@@ -119,14 +141,30 @@ class Elevator:
             return sts.assume_role(client, request, self.clock())
         client = self.client_factory(keys, region)
         name = self._user_name(profile, client)
-        code = self._code(profile, token)
-        request = self._request(profile, name, code)
-        try:
-            creds = sts.assume_role(client, request, self.clock())
-        except MfaCodeRejected as exc:
-            raise self._explain_rejection(exc, profile, code) from exc
-        self._used_codes().remember(profile.mfa_serial, code)
-        return creds
+        return self._with_code(
+            profile,
+            token,
+            lambda code: sts.assume_role(client, self._request(profile, name, code), self.clock()),
+        )
+
+    def _with_code(
+        self, profile: Profile, token: Optional[str], attempt: Callable[[str], SessionCredentials]
+    ) -> SessionCredentials:
+        """`attempt(code)`; a code typed at the prompt that STS rejects is asked for again."""
+        typed = token is None and not profile.mfa_process
+        for tries in range(1, REJECTED_CODE_ATTEMPTS + 1):
+            code = self._code(profile, token)
+            try:
+                creds = attempt(code)
+            except MfaCodeRejected as exc:
+                explained = self._explain_rejection(exc, profile, code)
+                if not typed or tries == REJECTED_CODE_ATTEMPTS or explained is exc:
+                    raise explained from exc
+                self.notify(f"{explained.message}. Try again.")
+                continue
+            self._used_codes().remember(profile.mfa_serial, code)
+            return creds
+        raise MfaError("no MFA code accepted")  # pragma: no cover - the loop returns or raises
 
     def _mfa_session(
         self,
@@ -149,13 +187,12 @@ class Elevator:
                 hit = None
             if hit is not None:
                 return hit
-        code = self._code(profile, token)
         client = self.client_factory(keys, region)
-        try:
-            session = sts.get_session_token(client, length, profile.mfa_serial, code, self.clock())
-        except MfaCodeRejected as exc:
-            raise self._explain_rejection(exc, profile, code) from exc
-        self._used_codes().remember(profile.mfa_serial, code)
+        session = self._with_code(
+            profile,
+            token,
+            lambda code: sts.get_session_token(client, length, profile.mfa_serial, code, self.clock()),
+        )
         if cache is not None:
             try:
                 self._store(cache, key, session, f"{profile.key_set} MFA session")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -147,6 +148,12 @@ def get_keys(name: str) -> SourceKeys:
         ) from None
 
 
+def has_keys(name: str) -> bool:
+    """Whether a key set `name` is stored (damaged or not)."""
+    with _keyring_errors():
+        return keyring.get_password(SERVICE, name) is not None
+
+
 def put_keys(name: str, keys: SourceKeys) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
     check_backend(name)
@@ -216,22 +223,43 @@ def _index() -> list[str]:
 
 @contextmanager
 def _keyring_errors() -> Iterator[None]:
-    """Translate any backend failure into a KeyringError with a remedy."""
+    """Translate any backend failure into a KeyringError with its real cause and a remedy."""
     try:
         yield
     except keyring.errors.NoKeyringError as exc:
-        raise KeyringError(NO_BACKEND_HELP) from exc
+        raise KeyringError(f"{no_backend_help()} (keyring: {cause(exc)})") from exc
     except keyring.errors.KeyringLocked as exc:
         raise KeyringError(
             "the OS keyring is locked: unlock it (log in to the desktop, or "
-            "`gnome-keyring-daemon --unlock`) and retry"
+            f"`gnome-keyring-daemon --unlock`) and retry (keyring: {cause(exc)})"
         ) from exc
     except KeyringError:
         raise
     except Exception as exc:  # backends raise their own (D-Bus, secretstorage) types
-        name = type(exc).__name__
-        if "locked" in str(exc).lower() or "dismissed" in str(exc).lower():
-            raise KeyringError(f"the OS keyring refused access ({name}): unlock it and retry") from exc
-        if isinstance(exc, RuntimeError) and "backend" in str(exc).lower():
-            raise KeyringError(NO_BACKEND_HELP) from exc
-        raise KeyringError(f"the OS keyring failed ({name}): {NO_BACKEND_HELP}") from exc
+        why = cause(exc)
+        if "locked" in why.lower() or "dismissed" in why.lower():
+            raise KeyringError(f"the OS keyring refused access ({why}): unlock it and retry") from exc
+        if isinstance(exc, RuntimeError) and "backend" in why.lower():
+            raise KeyringError(f"{no_backend_help()} (keyring: {why})") from exc
+        raise KeyringError(f"the OS keyring failed ({why}): {no_backend_help()}") from exc
+
+
+def cause(exc: BaseException) -> str:
+    """The exception's type and the first line of its message (bounded), its real cause."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    inner = exc.__cause__ or exc.__context__
+    if not text and inner is not None:
+        return cause(inner)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def no_backend_help(platform: str = sys.platform) -> str:
+    """What to do when no keyring backend works, for this platform."""
+    if platform == "darwin":
+        return "no usable OS keyring: the macOS login keychain is used; unlock it (security unlock-keychain)"
+    if platform.startswith("win"):
+        return (
+            "no usable OS keyring: Windows Credential Manager is used; log in as the user who "
+            "stored the keys"
+        )
+    return NO_BACKEND_HELP

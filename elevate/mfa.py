@@ -8,17 +8,19 @@ desktop session is present, else we fail at once rather than wait.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
 import shlex
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Callable, Optional, TextIO
+from typing import Optional, TextIO
 
 from . import dialog
 from .errors import MfaError, UsageError
@@ -144,6 +146,15 @@ def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
 
 
 def _from_prompt(profile: Profile, tty: TextIO) -> str:
+    if in_background(tty):
+        # The digits typed would go to the shell, not to us: say so now rather than wait.
+        message = (
+            "elevate is running in the background (a job started with &?), so it cannot read "
+            "the MFA code from the terminal: run it in the foreground, or pass -t/--token CODE "
+            f"or set mfa_process in profile {profile.name!r}"
+        )
+        _write_anyway(tty, f"elevate: {message}\n")
+        raise MfaError(message)
     for _ in range(_ATTEMPTS):
         tty.write(f"MFA code for {profile.mfa_serial}: ")
         tty.flush()
@@ -155,6 +166,30 @@ def _from_prompt(profile: Profile, tty: TextIO) -> str:
             return code
         tty.write("An MFA code is six digits. Try again.\n")
     raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
+
+
+def in_background(tty: TextIO) -> bool:
+    """Whether this process is not in the terminal's foreground process group."""
+    try:
+        return os.tcgetpgrp(tty.fileno()) != os.getpgrp()
+    except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        return False  # not a real terminal (a test double): nothing to tell
+
+
+def _write_anyway(tty: TextIO, text: str) -> None:
+    """Write to the terminal from a background job: with SIGTTOU ignored, TOSTOP cannot stop us."""
+    try:
+        previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    except ValueError:  # not the main thread: SIGTTOU's default stays; TOSTOP is rarely set
+        previous = None
+    try:
+        tty.write(text)
+        tty.flush()
+    except OSError:
+        pass
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTTOU, previous)
 
 
 def _read_line(tty: TextIO) -> Optional[str]:

@@ -7,8 +7,8 @@ holds; a value a format cannot carry safely is refused rather than mangled.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Callable, Optional
+from collections.abc import Callable, Mapping
+from typing import Optional
 
 from .errors import OutputError
 from .models import SessionCredentials
@@ -115,6 +115,11 @@ def default_format(shell: Optional[str]) -> str:
         return "zsh"
     if name in ("pwsh", "powershell"):
         return "powershell"
+    if name in ("csh", "tcsh"):
+        raise OutputError(
+            f"$SHELL is {name}, and elevate prints no csh syntax: run `elevate exec PROFILE` (a new "
+            f"{name} with the credentials), or `elevate exec PROFILE -- COMMAND`, or pass --format"
+        )
     return "bash"
 
 

@@ -16,11 +16,11 @@ import hmac
 import ipaddress
 import json
 import secrets
-import socket
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from . import cache as cache_mod
 from .errors import ElevateError, ServerError
@@ -327,7 +327,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
-        except (OSError, socket.timeout):
+        except (TimeoutError, OSError):
             pass  # the client went away; nothing to tell it
         self.close_connection = True
 

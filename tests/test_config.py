@@ -130,8 +130,13 @@ def test_toml_syntax_error_gives_line() -> None:
 
 def test_unknown_top_level_key_and_bad_default() -> None:
     assert "unknown key 'profile'" in error_of('profile = "x"\n')
-    message = error_of(profile_text().replace('default_profile = "dev"', 'default_profile = "prod"'))
-    assert "default_profile 'prod' is not a profile; known profiles: dev" in message
+    stale = parse_config(profile_text().replace('default_profile = "dev"', 'default_profile = "prod"'), PATH)
+    # A stale default_profile is an error only when it is the one used.
+    assert select_profile(stale, "dev", {}).name == "dev"
+    assert select_profile(stale, None, {"ELEVATE_PROFILE": "dev"}).name == "dev"
+    with pytest.raises(ConfigError) as info:
+        select_profile(stale, None, {})
+    assert "default_profile 'prod' is not a profile; known profiles: dev" in info.value.message
 
 
 def test_profile_name_must_be_safe() -> None:

@@ -95,7 +95,10 @@ def test_configure_non_interactive_then_elevate_through_aws_config(alice: Provis
     )
     assert keystore.get_keys("dev").access_key_id == alice.access_key_id
     command = shlex.join([*elevate_command(), "credential-process", "dev"])
-    assert aws_config_file().read_bytes() == golden("aws-config.after-configure", COMMAND=command)
+    # The region too, so `aws --profile dev ...` needs no other step (issue 12).
+    assert aws_config_file().read_bytes() == golden(
+        "aws-config.after-configure", COMMAND=command
+    ) + b"region = us-east-1\n"
     assert "+credential_process = " in result.stderr  # the change was shown
     assert alice.secret_access_key not in result.output
     # What was written works: warm the cache, then boto3 runs the written line itself, in an
@@ -183,7 +186,11 @@ def test_configure_subprocess_from_aws_profile_golden_files(alice: Provisioned) 
     )
     assert stat.S_IMODE(elevate_config().stat().st_mode) == 0o644
     command = shlex.join([*elevate_command(), "credential-process", "dev"])
-    assert aws_config_file().read_bytes() == golden("aws-config-existing.after-configure", COMMAND=command)
+    # --region replaces the profile's region in ~/.aws/config too (the rest is kept; issue 12).
+    expected = golden("aws-config-existing.after-configure", COMMAND=command).replace(
+        b"region = eu-central-1", b"region = us-east-1"
+    )
+    assert aws_config_file().read_bytes() == expected
     assert keystore.get_keys("dev").access_key_id == alice.access_key_id
     # A second run changes nothing and says so.
     again = run_elevate("configure", "dev", "--stored-keys", "--aws-config")
@@ -192,7 +199,7 @@ def test_configure_subprocess_from_aws_profile_golden_files(alice: Provisioned) 
     assert elevate_config().read_bytes() == golden(
         "config.toml.after-configure", ROLE_ARN=alice.role_arn, MFA_SERIAL=alice.mfa_serial
     )
-    assert aws_config_file().read_bytes() == golden("aws-config-existing.after-configure", COMMAND=command)
+    assert aws_config_file().read_bytes() == expected
 
 
 def test_configure_from_stack_reads_the_role_arn_output(alice: Provisioned, moto_env: str) -> None:
@@ -302,7 +309,7 @@ def test_configure_wizard_core_asks_and_shows_the_change_first(alice: Provisione
     assert any("+credential_process = /bin/elevate credential-process dev" in m for m in messages)
     assert (
         aws_config_file().read_text()
-        == "[profile dev]\ncredential_process = /bin/elevate credential-process dev\n"
+        == "[profile dev]\ncredential_process = /bin/elevate credential-process dev\nregion = us-east-1\n"
     )
 
 

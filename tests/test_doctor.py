@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import botocore.exceptions
 import pytest

@@ -12,9 +12,10 @@ import os
 import re
 import subprocess
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 import pyotp

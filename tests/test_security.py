@@ -253,7 +253,7 @@ def test_keyring_failing_mid_operation(sts: FakeSts, fail_at: int) -> None:
             env=env,
         )
     )
-    assert "keyring failed (BackendFailure)" in line
+    assert "keyring failed (BackendFailure: " in line  # with its real cause
     # Elevation with a keyring that fails on its first use.
     env["ELEVATE_TEST_KEYRING_FAIL_AT"] = "1"
     line = one_error_line(run("credential-process", "dev", "-t", next_code(), env=env))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
@@ -58,8 +59,8 @@ class App:
         return profile
 
     def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> Any:
-        return core.Elevator(environ=self.environ).elevate(profile, token=token, use_cache=not no_cache)
-
+        elevator = core.Elevator(environ=self.environ, config_file=self.config_path)
+        return elevator.elevate(profile, token=token, use_cache=not no_cache)
 
     def region(self, profile: Profile) -> str:
         return resolve_region(profile.region, self.environ)
@@ -74,7 +75,7 @@ def elevating(func: F) -> F:
         metavar="CODE",
         help="The current six-digit MFA code (else mfa_process, else a prompt).",
     )(func)
-    return click.argument("profile", required=False)(func)
+    return click.argument("profile", required=False, shell_complete=complete_profiles)(func)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any, Optional
 
 import click
@@ -11,7 +12,7 @@ from .. import cache, core, hitindex, launch, output, server, ui
 from ..config import select_profile
 from ..errors import UsageError
 from ..models import Profile
-from .app import App, elevating, log
+from .app import App, complete_profiles, elevating, log
 
 
 @click.command("export")
@@ -24,10 +25,12 @@ def export_cmd(
     app: App, profile: Optional[str], token: Optional[str], no_cache: bool, fmt: Optional[str]
 ) -> None:
     """Print shell code that exports the credentials: eval "$(elevate export dev)"."""
+    # Decided first: an unsupported $SHELL must fail before anyone is asked for a code.
+    syntax = fmt or output.default_format(app.environ.get("SHELL"))
     chosen = app.profile(profile)
     creds = app.elevate(chosen, token, no_cache)
     env = output.variables(creds, app.region(chosen), chosen.name)
-    click.echo(output.render(fmt or output.default_format(app.environ.get("SHELL")), env), nl=False)
+    click.echo(output.render(syntax, env), nl=False)
 
 
 class _ExecCommand(click.Command):
@@ -37,7 +40,27 @@ class _ExecCommand(click.Command):
         if "--" in args:
             cut = args.index("--")
             args, ctx.meta["elevate.command"] = args[:cut], args[cut + 1 :]
-        return super().parse_args(ctx, args)
+        words = _positional(args)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if "extra argument" not in exc.message or len(words) < 2:
+                raise
+            hint = f"elevate exec {words[0]} -- {shlex.join(words[1:])}"
+            raise click.UsageError(f"{exc.message}. Put the command after --: {hint}", ctx) from exc
+
+
+def _positional(args: list[str]) -> list[str]:
+    """The words that are not options (nor an option's value), for the hint about `--`."""
+    words, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in ("-t", "--token"):
+            skip = True
+        elif not arg.startswith("-"):
+            words.append(arg)
+    return words
 
 
 @click.command("exec", cls=_ExecCommand)
@@ -121,7 +144,7 @@ def remember_hit(app: App, argument: Optional[str], profile: Profile) -> None:
 
 
 @click.command("status")
-@click.argument("profile", required=False)
+@click.argument("profile", required=False, shell_complete=complete_profiles)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
 @click.pass_obj
 def status_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
@@ -150,15 +173,16 @@ def describe_entry(entry: Optional[dict[str, Any]], mode: str) -> str:
 
 
 @click.command("clear")
-@click.argument("profile", required=False)
+@click.argument("profile", required=False, shell_complete=complete_profiles)
 @click.option("--all", "clear_all", is_flag=True, help="Clear every profile.")
 @click.pass_obj
 def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
-    """Remove cached credentials of PROFILE (or of every profile with --all)."""
-    if not profile and not clear_all:
-        raise UsageError("name a PROFILE, or pass --all")
+    """Remove cached credentials of PROFILE (default: as for export), or of every profile with --all."""
     config = app.config()
-    profiles = list(config.profiles.values()) if clear_all else [select_profile(config, profile, {})]
+    if not clear_all and not (profile or app.environ.get("ELEVATE_PROFILE") or config.default_profile):
+        raise UsageError("name a PROFILE, or pass --all")
+    chosen = [] if clear_all else [select_profile(config, profile, app.environ)]
+    profiles = list(config.profiles.values()) if clear_all else chosen
     for item in profiles:
         removed = core.clear(item, app.environ)
         ui.stderr(f"{item.name}: {'cleared' if removed else 'nothing cached'}")

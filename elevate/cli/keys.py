@@ -8,11 +8,11 @@ from typing import Optional
 import click
 
 from .. import keystore, ui
-from ..errors import ElevateError
+from ..errors import ElevateError, UsageError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
 from ..onboarding.rotate import Rotator
-from .app import App, say, stdin_lines
+from .app import App, complete_profiles, say, stdin_lines
 
 
 @click.group("keys")
@@ -22,9 +22,20 @@ def keys_group() -> None:
 
 @keys_group.command("add")
 @click.argument("name")
-def keys_add(name: str) -> None:
-    """Store a key pair as NAME: prompted on a terminal, else two lines on stdin."""
+@click.option("--force", is_flag=True, help="Replace a key set already stored as NAME.")
+def keys_add(name: str, force: bool) -> None:
+    """Store a key pair as NAME: prompted on a terminal, else two lines on stdin.
+
+    An existing key set NAME is replaced only with --force, or when confirmed on a terminal.
+    """
     keystore.check_name(name)
+    if not force and keystore.has_keys(name):
+        question = f"A key set {name!r} is already stored. Replace it?"
+        if not (sys.stdin.isatty() and click.confirm(question, default=False, err=True)):
+            raise UsageError(
+                f"a key set {name!r} is already stored: pass --force to replace it, or choose "
+                "another NAME (rotate a key with `elevate rotate NAME`)"
+            )
     if sys.stdin.isatty():
         key_id = click.prompt("Access key ID", err=True)
         secret = click.prompt("Secret access key", hide_input=True, err=True)
@@ -38,7 +49,10 @@ def keys_add(name: str) -> None:
 @keys_group.command("list")
 def keys_list() -> None:
     """List stored key sets with masked key IDs."""
-    for name, keys in keystore.list_key_sets():
+    found = keystore.list_key_sets()
+    if not found:
+        ui.stderr(f"no key sets stored in {keystore.backend_name()}: add one with `elevate keys add NAME`")
+    for name, keys in found:
         created = keys.created.strftime("%Y-%m-%d") if keys.created else "unknown"
         click.echo(f"{name}\t{keystore.mask(keys.access_key_id)}\tadded {created}")
 
@@ -81,7 +95,13 @@ def _profile_for_key_set(app: App, name: str, requested: Optional[str]) -> Optio
 
 @click.command("rotate")
 @click.argument("name")
-@click.option("--profile", "profile_name", metavar="PROFILE", help="Profile for the MFA device and region.")
+@click.option(
+    "--profile",
+    "profile_name",
+    metavar="PROFILE",
+    shell_complete=complete_profiles,
+    help="Profile for the MFA device and region.",
+)
 @click.option(
     "--mfa-serial", metavar="SERIAL", help="The MFA device (default: the profile's, else your only one)."
 )

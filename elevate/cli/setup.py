@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import click
 from click.shell_completion import get_completion_class
@@ -35,14 +36,14 @@ class _TerminalPrompter:
         return click.confirm(question, default=default, err=True)
 
 
-def _show_device(show_secret: bool) -> Callable[[NewDevice], None]:
+def _show_device(show_secret: bool, name: str) -> Callable[[NewDevice], None]:
     def show(device: NewDevice) -> None:
         ui.stderr(f"Scan this QR code with your authenticator app ({device.user_name}, {device.serial}):")
         ui.stderr(render_qr(device.uri))
         if show_secret:
             ui.stderr(f"otpauth URI: {device.uri}\nsecret key: {device.seed}")
         else:
-            ui.stderr("No camera? `elevate mfa enroll --show-secret` prints the key to type in.")
+            ui.stderr(f"No camera? `elevate mfa enroll {name} --show-secret` prints the key to type in.")
 
     return show
 
@@ -151,7 +152,11 @@ def configure_cmd(
     def enroll_device(source: SourceKeys, identity: Identity, api_region: str) -> str:
         enroller = Enroller(environ=environ, notify=say)
         return enroller.enroll(
-            source, api_region, _show_device(False), _read_codes(None, None, True), identity
+            source,
+            api_region,
+            _show_device(False, profile or "PROFILE"),
+            _read_codes(None, None, True),
+            identity,
         )
 
     result = Onboarding(environ=environ, notify=say).configure(
@@ -199,7 +204,7 @@ def mfa_enroll(
     Enroller(environ=environ, notify=say).enroll_profile(
         name,
         app.config_path,
-        _show_device(show_secret),
+        _show_device(show_secret, name),
         _read_codes(code1, code2, interactive(False)),
         key_set=key_set,
         region=region,

@@ -14,11 +14,11 @@ import difflib
 import os
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from ..atomic import write_atomically
 from ..errors import ConfigError, ElevateError
@@ -245,24 +245,34 @@ def credential_process(data: Optional[bytes], name: str, path: Path) -> Optional
     return section.options["credential_process"].value
 
 
-def set_credential_process(data: Optional[bytes], name: str, command: Sequence[str], path: Path) -> bytes:
-    """`data` with `credential_process = COMMAND` in profile `name`: idempotent, the rest kept.
+def set_credential_process(
+    data: Optional[bytes],
+    name: str,
+    command: Sequence[str],
+    path: Path,
+    extra: Optional[Mapping[str, str]] = None,
+    defaults: Optional[Mapping[str, str]] = None,
+) -> bytes:
+    """`data` with `credential_process = COMMAND` (and `extra` keys) in profile `name`.
 
-    An existing profile keeps its other settings (region, output); one that already gets
+    Idempotent, the rest kept. An existing profile keeps its other settings (output, ...);
+    the `extra` keys (such as region) are added or replaced, the `defaults` added only when
+    the profile has no such key. A profile that already gets
     credentials another way (keys, role_arn, SSO) is refused rather than made ambiguous.
     """
-    refuse_line_breaks(path, "credential_process", *command, name)
-    value = shlex.join(command)
+    refuse_line_breaks(path, "credential_process", *command, name, *(extra or {}).values())
+    refuse_line_breaks(path, "credential_process", *(defaults or {}).values())
+    wanted = {"credential_process": shlex.join(command), **(defaults or {}), **(extra or {})}
     ini = IniText(data or b"", path)
     newline = ini.newline()
-    line = f"credential_process = {value}"
     section = ini.find(lambda h: is_profile_header(h, name), section_header(name))
     if section is None:
         if ini.lines and not ini.lines[-1].endswith("\n"):
             ini.lines[-1] += newline
         if ini.lines and ini.lines[-1].strip():
             ini.lines.append(newline)
-        ini.lines += [section_header(name) + newline, line + newline]
+        ini.lines += [section_header(name) + newline]
+        ini.lines += [f"{key} = {value}{newline}" for key, value in wanted.items()]
         return ini.encode()
     clashing = [k for k in CREDENTIAL_KEYS if k in section.options]
     if clashing:
@@ -270,10 +280,26 @@ def set_credential_process(data: Optional[bytes], name: str, command: Sequence[s
             f"{path}: {section_header(name)} already gets credentials from {', '.join(clashing)}: "
             "choose another AWS profile name (--aws-profile NAME)"
         )
-    existing = section.options.get("credential_process")
+    result = ini.encode()
+    for key, value in wanted.items():
+        if key in (defaults or {}) and key not in (extra or {}) and key in section.options:
+            continue
+        result = _set_option(result, name, key, value, path)
+    return result
+
+
+def _set_option(data: bytes, name: str, key: str, value: str, path: Path) -> bytes:
+    """`data` with `key = value` in the existing section of profile `name`."""
+    ini = IniText(data, path)
+    newline = ini.newline()
+    section = ini.find(lambda h: is_profile_header(h, name), section_header(name))
+    if section is None:  # pragma: no cover - the caller found it in the same bytes
+        raise ConfigError(f"{path}: {section_header(name)} disappeared while editing")
+    line = f"{key} = {value}"
+    existing = section.options.get(key)
     if existing is not None:
         if existing.value == value and existing.first == existing.last:
-            return ini.encode()
+            return data
         original = ini.lines[existing.first]
         indent = original[: len(original) - len(original.lstrip())]
         ending = newline if original.endswith("\n") else ""

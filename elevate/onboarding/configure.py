@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from .. import aws, keystore, ui
-from ..aws import Identity, identify, mfa_devices
+from ..aws import Identity, identify, mfa_devices, role_exists
 from ..config import ROLE_ARN, check_name, config_path, resolve_region
 from ..errors import AwsError, ConfigError, ElevateError, KeyringError, UsageError
 from ..models import SourceKeys
@@ -186,6 +186,7 @@ class Onboarding:
             )
         if not ROLE_ARN.fullmatch(role_arn):
             raise UsageError(f"{role_arn!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)")
+        self._check_role(keys, identity, api_region, role_arn)
 
         mfa_serial = answers.mfa_serial or self._mfa_serial(
             keys, identity, api_region, name, existing, prompter, enroll_device
@@ -206,7 +207,7 @@ class Onboarding:
         changed = configfile.update_profile(config_path, name, values, make_default)
         self.notify(f"{'wrote' if changed else 'unchanged:'} profile {name!r} in {config_path}")
 
-        written = self._aws_config(name, answers, prompter, config_path)
+        written = self._aws_config(name, answers, prompter, config_path, region, api_region)
         return ConfigureResult(name, key_set, role_arn, mfa_serial, changed, written)
 
     def _keys(
@@ -301,8 +302,39 @@ class Onboarding:
             f"are stored), then `elevate configure {name} --stored-keys` again, or pass --mfa-serial"
         )
 
+    def _check_role(self, keys: SourceKeys, identity: Identity, region: str, role_arn: str) -> None:
+        """Check the role as far as the keys allow, and say plainly what could not be checked."""
+        account = role_arn.split(":")[4]
+        role_name = role_arn.rsplit("/", 1)[-1]
+        if account != identity.account:
+            self.notify(
+                f"note: the role is in account {account}, your keys in account {identity.account}: "
+                "fine for a cross-account role, but check the account ID if that is not intended "
+                "(elevate cannot see roles in another account)"
+            )
+            return
+        found = role_exists(keys, region, role_name, self.client_factory)
+        if found is False:
+            raise UsageError(
+                f"there is no role {role_name!r} in account {account} (IAM GetRole): check the "
+                "role ARN with the admin"
+            )
+        if found is None:
+            self.notify(
+                f"note: could not check that role {role_name!r} exists (your keys may not call "
+                "iam:GetRole); a wrong role ARN shows up as AccessDenied on the first elevation"
+            )
+        else:
+            self.notify(f"role {role_name!r} exists in account {account}")
+
     def _aws_config(
-        self, name: str, answers: ConfigureAnswers, prompter: Optional[Prompter], elevate_config: Path
+        self,
+        name: str,
+        answers: ConfigureAnswers,
+        prompter: Optional[Prompter],
+        elevate_config: Path,
+        region: Optional[str] = None,
+        fallback_region: Optional[str] = None,
     ) -> bool:
         aws_name = answers.aws_profile or name
         check_name(aws_name, "--aws-profile")
@@ -318,7 +350,11 @@ class Onboarding:
         old = awsfiles.read_bytes(path)
         if answers.write_aws_config is False:
             return False
-        new = awsfiles.set_credential_process(old, aws_name, command, path)
+        # The AWS CLI needs a region of its own: without one `aws --profile NAME ...` fails.
+        # A region the user chose replaces the profile's; else one is added only when missing.
+        extra = {"region": region} if region else None
+        defaults = {"region": fallback_region} if fallback_region and not region else None
+        new = awsfiles.set_credential_process(old, aws_name, command, path, extra, defaults)
         if new == old:
             self.notify(f"{path}: {awsfiles.section_header(aws_name)} already runs elevate")
             return False

@@ -70,10 +70,9 @@ def venv_tool(name: str) -> str:
 def import_pmapper() -> Any:
     """Import principalmapper's query interface (PMapper 1.1.5 still imports ABCs from
     `collections`, which Python 3.10 removed: alias them back, in test code only)."""
-    if sys.version_info >= (3, 10):
-        for name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
-            if name not in vars(collections):
-                setattr(collections, name, getattr(collections.abc, name))
+    for name in ("Mapping", "MutableMapping", "Sequence", "Iterable", "Callable"):
+        if name not in vars(collections):
+            setattr(collections, name, getattr(collections.abc, name))
     try:
         from principalmapper.querying import query_interface
     except ImportError as exc:

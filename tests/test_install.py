@@ -1,0 +1,67 @@
+"""scripts/install for real: a temp HOME, the lock with hashes, the link, a rerun upgrades."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _locked_versions() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements" / "runtime.txt").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
+        if match:
+            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return pins
+
+
+def _install(home: Path, path: str) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": path, "PYTHON": sys.executable, "LANG": "C.UTF-8"}
+    return subprocess.run(
+        [str(ROOT / "scripts" / "install")], env=env, capture_output=True, text=True, timeout=1200
+    )
+
+
+@pytest.mark.slow
+def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    first = _install(home, "/usr/bin:/bin")
+    assert first.returncode == 0, first.stderr
+    link = home / ".local" / "bin" / "elevate"
+    assert link.is_symlink()
+    assert "is not on your PATH" in first.stderr
+    version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
+    assert "elevate, version" in version.stdout
+
+    venv = (home / ".local" / "share" / "aws-elevate" / "current").resolve()
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze", "--exclude", "pip"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    pins = _locked_versions()
+    for line in frozen:
+        name, _, got = line.partition("==")
+        name = name.lower().replace("_", "-")
+        if name in ("aws-elevate", "setuptools", "wheel"):
+            continue
+        assert pins.get(name) == got, f"{name}=={got} is not the locked version ({pins.get(name)})"
+    assert {"boto3", "keyring", "click"} <= {line.partition("==")[0].lower() for line in frozen}
+    # Nothing left behind in the clone by the build.
+    assert not (ROOT / "build").exists()
+
+    second = _install(home, f"{home / '.local' / 'bin'}{os.pathsep}/usr/bin:/bin")
+    assert second.returncode == 0, second.stderr
+    assert "is not on your PATH" not in second.stderr
+    venvs = list((home / ".local" / "share" / "aws-elevate" / "venvs").iterdir())
+    assert len(venvs) == 1 and venvs[0] != venv, "a rerun builds a new venv and removes the old one"
+    assert subprocess.run([str(link), "--version"], capture_output=True).returncode == 0
