@@ -134,7 +134,7 @@ def test_without_the_role(cfn_moto: str) -> None:
     result = deploy(
         cfn_moto, "stack", "--stack-name", "identity-only", "--json",
         "--param", "CreateRole=false", "--param", "GroupName=Remote",
-        "--param", "RoleName=RemoteElevated",
+        "--param", "RoleName=RemoteElevated", "--param", "RoleAccountIds=444455556666",
     )
     assert result.returncode == 0, result.stderr
     outputs = json.loads(result.stdout)
@@ -160,10 +160,18 @@ def test_a_template_that_fails_lint_is_not_deployed(cfn_moto: str, tmp_path: Pat
     assert "broken" not in {s["StackName"] for s in stacks}
 
 
+def organization(url: str) -> tuple[Any, str]:
+    """moto's organization (created once per server) and its root."""
+    org = moto_client(url, "organizations")
+    try:
+        org.describe_organization()
+    except org.exceptions.AWSOrganizationsNotInUseException:
+        org.create_organization(FeatureSet="ALL")
+    return org, str(org.list_roots()["Roots"][0]["Id"])
+
+
 def test_stackset_puts_the_role_in_every_account_of_the_ous(cfn_moto: str) -> None:
-    org = moto_client(cfn_moto, "organizations")
-    org.create_organization(FeatureSet="ALL")
-    root = org.list_roots()["Roots"][0]["Id"]
+    org, root = organization(cfn_moto)
     ou = org.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
 
     def account(name: str, parent: str) -> str:
@@ -225,3 +233,58 @@ def test_stackset_refuses_more_than_one_region(cfn_moto: str) -> None:
     )
     assert result.returncode == 1
     assert "exactly one --deployment-region" in result.stderr
+
+
+def stack_set_parameters(url: str, name: str) -> dict[str, str]:
+    described = moto_client(url, "cloudformation").describe_stack_set(StackSetName=name)["StackSet"]
+    return {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}
+
+
+def test_stackset_rerun_keeps_the_parameters_it_is_not_given(cfn_moto: str) -> None:
+    """Issue 9: a rerun to change one parameter (or add an OU) must not reset TrustedAccountId
+    and ManagedPolicyArns to their defaults in every account."""
+    _, root = organization(cfn_moto)
+    policies = "arn:aws:iam::aws:policy/PowerUserAccess"
+    first = deploy(
+        cfn_moto, "stackset", "--stack-set-name", "keeps", "--ou", root,
+        "--param", "TrustedAccountId=111122223333", "--param", f"ManagedPolicyArns={policies}",
+        "--param", "RoleName=KeepsElevated",
+    )
+    assert first.returncode == 0, first.stderr
+    again = deploy(cfn_moto, "stackset", "--stack-set-name", "keeps", "--ou", root,
+                   "--param", "MaxMfaAgeSeconds=900")
+    assert again.returncode == 0, again.stderr
+    parameters = stack_set_parameters(cfn_moto, "keeps")
+    assert parameters.get("TrustedAccountId") == "111122223333", parameters
+    assert parameters.get("ManagedPolicyArns") == policies
+    assert parameters.get("RoleName") == "KeepsElevated"
+    assert parameters["MaxMfaAgeSeconds"] == "900"
+    assert "keeping the StackSet's values of ManagedPolicyArns, RoleName, TrustedAccountId" in again.stderr
+
+
+def test_stackset_create_requires_the_trusted_account(cfn_moto: str) -> None:
+    _, root = organization(cfn_moto)
+    result = deploy(cfn_moto, "stackset", "--stack-set-name", "untrusting", "--ou", root)
+    assert result.returncode == 1
+    assert "needs --param TrustedAccountId" in result.stderr
+    stack_sets = moto_client(cfn_moto, "cloudformation").list_stack_sets()["Summaries"]
+    assert "untrusting" not in {s["StackSetName"] for s in stack_sets}
+
+
+def test_stackset_refuses_a_second_region_on_a_later_run(cfn_moto: str) -> None:
+    org, root = organization(cfn_moto)
+    ou = org.create_organizational_unit(ParentId=root, Name="regions")["OrganizationalUnit"]["Id"]
+    status = org.create_account(Email="regions@example.com", AccountName="regions")
+    account = status["CreateAccountStatus"]["AccountId"]
+    org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+    first = deploy(cfn_moto, "stackset", "--stack-set-name", "one-region", "--ou", ou,
+                   "--param", "TrustedAccountId=111122223333")
+    assert first.returncode == 0, first.stderr
+    ou2 = org.create_organizational_unit(ParentId=root, Name="regions-2")["OrganizationalUnit"]["Id"]
+    second = deploy(cfn_moto, "stackset", "--stack-set-name", "one-region", "--ou", ou, "--ou", ou2,
+                    "--deployment-region", "eu-west-1")
+    assert second.returncode == 1
+    assert "already has stack instances in us-east-1" in second.stderr
+    instances = moto_client(cfn_moto, "cloudformation").list_stack_instances(
+        StackSetName="one-region")["Summaries"]
+    assert {i["Region"] for i in instances} == {"us-east-1"}
