@@ -88,13 +88,14 @@ def load_template(path: Path) -> dict[str, Any]:
     except ImportError as exc:
         need(False, f"cfn-lint is not importable: {exc}")
         raise
-    return json.loads(json.dumps(cfn_yaml.load(str(path))))
+    parsed: dict[str, Any] = json.loads(json.dumps(cfn_yaml.load(str(path))))
+    return parsed
 
 
 def moto_client(url: str, service: str, account: str | None = None) -> Any:
     """A boto3 client for the moto server at `url`, acting in `account` when given."""
     client = boto3.client(
-        service,
+        service,  # type: ignore[call-overload]  # any service name: boto3-stubs want literals
         endpoint_url=url,
         region_name=REGION,
         aws_access_key_id=FAKE_KEY_ID,

@@ -33,7 +33,7 @@ from cfn.cfn_support import (
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.9/3.10
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 DEFAULT_ACCOUNT = "123456789012"  # the account moto gives AWS's example access key
 

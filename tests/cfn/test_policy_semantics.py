@@ -86,15 +86,15 @@ IDENTITY_ROLE = arn(IDENTITY, f"role/{ROLE_NAME}")
 MEMBER_ROLE = arn(MEMBER, f"role/{ROLE_NAME}")
 
 
-def fresh_mfa(age: int = 5, **extra: str) -> dict[str, str]:
-    """Request context of a call made with an MFA code `age` seconds ago."""
-    return {"aws:MultiFactorAuthPresent": "true", "aws:MultiFactorAuthAge": str(age), **extra}
+def fresh_mfa(age: int = 5, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Request context of a call made with an MFA code `age` seconds ago (plus `extra` keys)."""
+    return {"aws:MultiFactorAuthPresent": "true", "aws:MultiFactorAuthAge": str(age), **(extra or {})}
 
 
 def elevate_call(name: str, age: int = 5) -> dict[str, str]:
     """The AssumeRole request elevate makes for user `name`: MFA, and the user name as both
     source identity and session name."""
-    return fresh_mfa(age, **{"sts:SourceIdentity": name, "sts:RoleSessionName": name})
+    return fresh_mfa(age, {"sts:SourceIdentity": name, "sts:RoleSessionName": name})
 
 
 def untag(*keys: str) -> dict[str, str | list[str]]:
@@ -188,7 +188,8 @@ def deploy(url: str, account: str, template: Any, name: str, **params: str) -> d
 
 def trust_of(url: str, account: str) -> dict[str, Any]:
     role = moto_client(url, "iam", account).get_role(RoleName=ROLE_NAME)["Role"]
-    return as_iam_stores(role["AssumeRolePolicyDocument"])
+    trust: dict[str, Any] = as_iam_stores(role["AssumeRolePolicyDocument"])
+    return trust
 
 
 IDENTITY_PARAMS = {"RoleAccountIds": f"{IDENTITY},{MEMBER}"}
@@ -322,7 +323,7 @@ def test_source_identity_must_be_the_callers_own_user_name(ev: Evaluator, render
     # Without a source identity the trust policy's StringEquals has nothing to match.
     assert not ev.can_assume(alice, IDENTITY_ROLE, trust, fresh_mfa())
     assert not ev.can_assume(alice, IDENTITY_ROLE, trust,
-                             fresh_mfa(**{"sts:SourceIdentity": "bob", "sts:RoleSessionName": "alice"}))
+                             fresh_mfa(extra={"sts:SourceIdentity": "bob", "sts:RoleSessionName": "alice"}))
     # Neither side allows setting someone else's name, even when the other side would.
     context = elevate_call("bob")
     assert not ev.allowed(alice, "sts:SetSourceIdentity", IDENTITY_ROLE, context)
@@ -699,8 +700,8 @@ def test_onboarding_window_lets_a_new_user_enrol_and_close_it_without_mfa(ev: Ev
 def test_attack_session_named_after_someone_else(ev: Evaluator, rendered: Rendered) -> None:
     """alice appearing as assumed-role/DeveloperElevated/bob: the trust binds the session name."""
     alice = ev.user(ALICE)
-    posing = fresh_mfa(**{"sts:SourceIdentity": "alice", "sts:RoleSessionName": "bob"})
-    unnamed = fresh_mfa(**{"sts:SourceIdentity": "alice"})
+    posing = fresh_mfa(extra={"sts:SourceIdentity": "alice", "sts:RoleSessionName": "bob"})
+    unnamed = fresh_mfa(extra={"sts:SourceIdentity": "alice"})
     for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust),
                             (MEMBER_ROLE, rendered.member_trust)):
         assert not ev.can_assume(alice, role_arn, trust, posing)
