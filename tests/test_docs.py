@@ -46,7 +46,8 @@ def _shown_command_lines() -> list[tuple[str, str]]:
                     (doc.name, m) for m in re.findall(r"(?:^|[\s(\"$`])(elevate (?:[^`\"|;&)#\n])*)", line)
                 ]
         lines += [(doc.name, m) for m in re.findall(r"`(elevate [^`]*)`", text)]
-    return lines
+    # Only the elevate part of a shell line: `elevate login --stdout | xclip` is `elevate login --stdout`.
+    return [(doc, re.split(r"\s(?:\||&&|;|>|2>)\s", line)[0]) for doc, line in lines]
 
 
 def _parse(words: list[str]) -> None:
