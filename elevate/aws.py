@@ -326,6 +326,14 @@ def enable_mfa_device(iam: Any, user_name: str, serial: str, code1: str, code2: 
     )
 
 
+ONBOARDING_TAG = "elevate-onboarding"  # the principal tag that opens a user's onboarding window
+
+
+def close_onboarding_window(iam: Any, user_name: str) -> None:
+    """UntagUser of the onboarding tag (that key only) on the user's own record."""
+    call(iam, "untag_user", "UntagUser", UserName=user_name, TagKeys=[ONBOARDING_TAG])
+
+
 def delete_virtual_mfa_device(iam: Any, serial: str) -> None:
     call(iam, "delete_virtual_mfa_device", "DeleteVirtualMFADevice", SerialNumber=serial)
 

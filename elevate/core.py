@@ -19,7 +19,7 @@ from typing import Any, Optional
 from . import aws, keystore, mfa, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
-from .errors import CacheError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
+from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, SourceKeys
 from .usedcodes import UsedCodes
@@ -203,7 +203,14 @@ class Elevator:
     def _user_name(self, profile: Profile, client: Any) -> str:
         if profile.role_session_name and profile.source_identity:
             return profile.role_session_name
-        return sts.caller_user_name(client)
+        name = sts.caller_user_name(client)
+        if profile.role_session_name and profile.role_session_name != name:
+            # The stack's trust policy binds sts:RoleSessionName to ${aws:username}.
+            raise ConfigError(
+                f"profile {profile.name!r}: role_session_name {profile.role_session_name!r} is not your IAM "
+                f"user name {name!r}, and the role's trust requires them to match: remove role_session_name"
+            )
+        return name
 
     def _request(self, profile: Profile, user_name: str, code: Optional[str] = None) -> sts.AssumeRoleRequest:
         return sts.AssumeRoleRequest(

@@ -21,6 +21,7 @@ from ..errors import AwsError, ConfigError, ElevateError, KeyringError, UsageErr
 from ..models import SourceKeys
 from . import awsfiles, configfile
 
+MIN_USER_NAME = 2  # STS's shortest RoleSessionName and SourceIdentity
 _CONFIG_KEYS = ("role_arn", "mfa_serial", "region", "keys")
 
 
@@ -164,6 +165,12 @@ class Onboarding:
 
         keys, fresh = self._keys(answers, key_set, prompter)
         identity = identify(keys, api_region, self.client_factory)
+        if len(identity.user_name) < MIN_USER_NAME:
+            raise UsageError(
+                f"IAM user {identity.user_name!r} is too short for elevate: STS needs a source identity "
+                "and session name of 2 to 64 characters, and the role's trust requires both to equal "
+                "your user name; ask your admin for a user name of at least two characters"
+            )
         self.notify(f"the keys belong to {identity.arn}")
         if answers.from_aws_profile:
             self.import_keys(key_set, answers.from_aws_profile, answers.delete_plaintext)

@@ -141,7 +141,23 @@ class Enroller:
             self._delete(iam, device.serial)
             raise
         self.notify(f"enabled MFA device {device.serial} for {identity.user_name}")
+        self._close_window(iam, identity, device.serial)
         return device.serial
+
+    def _close_window(self, iam: Any, identity: Identity, serial: str) -> None:
+        """Close the onboarding window at once: with the device enabled, the key alone must no
+        longer be able to enrol another one. The device works either way, so a failure here is
+        a message for the admin, not an error."""
+        try:
+            aws.close_onboarding_window(iam, identity.user_name)
+        except ElevateError as exc:
+            self.notify(
+                f"enabled MFA device {serial}, but could not close your onboarding window ({exc.message}): "
+                f"ask your admin to run `aws iam untag-user --user-name {identity.user_name} "
+                f"--tag-keys {aws.ONBOARDING_TAG}`"
+            )
+            return
+        self.notify(f"closed the onboarding window of {identity.user_name} ({aws.ONBOARDING_TAG} removed)")
 
     def enroll_profile(
         self,
@@ -175,6 +191,11 @@ class Enroller:
         try:
             raw = aws.create_virtual_mfa_device(iam, identity.user_name)
         except IamError as exc:
+            if aws.error_code(exc) in ("AccessDenied", "AccessDeniedException"):
+                raise IamError(
+                    f"{exc.message}. Enrolling needs your onboarding window open: ask your admin to tag "
+                    f"your user {aws.ONBOARDING_TAG}=true (docs/admin.md, \"The onboarding window\")"
+                ) from exc
             if "already exists" not in exc.message.lower() and "EntityAlreadyExists" not in exc.message:
                 raise
             # Left by an enrollment that never finished (it is not registered to the user).
