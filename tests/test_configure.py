@@ -35,7 +35,8 @@ from elevate import keystore
 from elevate.config import parse_config
 from elevate.errors import UsageError
 from elevate.models import SourceKeys
-from elevate.onboarding.configure import ConfigureAnswers, Onboarding, elevate_command
+from elevate.onboarding.command_line import elevate_command
+from elevate.onboarding.configure import ConfigureAnswers, Onboarding
 
 if sys.version_info >= (3, 11):
     pass

@@ -22,7 +22,7 @@ from elevate.cli import cli
 from elevate.errors import ElevateError
 from elevate.models import SourceKeys
 from elevate.onboarding import awsfiles
-from elevate.onboarding.configure import elevate_command
+from elevate.onboarding.command_line import elevate_command
 from elevate.onboarding.doctor import FAIL, OK, SKIP, WARN, Check, Doctor
 
 TIMEOUT = 60

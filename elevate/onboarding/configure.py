@@ -7,7 +7,6 @@ missing answer is a UsageError that names the flag to pass.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +19,7 @@ from ..config import ROLE_ARN, check_name, config_path, resolve_region
 from ..errors import AwsError, ConfigError, ElevateError, KeyringError, UsageError
 from ..models import SourceKeys
 from . import awsfiles, configfile
+from .command_line import elevate_command
 
 MIN_USER_NAME = 2  # STS's shortest RoleSessionName and SourceIdentity
 _CONFIG_KEYS = ("role_arn", "mfa_serial", "region", "keys")
@@ -31,22 +31,6 @@ class Prompter(Protocol):
     def ask(self, question: str, default: Optional[str] = None) -> str: ...
     def secret(self, question: str) -> str: ...
     def confirm(self, question: str, default: bool) -> bool: ...
-
-
-def elevate_command(argv0: Optional[str] = None, executable: Optional[str] = None) -> list[str]:
-    """The absolute command that runs this elevate (for credential_process lines)."""
-    argv0 = argv0 if argv0 is not None else sys.argv[0]
-    executable = executable or sys.executable
-    if argv0 and os.path.basename(argv0) not in ("__main__.py", "-c", "-m", ""):
-        candidate = os.path.abspath(argv0)
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return [candidate]
-    beside = os.path.join(os.path.dirname(os.path.abspath(executable)), "elevate")
-    if os.path.isfile(beside) and os.access(beside, os.X_OK):
-        return [beside]
-    # -I: the AWS CLI runs this line in the caller's working directory, where an `elevate/`
-    # or `json.py` would otherwise be imported before ours (and -I also ignores PYTHON* vars).
-    return [os.path.abspath(executable), "-I", "-m", "elevate"]
 
 
 # --- configure ------------------------------------------------------------------------------
