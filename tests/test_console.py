@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -171,6 +174,42 @@ def test_a_silent_endpoint_is_bounded() -> None:
             console.get_signin_token(creds, slow.url, timeout=0.5)
     assert "did not answer within 0 s" in caught.value.message or "no answer in time" in caught.value.message
     assert "s" * 40 not in str(caught.value)
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_an_endpoint_that_drips_its_answer_is_bounded_in_total(where: str) -> None:
+    """A hostile endpoint sends a byte just inside every socket timeout: the whole answer,
+    not each read, must be bounded, or `elevate login` hangs for ever."""
+    creds = SessionCredentials("ASIAEXAMPLEEXAMPLE00", "s" * 40, "t" * 100, datetime.now(timezone.utc))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.0 200 OK\r\n"
+            if where == "body":
+                head += b"Content-Type: application/json\r\n\r\n"
+            conn.sendall(head)
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b"X" if where == "headers" else b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/federation"
+    started = time.monotonic()
+    try:
+        with pytest.raises(FederationError, match="did not answer within"):
+            console.get_signin_token(creds, url, timeout=1.0)
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
 
 
 def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
