@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -222,7 +223,25 @@ def sign_in_url(
     return login_url(endpoint, token, target)
 
 
-def open_in_browser(url: str, opener: Callable[[str], bool] = webbrowser.open) -> None:
+def system_browser(url: str) -> bool:
+    """webbrowser.open, looking for browsers in PATH's absolute directories only.
+
+    The URL signs anyone in as the role: an empty, "." or relative PATH entry would hand it
+    to an `xdg-open` or `firefox` planted in the working directory (a cloned repository).
+    """
+    before = os.environ.get("PATH")
+    entries = (before if before is not None else os.defpath).split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(d for d in entries if os.path.isabs(d))
+    try:
+        return webbrowser.open(url)
+    finally:
+        if before is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = before
+
+
+def open_in_browser(url: str, opener: Callable[[str], bool] = system_browser) -> None:
     """Open `url` in the system browser (FederationError when none could be started)."""
     try:
         opened = opener(url)

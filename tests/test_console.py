@@ -6,6 +6,8 @@ import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -229,6 +231,34 @@ def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
         assert secret not in done.stderr
     opened = seen.read_text().splitlines()
     assert len(opened) == 1 and parse_qs(urlsplit(opened[0]).query)["SigninToken"] == [token]
+
+
+@pytest.mark.parametrize("entry", ["", ".", "bin"])
+def test_a_browser_planted_in_the_working_directory_never_gets_the_url(tmp_path: Path, entry: str) -> None:
+    """The sign-in URL signs anyone in as the role: a relative PATH entry must not let an
+    `xdg-open` or `firefox` planted in the working directory (a cloned repository) receive it."""
+    work = tmp_path / "repo"
+    seen = tmp_path / "seen"
+    for bindir in (work, work / "bin"):
+        bindir.mkdir(parents=True, exist_ok=True)
+        for name in ("xdg-open", "gio", "x-www-browser", "firefox", "www-browser", "lynx", "w3m"):
+            program = bindir / name
+            program.write_text(f'#!/bin/sh\necho "$@" >> "{seen}"\n')
+            program.chmod(stat.S_IRWXU)
+    (tmp_path / "empty").mkdir()
+    env = {
+        "PATH": f"{entry}{os.pathsep}{tmp_path / 'empty'}",
+        "DISPLAY": ":77",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    script = "from elevate import console; console.open_in_browser('https://example.invalid/?SigninToken=x')"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
+    time.sleep(0.5)  # a browser started in the background would have written by now
+    assert not seen.exists(), seen.read_text()
+    assert done.returncode != 0 and "no web browser could be started" in done.stderr
 
 
 def test_no_browser_is_one_line() -> None:
