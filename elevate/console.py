@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -134,11 +136,15 @@ def get_signin_token(
     url = f"{check_endpoint(endpoint)}?{urllib.parse.urlencode(params)}"
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     log.debug("asking %s for a console sign-in token", host)
+
+    def fetch() -> bytes:
+        with opener().open(request, timeout=timeout) as answer:  # nosec B310
+            return bytes(answer.read(MAX_ANSWER + 1))
+
     # Every failure below is re-raised `from None`: urllib's exceptions carry the request
     # URL, whose query holds the role session, and must not reach a --debug traceback.
     try:
-        with opener().open(request, timeout=timeout) as answer:  # nosec B310
-            body = answer.read(MAX_ANSWER + 1)
+        body = _within(timeout, fetch)
     except urllib.error.HTTPError as exc:
         status = exc.code
         exc.close()
@@ -160,6 +166,32 @@ def get_signin_token(
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         raise FederationError(f"the sign-in endpoint {host} did not answer with a sign-in token")
     return token
+
+
+def _within(seconds: float, call: Callable[[], bytes]) -> bytes:
+    """`call()`, or TimeoutError once `seconds` have passed in all.
+
+    The socket timeout bounds each read only: an endpoint that sends a byte just inside it
+    would keep the request alive for ever. The call runs in a daemon thread that is left
+    behind on timeout (its socket times out or closes when elevate exits).
+    """
+    outcome: list[bytes] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's handlers
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="elevate-federation", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if failure:
+        raise failure[0]
+    if not outcome:
+        raise TimeoutError
+    return outcome[0]
 
 
 def login_url(endpoint: str, token: str, destination: str) -> str:
@@ -191,7 +223,25 @@ def sign_in_url(
     return login_url(endpoint, token, target)
 
 
-def open_in_browser(url: str, opener: Callable[[str], bool] = webbrowser.open) -> None:
+def system_browser(url: str) -> bool:
+    """webbrowser.open, looking for browsers in PATH's absolute directories only.
+
+    The URL signs anyone in as the role: an empty, "." or relative PATH entry would hand it
+    to an `xdg-open` or `firefox` planted in the working directory (a cloned repository).
+    """
+    before = os.environ.get("PATH")
+    entries = (before if before is not None else os.defpath).split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join(d for d in entries if os.path.isabs(d))
+    try:
+        return webbrowser.open(url)
+    finally:
+        if before is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = before
+
+
+def open_in_browser(url: str, opener: Callable[[str], bool] = system_browser) -> None:
     """Open `url` in the system browser (FederationError when none could be started)."""
     try:
         opened = opener(url)

@@ -16,6 +16,7 @@ import hmac
 import ipaddress
 import json
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -36,7 +37,7 @@ PREFETCH_SECONDS = 5 * 60
 # A refresh that failed or is still running: credentials with this long left still serve.
 STALE_BUT_USABLE_SECONDS = 60
 REQUEST_DEADLINE_SECONDS = 10.0
-SOCKET_TIMEOUT_SECONDS = 5.0
+SOCKET_TIMEOUT_SECONDS = 5.0  # for each read, and for the whole request line and headers
 MAX_CONNECTIONS = 64
 
 
@@ -256,6 +257,31 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
     protocol_version = "HTTP/1.0"
 
+    _cutter: Optional[threading.Timer] = None
+
+    def setup(self) -> None:
+        """Also bound the whole request, not each read: a client that sends a byte just inside
+        every socket timeout would otherwise hold its slot for as long as it likes."""
+        super().setup()
+        self._cutter = threading.Timer(float(self.timeout or SOCKET_TIMEOUT_SECONDS), self._cut)
+        self._cutter.daemon = True
+        self._cutter.start()
+
+    def _cut(self) -> None:
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def _request_read(self) -> None:
+        """The request is in: from here on only the answer's own deadlines apply."""
+        if self._cutter is not None:
+            self._cutter.cancel()
+
+    def finish(self) -> None:
+        self._request_read()
+        super().finish()
+
     def log_message(self, format: str, *args: Any) -> None:
         """Nothing: a request line or header must never reach a log."""
 
@@ -272,6 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD
 
     def _handle(self) -> None:
+        self._request_read()
         refusal = self._refusal()
         if refusal is not None:
             self._answer(*refusal)

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -173,6 +178,42 @@ def test_a_silent_endpoint_is_bounded() -> None:
     assert "s" * 40 not in str(caught.value)
 
 
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_an_endpoint_that_drips_its_answer_is_bounded_in_total(where: str) -> None:
+    """A hostile endpoint sends a byte just inside every socket timeout: the whole answer,
+    not each read, must be bounded, or `elevate login` hangs for ever."""
+    creds = SessionCredentials("ASIAEXAMPLEEXAMPLE00", "s" * 40, "t" * 100, datetime.now(timezone.utc))
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.0 200 OK\r\n"
+            if where == "body":
+                head += b"Content-Type: application/json\r\n\r\n"
+            conn.sendall(head)
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b"X" if where == "headers" else b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/federation"
+    started = time.monotonic()
+    try:
+        with pytest.raises(FederationError, match="did not answer within"):
+            console.get_signin_token(creds, url, timeout=1.0)
+        assert time.monotonic() - started < 5
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(timeout=5)
+
+
 def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
     fake_sts: FakeSts, fed: FakeFederation, tmp_path: Path
 ) -> None:
@@ -190,6 +231,34 @@ def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
         assert secret not in done.stderr
     opened = seen.read_text().splitlines()
     assert len(opened) == 1 and parse_qs(urlsplit(opened[0]).query)["SigninToken"] == [token]
+
+
+@pytest.mark.parametrize("entry", ["", ".", "bin"])
+def test_a_browser_planted_in_the_working_directory_never_gets_the_url(tmp_path: Path, entry: str) -> None:
+    """The sign-in URL signs anyone in as the role: a relative PATH entry must not let an
+    `xdg-open` or `firefox` planted in the working directory (a cloned repository) receive it."""
+    work = tmp_path / "repo"
+    seen = tmp_path / "seen"
+    for bindir in (work, work / "bin"):
+        bindir.mkdir(parents=True, exist_ok=True)
+        for name in ("xdg-open", "gio", "x-www-browser", "firefox", "www-browser", "lynx", "w3m"):
+            program = bindir / name
+            program.write_text(f'#!/bin/sh\necho "$@" >> "{seen}"\n')
+            program.chmod(stat.S_IRWXU)
+    (tmp_path / "empty").mkdir()
+    env = {
+        "PATH": f"{entry}{os.pathsep}{tmp_path / 'empty'}",
+        "DISPLAY": ":77",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    script = "from elevate import console; console.open_in_browser('https://example.invalid/?SigninToken=x')"
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
+    time.sleep(0.5)  # a browser started in the background would have written by now
+    assert not seen.exists(), seen.read_text()
+    assert done.returncode != 0 and "no web browser could be started" in done.stderr
 
 
 def test_no_browser_is_one_line() -> None:

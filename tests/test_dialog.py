@@ -193,6 +193,40 @@ def test_which_program_and_its_argv() -> None:
     assert "giving up after 30" in osa[2] and osa[3:] == ["-e", "text returned of result"]
 
 
+@pytest.mark.parametrize("entry", ["", ".", "bin"])
+def test_a_dialog_planted_in_the_working_directory_is_never_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str
+) -> None:
+    """credential_process runs in the caller's directory: an empty, "." or relative PATH entry
+    would run a `zenity` planted there (a cloned repository), which then asks for the code."""
+    work = tmp_path / "repo"
+    fake_dialog(work, "echo 111111")
+    fake_dialog(work / "bin", "echo 111111")
+    monkeypatch.chdir(work)
+    env = {"PATH": f"{entry}{os.pathsep}{tmp_path / 'empty'}", "DISPLAY": ":77"}
+    assert dialog.dialog_program(env, "linux") is None
+    with pytest.raises(MfaError, match="no dialog program"):
+        mfa.obtain_code(profile(), None, tty_opener=no_tty, environ=env)
+    assert not (work / "pid").exists() and not (work / "bin" / "pid").exists()
+
+
+@pytest.mark.parametrize("writable", ["file", "directory"])
+def test_a_dialog_others_can_replace_is_never_run(tmp_path: Path, writable: str) -> None:
+    """A dialog program (or its PATH directory) writable by group or others could have been
+    swapped by another local user for one that keeps the code, or runs anything as us."""
+    bindir = tmp_path / "shared-bin"
+    program = fake_dialog(bindir, "echo 111111")
+    if writable == "file":
+        program.chmod(0o777)
+    else:
+        bindir.chmod(0o1777)
+    env = {"PATH": str(bindir), "DISPLAY": ":77"}
+    assert dialog.dialog_program(env, "linux") is None
+    with pytest.raises(MfaError, match="no dialog program"):
+        mfa.obtain_code(profile(), None, tty_opener=no_tty, environ=env)
+    assert not (bindir / "pid").exists()
+
+
 def test_kdialog_when_zenity_is_missing(tmp_path: Path) -> None:
     fake_dialog(tmp_path / "bin", "echo 246810", name="kdialog")
     env = {"PATH": str(tmp_path / "bin"), "DISPLAY": ":77"}

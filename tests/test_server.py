@@ -246,6 +246,34 @@ def test_slow_clients_cannot_pin_the_server() -> None:
         idle.close()
 
 
+def test_a_client_that_drips_its_request_cannot_pin_the_server() -> None:
+    """Another local user sends a byte just inside every socket timeout: without a bound on
+    the whole request, it holds every slot for as long as it likes and the SDK gets nothing."""
+    supply = server.CredentialSupply(lambda: creds())
+    with server.CredentialServer(supply, max_connections=1, socket_timeout=0.5) as srv:
+        dripper = socket.create_connection(("127.0.0.1", srv.port))
+        stop = threading.Event()
+
+        def drip() -> None:
+            for byte in b"GET /credentials HTTP/1.1\r\nX-Padding: " + b"a" * 1000:
+                if stop.wait(0.2):
+                    return
+                try:
+                    dripper.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+        thread = threading.Thread(target=drip, daemon=True)
+        thread.start()
+        try:
+            time.sleep(2.5)  # five socket timeouts: the dripper must have been cut by now
+            assert get(srv)[0] == 200
+        finally:
+            stop.set()
+            dripper.close()
+            thread.join(timeout=5)
+
+
 def test_a_hung_refresh_gives_503_within_the_deadline_then_credentials() -> None:
     gate = threading.Event()
     calls: list[int] = []
