@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the cached credential_process path and single flight (a script, not a test).
 
-    ./scripts/bench [--runs 21] [--clients 32] [--sts-latency 0.1]
+    ./scripts/bench [--runs 21] [--fetches 201] [--clients 32] [--sts-latency 0.1]
 
 It needs only this interpreter's standard library: it builds its own pipx-like install (a
 venv with the hash-pinned runtime lock and elevate's wheel, built in a separate venv holding
@@ -10,7 +10,8 @@ the setuptools of requirements/build.in), and in one run prints medians over int
   (a') an empty console script installed the same way (pip's wrapper calling a main that returns 0),
   (b) `elevate credential-process` on a warm cache,
   (c) `aws configure export-credentials --format process` (AWS CLI v2) with its assume-role cache warm,
-  (d) a fetch from the credential server (issue 13; reported as pending while it is not here),
+  (d) a fetch from the credential server: under `elevate exec --server`, a child doing --fetches
+      HTTP GETs of the container credentials URI with the token (a new connection each, like botocore),
 the ratios against the targets, the peak RSS of (b), and then N concurrent `credential-process` calls on
 an empty cache against a local fake STS: MFA requests, AssumeRole calls, distinct answers and the
 wall time against one cold elevation. Everything runs in temporary directories with a sealed
@@ -23,6 +24,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -272,29 +274,43 @@ def concurrency(elevate: str, box: Sandbox, sts: FakeSts, clients: int, rounds: 
     colds: list[float] = []
     walls: list[float] = []
     floors: list[float] = []
+    cpu: dict[str, list[float]] = {"cold": [], "burst": [], "floor": []}
     worst = {"mfa": 0, "assume": 0, "distinct": 0, "failures": 0}
     for _ in range(rounds):
         box.empty_cache()
+        before = children_cpu()
         cold = run(argv, box.elevate_env)
+        cpu["cold"].append(children_cpu() - before)
         if cold.returncode != 0:
             raise SystemExit(f"cold elevation failed: {cold.stderr.decode()}")
         colds.append(cold.seconds)
         box.empty_cache()
         mfa_before, assume_before = box.mfa_runs(), sts.count("AssumeRole")
+        before = children_cpu()
         wall, outs, codes = _burst(argv, box.elevate_env, clients)
+        cpu["burst"].append(children_cpu() - before)
         walls.append(wall)
         worst["mfa"] = max(worst["mfa"], box.mfa_runs() - mfa_before)
         worst["assume"] = max(worst["assume"], sts.count("AssumeRole") - assume_before)
         worst["distinct"] = max(worst["distinct"], len(set(outs)))
         worst["failures"] = max(worst["failures"], sum(1 for c in codes if c != 0))
         # The same burst on the now warm cache: what starting that many processes costs alone.
+        before = children_cpu()
         floors.append(_burst(argv, box.elevate_env, clients)[0])
+        cpu["floor"].append(children_cpu() - before)
     return {
         **worst,
+        **{f"cpu_{name}": statistics.median(values) for name, values in cpu.items()},
         "cold": statistics.median(colds),
         "wall": statistics.median(walls),
         "floor": statistics.median(floors),
     }
+
+
+def children_cpu() -> float:
+    """User + system CPU seconds of every child waited for so far (the mfa_process included)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _burst(argv: list[str], env: dict[str, str], clients: int) -> tuple[float, list[bytes], list[int]]:
@@ -364,10 +380,32 @@ def user_install(root: Path) -> tuple[str, str, str]:
     return str(bin_dir / "python"), str(bin_dir / "elevate"), str(bin_dir / "bench-empty")
 
 
-def server_available() -> bool:
-    """Whether issue 13's credential server (`elevate exec --server`) is in this tree."""
-    source = REPO / "elevate" / "cli" / "elevation.py"
-    return "--server" in source.read_text(encoding="utf-8")
+FETCHER = """
+import json, os, sys, time, urllib.request
+request = urllib.request.Request(
+    os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+    headers={"Authorization": os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]},
+)
+times, keys = [], set()
+for _ in range(int(sys.argv[1])):
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        keys.add(json.loads(answer.read())["AccessKeyId"])
+    times.append(time.perf_counter() - started)
+print(json.dumps({"times": times, "keys": sorted(keys)}))
+"""
+
+
+def server_fetches(
+    elevate: str, python: str, env: dict[str, str], fetches: int
+) -> tuple[list[float], list[str]]:
+    """(d): seconds per fetch from `elevate exec --server`, and the AccessKeyIds it served."""
+    argv = [elevate, "exec", "--server", "bench", "--", python, "-I", "-c", FETCHER, str(fetches)]
+    done = run(argv, env, timeout=300)
+    if done.returncode != 0:
+        raise SystemExit(f"(d) exec --server failed: {done.stderr.decode()[-400:]}")
+    data = json.loads(done.stdout)
+    return data["times"], data["keys"]
 
 
 def load() -> str:
@@ -378,6 +416,7 @@ def load() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="interleaved runs per command (>= 21)")
+    parser.add_argument("--fetches", type=int, default=201, help="fetches from the credential server (d)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent credential-process calls")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the concurrency test")
     parser.add_argument(
@@ -442,6 +481,8 @@ def main() -> int:
         # across exec, so a tiny launcher spawns (b) and reports the grandchild's own peak.
         rss_kb = max(peak_rss_kb(commands["b"], envs["b"]) for _ in range(5))
         launcher_kb = peak_rss_kb([sys.executable, "-I", "-S", "-c", "pass"], envs["a"])
+        server_times, server_keys = server_fetches(elevate, python, box.elevate_env, max(21, opts.fetches))
+        cache_hits_only = cache_hits_only and sts.count("AssumeRole") == assume_before
 
         flight = concurrency(elevate, box, sts, opts.clients, opts.rounds)
         load_after = load()
@@ -457,7 +498,8 @@ def main() -> int:
     ]
     if c is not None:
         rows.append(("(c) aws configure export-credentials, cached, median", f"{c:.1f} ms", "", None))
-    rows.append(("(d) credential server fetch", "pending", "", None))
+    d = statistics.median(server_times) * 1000
+    rows.append(("(d) credential server fetch, median", f"{d:.2f} ms", "", None))
     rows.append(("b/a'", f"{b / a1:.2f}", "<= 1.25", b / a1 <= 1.25))
     rows.append(("b/a", f"{b / a:.2f}", "<= 2.0", b / a <= 2.0))
     if c is not None:
@@ -465,9 +507,12 @@ def main() -> int:
     else:
         rows.append(("c/b", "n/a", ">= 8", None))
     rows.append(("peak RSS of (b)", f"{rss_mb:.1f} MB", "<= 20 MB", rss_mb <= 20))
-    server_note = "" if server_available() else " (issue 13's server is not in this tree)"
-    rows.append(("b/d" + server_note, "pending", ">= 20", None))
-    rows.append(("(b) answered from the cache (no STS call)", str(cache_hits_only), "True", cache_hits_only))
+    rows.append(("b/d", f"{b / d:.0f}", ">= 20", b / d >= 20))
+    rows.append(
+        ("(b), (d) answered from the cache (no STS call)", str(cache_hits_only), "True", cache_hits_only)
+    )
+    same_key = server_keys == [cached_key]
+    rows.append(("(d) served the cached credentials", str(same_key), "True", same_key))
     n = opts.clients
     rows += [
         (f"{n} concurrent, empty cache: MFA requests", str(flight["mfa"]), "1", flight["mfa"] == 1),
@@ -477,6 +522,15 @@ def main() -> int:
         ("one cold elevation, median", f"{flight['cold'] * 1000:.0f} ms", "", None),
         (f"{n} concurrent, wall time, median", f"{flight['wall'] * 1000:.0f} ms", "", None),
         (f"{n} concurrent on a warm cache (start-up floor)", f"{flight['floor'] * 1000:.0f} ms", "", None),
+        ("CPU (user+sys) of one cold elevation", f"{flight['cpu_cold'] * 1000:.0f} ms", "", None),
+        (f"CPU of the {n}-caller burst, all processes", f"{flight['cpu_burst'] * 1000:.0f} ms", "", None),
+        (
+            "CPU per waiter ((burst - cold) / " + str(n - 1) + ")",
+            f"{(flight['cpu_burst'] - flight['cpu_cold']) / (n - 1) * 1000:.1f} ms",
+            "",
+            None,
+        ),
+        (f"CPU per warm hit ({n}-hit burst / {n})", f"{flight['cpu_floor'] / n * 1000:.1f} ms", "", None),
         (
             f"{n} concurrent / one cold",
             f"{flight['wall'] / flight['cold']:.2f}x",
@@ -488,7 +542,8 @@ def main() -> int:
     print(f"python {sys.version.split()[0]} ({python}); elevate: {elevate}")
     print(f"load average (1, 5, 15 min) before: {load_before}; after: {load_after}")
     print(
-        f"{runs} interleaved runs per command; {os.cpu_count()} CPUs; fake STS latency "
+        f"{runs} interleaved runs per command; {len(server_times)} server fetches; "
+        f"{os.cpu_count()} CPUs; fake STS latency "
         f"{opts.sts_latency:.3f} s per request; concurrency: {opts.rounds} rounds of {n} clients"
     )
     print(f"AWS CLI: {aws or 'not used'}" + (f" ({aws_note})" if aws else ""))
@@ -502,6 +557,8 @@ def main() -> int:
     for label, value, target, ok in rows:
         verdict = "" if ok is None else ("PASS" if ok else "MISS")
         print(f"{label:<{width}}  {value:>10}  {target:>8}  {verdict}")
+    missed = [label for label, _, _, ok in rows if ok is False]
+    print("every target met" if not missed else "targets missed: " + "; ".join(missed))
     return 0
 
 

@@ -4,13 +4,17 @@ A cache hit of `credential-process` found in the hit index (elevate.hitindex) is
 answered first, before anything but os, sys, stat and json is imported; it never raises
 an ElevateError (anything unusual falls through). Other hits of credential-process or
 export are answered by the fast path, which imports neither click, boto3, botocore nor
-keyring; everything else goes to the CLI. Those two run under the one handler below:
+keyring; everything else goes to the CLI. Before either, a credential-process that
+missed the index queues behind whoever is filling the same entry (elevate.hitwait), so
+concurrent callers sleep instead of each parsing the config. Those run under the one
+handler below:
 an error becomes one line on stderr and its exit code, an interrupt 130, a terminating
 signal 128+N.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 EXIT_OK = 0
@@ -29,9 +33,18 @@ def run(argv: list[str]) -> int:
     from .errors import CommandLineError, ElevateError, Terminated
     from .hardening import disable_core_dumps, raise_on_signals
 
-    disable_core_dumps(_user_core_limit)
     raise_on_signals()
     try:
+        # On an index miss, queue behind whoever fills the same entry before parsing anything
+        # (and before ctypes, for non-dumpable: a waiter holds no secret until it answers).
+        from .hitwait import wait_for_filler
+
+        answer = wait_for_filler(argv, os.environ, _say_waiting)
+        if answer is not None:
+            sys.stdout.write(answer)
+            sys.stdout.flush()
+            return EXIT_OK
+        disable_core_dumps(_user_core_limit)
         from .fastpath import try_fast_path
 
         if try_fast_path(argv):
@@ -53,6 +66,16 @@ def run(argv: list[str]) -> int:
         return 128 + exc.signum
     except BrokenPipeError:
         return EXIT_FAILURE
+    finally:
+        from .hitwait import release
+
+        release()
+
+
+def _say_waiting() -> None:
+    from .ui import tell
+
+    tell("waiting for the MFA prompt in another elevate process...")
 
 
 def indexed_hit(argv: list[str]) -> int | None:

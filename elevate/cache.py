@@ -207,7 +207,7 @@ class SessionCache:
         reports that failure.
         """
         path = self.locks.ensure() / f"{key}.lock"
-        started = time.time()
+        started = locks.wait_began(time.time())  # earlier if this process queued (elevate.hitwait)
         fd = locks.open_lock(path)
         try:
             locks.acquire(fd, timeout, on_wait, path)

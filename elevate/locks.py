@@ -1,6 +1,8 @@
 """Per-entry exclusive OS locks (flock; msvcrt on Windows): the single flight of a cache fill.
 
-The kernel drops the lock of a holder that dies, so a waiter takes over.
+The kernel drops the lock of a holder that dies, so a waiter takes over. A waiter of the
+hit queue (elevate.hitwait) uses this module before anything heavy is imported, so it
+imports no pathlib or typing of its own.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from .errors import CacheError, LockTimeout
 from .hardening import end_if_orphaned
@@ -21,19 +22,34 @@ _POLL_MAX = 0.25
 # Entry locks this process took in the fast path's wait and left for the full flow:
 # lock path -> (fd, or -1 when released, and the time the wait started).
 _HANDED_OVER: dict[str, tuple[int, float]] = {}
+# When this process began waiting in the hit queue (elevate.hitwait) behind a filler of the
+# same entry, if it did: a failure that filler recorded since then is an answer to us too.
+_QUEUED_SINCE: list[float] = []
+
+PathName = str | os.PathLike[str]
 
 
-def hand_over(path: Path, fd: int, started: float) -> None:
+def queued_since(started: float | None) -> None:
+    """Remember (or, with None, forget) when this process began waiting in the hit queue."""
+    _QUEUED_SINCE[:] = [] if started is None else [started]
+
+
+def wait_began(now: float) -> float:
+    """When this process began waiting for the entry: `now`, or earlier if it queued first."""
+    return min([now, *_QUEUED_SINCE])
+
+
+def hand_over(path: PathName, fd: int, started: float) -> None:
     """Keep a held lock (or, with fd -1, only when the wait began) for a later `take_over`."""
-    _HANDED_OVER[str(path)] = (fd, started)
+    _HANDED_OVER[os.fspath(path)] = (fd, started)
 
 
-def take_over(path: Path) -> tuple[int, float]:
+def take_over(path: PathName) -> tuple[int, float]:
     """The lock handed over for `path` (fd -1 if none or released) and when its wait began."""
-    return _HANDED_OVER.pop(str(path), (-1, time.time()))
+    return _HANDED_OVER.pop(os.fspath(path), (-1, wait_began(time.time())))
 
 
-def open_lock(path: Path) -> int:
+def open_lock(path: PathName) -> int:
     """The lock file's descriptor (created 0600; a symlink in its place is refused)."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -41,7 +57,7 @@ def open_lock(path: Path) -> int:
         raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
 
 
-def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) -> None:
+def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: PathName) -> None:
     """Take the exclusive lock on `fd`; `on_wait` runs once if another process holds it.
 
     A waiter sleeps in the kernel until the lock is free (a blocking flock cut short by
@@ -52,16 +68,35 @@ def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: Path) ->
         return
     on_wait()
     if not _wait_for_lock(fd, timeout):
-        raise LockTimeout(
-            f"gave up after {timeout:.0f} s waiting for another elevate process "
-            f"(lock {path}); retry, or run `elevate clear` if it is stuck"
-        )
+        raise timed_out(timeout, path)
 
 
-def _poll_for_lock(fd: int, timeout: float) -> bool:
+def timed_out(timeout: float, path: PathName) -> LockTimeout:
+    """The error of a wait for `path` that reached its bound."""
+    return LockTimeout(
+        f"gave up after {timeout:.0f} s waiting for another elevate process "
+        f"(lock {os.fspath(path)}); retry, or run `elevate clear` if it is stuck"
+    )
+
+
+def try_lock(fd: int, shared: bool = False) -> bool:
+    """Take the lock on `fd` if it is free now (shared: alongside other shared holders)."""
+    return _try_lock(fd, shared)
+
+
+def wait_for(fd: int, timeout: float, shared: bool = False) -> bool:
+    """Sleep until the lock on `fd` is ours (shared or exclusive); False at the deadline.
+
+    Taking it exclusive on an fd that holds it shared converts it (not atomically: the
+    shared lock is dropped first, as flock(2) does).
+    """
+    return _wait_for_lock(fd, timeout, shared)
+
+
+def _poll_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
     deadline = time.monotonic() + timeout
     pause = _POLL_FIRST
-    while not _try_lock(fd):
+    while not _try_lock(fd, shared):
         end_if_orphaned()
         if time.monotonic() >= deadline:
             return False
@@ -73,23 +108,24 @@ def _poll_for_lock(fd: int, timeout: float) -> bool:
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
     import msvcrt
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
+        # msvcrt has no shared locks: a shared waiter takes it exclusive (one at a time).
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
 
-    def _wait_for_lock(fd: int, timeout: float) -> bool:
-        return _poll_for_lock(fd, timeout)
+    def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
+        return _poll_for_lock(fd, timeout, shared)
 
 else:
     import fcntl
     import signal
 
-    def _try_lock(fd: int) -> bool:
+    def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
             return False
@@ -100,11 +136,11 @@ else:
     def _alarm(_signum: int, _frame: object) -> None:
         raise _Deadline
 
-    def _wait_for_lock(fd: int, timeout: float) -> bool:
+    def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
         try:
             previous = signal.signal(signal.SIGALRM, _alarm)
         except ValueError:  # not the main thread: signals are not ours to use
-            return _poll_for_lock(fd, timeout)
+            return _poll_for_lock(fd, timeout, shared)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -115,7 +151,7 @@ else:
                 try:
                     signal.setitimer(signal.ITIMER_REAL, min(max(left, 0.001), 1.0))
                     try:
-                        fcntl.flock(fd, fcntl.LOCK_EX)
+                        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
                     finally:
                         signal.setitimer(signal.ITIMER_REAL, 0)
                     return True

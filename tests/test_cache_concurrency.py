@@ -216,7 +216,7 @@ def test_a_holders_failure_reaches_every_waiter_and_does_not_poison_later_calls(
     assert list(cache.glob("*.error")) == []  # a success clears the failure record
 
 
-def test_waiters_wait_before_importing_click_keyring_or_botocore(
+def test_waiters_wait_before_parsing_the_config_or_importing_the_cache(
     tmp_path: Path, fake_sts: FakeSts, started: Callable[..., Elevation]
 ) -> None:
     counter, release = setup_profile(tmp_path, block_first_run=True)
@@ -238,6 +238,10 @@ def test_waiters_wait_before_importing_click_keyring_or_botocore(
             for line in waiter.stderr.splitlines()
             if line.startswith("import time:") and line.count("|") == 2
         }
-        assert "elevate.cache" in modules
+        # They queued in elevate.hitwait and answered from the index the holder wrote: no
+        # config parse, no cache or model modules, let alone click, keyring or botocore.
+        assert {"elevate.hitwait", "elevate.hitindex"} <= modules
+        heavy = {"elevate.config", "elevate.cache", "elevate.models", "elevate.fastpath", "tomllib", "tomli"}
+        assert not modules & heavy
         assert not [m for m in modules if m.split(".")[0] in ("boto3", "botocore", "keyring", "click")]
     assert fake_sts.count("AssumeRole") == 1 and lines(counter) == 1
