@@ -2,7 +2,7 @@
 
 The full path, after a validated parse that found (or made) a fresh file-cache entry,
 records in a private index (`hits.json` beside the cache entries) what it learnt: for
-this config file (path, st_dev, st_ino, st_mtime_ns, st_size), this profile argument and
+this config file (path, st_dev, st_ino, st_mtime_ns, st_ctime_ns, st_size), this profile argument and
 the environment that changes the answer, which entry file holds the credentials and the
 profile's refresh window and duration. `serve_credential_process` looks that up with
 one stat of the config and of its directory, reads the index and the entry (each with
@@ -93,7 +93,9 @@ def trusted_config(path: str) -> os.stat_result | None:
 
 def index_key(config: str, info: os.stat_result, profile: str | None, environ: Mapping[str, str]) -> str:
     """What a record is looked up by: config identity, profile argument, relevant environment."""
-    parts = [config, str(info.st_dev), str(info.st_ino), str(info.st_mtime_ns), str(info.st_size)]
+    # ctime too: an in-place rewrite with the mtime put back (cp -p, touch -r) keeps the rest.
+    parts = [config, str(info.st_dev), str(info.st_ino), str(info.st_mtime_ns), str(info.st_ctime_ns)]
+    parts.append(str(info.st_size))
     parts.append(profile or "")
     parts.extend(f"{name}={environ.get(name, '')}" for name in ENVIRONMENT)
     return "\0".join(parts)

@@ -436,3 +436,20 @@ def test_a_waiter_off_the_main_thread_polls_and_still_gets_it(tmp_path: Path) ->
     thread.join(20)
     holder.wait(10)
     assert result == ["locked"]
+
+
+def test_an_in_place_rewrite_with_its_mtime_put_back_misses(indexed: SessionCredentials) -> None:
+    """Same inode, same size, mtime restored (cp -p, rsync -t, touch -r): only ctime tells."""
+    path = Path(os.environ["ELEVATE_CONFIG"])
+    before = path.stat()
+    text = path.read_text()
+    edited = text.replace("alice", "bobby") if "alice" in text else text.replace("dev", "dew")
+    assert len(edited) == len(text) and edited != text
+    time.sleep(0.01)
+    with open(path, "r+") as handle:  # in place: the inode stays
+        handle.write(edited)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert after.st_ino == before.st_ino and after.st_size == before.st_size
+    assert after.st_mtime_ns == before.st_mtime_ns
+    assert serve() is None
