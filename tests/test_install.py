@@ -36,7 +36,7 @@ def _install(home: Path, path: str, *args: str) -> subprocess.CompletedProcess[s
 @pytest.mark.slow
 def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # sealed_env made it
     first = _install(home, "/usr/bin:/bin")
     assert first.returncode == 0, first.stderr
     link = home / ".local" / "bin" / "elevate"
@@ -74,7 +74,7 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_install_headless_adds_the_encrypted_file_keyring(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    home.mkdir()
+    home.mkdir(exist_ok=True)  # sealed_env made it
     done = _install(home, "/usr/bin:/bin", "--headless")
     assert done.returncode == 0, done.stderr
     venv = (home / ".local" / "share" / "aws-elevate" / "current").resolve()
