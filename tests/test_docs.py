@@ -43,9 +43,9 @@ def _shown_command_lines() -> list[tuple[str, str]]:
         for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
             for line in block.splitlines():
                 lines += [
-                    (doc.name, m) for m in re.findall(r"(?:^|[\s(\"$`])(elevate (?:[^`\"|;&)#\n])*)", line)
+                    (doc.name, m) for m in re.findall(r"(?:^|[\s(\"$`])(elevate (?:[^`\"|;&)#<>\n])*)", line)
                 ]
-        lines += [(doc.name, m) for m in re.findall(r"`(elevate [^`]*)`", text)]
+        lines += [(doc.name, m) for m in re.findall(r"`(elevate [^`|;&<>]*)[^`]*`", text)]
     return lines
 
 
