@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from . import aws, keystore, mfa, sts, ui
+from . import aws, keystore, mfa, notices, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
 from .errors import CacheError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
@@ -49,6 +49,11 @@ class Elevator:
     sleep: Callable[[float], None] = time.sleep
     lock_timeout: float = LOCK_WAIT_SECONDS
     config_file: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        if self.warn is ui.warn:  # the real default: warnings reach the terminal under credential_process
+            environ, clock = self.environ, self.clock
+            self.warn = lambda message: notices.warn(message, cache_mod.cache_dir(environ), clock=clock)
 
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
         return cache_mod.for_profile(profile, self.environ, self.clock)
