@@ -13,12 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _normal(name: str) -> str:
+    """A distribution name as PEP 503 compares them (backports.tarfile == backports-tarfile)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def _locked_versions() -> dict[str, str]:
     pins: dict[str, str] = {}
     for line in (ROOT / "requirements" / "runtime.txt").read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
         if match:
-            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+            pins[_normal(match.group(1))] = match.group(2)
     return pins
 
 
@@ -55,7 +60,7 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
     pins = _locked_versions()
     for line in frozen:
         name, _, got = line.partition("==")
-        name = name.lower().replace("_", "-")
+        name = _normal(name)
         if name in ("aws-elevate", "setuptools", "wheel"):
             continue
         assert pins.get(name) == got, f"{name}=={got} is not the locked version ({pins.get(name)})"
