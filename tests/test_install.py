@@ -18,12 +18,13 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _locked_versions() -> dict[str, str]:
-    pins: dict[str, str] = {}
+def _locked_versions() -> dict[str, set[str]]:
+    """Each locked name's versions: the universal lock pins some per Python version (markers)."""
+    pins: dict[str, set[str]] = {}
     for line in (ROOT / "requirements" / "runtime.txt").read_text().splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)", line)
         if match:
-            pins[_normal(match.group(1))] = match.group(2)
+            pins.setdefault(_normal(match.group(1)), set()).add(match.group(2))
     return pins
 
 
@@ -63,7 +64,7 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
         name = _normal(name)
         if name in ("aws-elevate", "setuptools", "wheel"):
             continue
-        assert pins.get(name) == got, f"{name}=={got} is not the locked version ({pins.get(name)})"
+        assert got in pins.get(name, set()), f"{name}=={got} is not a locked version ({pins.get(name)})"
     assert {"boto3", "keyring", "click"} <= {line.partition("==")[0].lower() for line in frozen}
     # Nothing left behind in the clone by the build.
     assert not (ROOT / "build").exists()
