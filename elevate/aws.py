@@ -9,6 +9,8 @@ overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which h
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -21,6 +23,7 @@ from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCod
 from .models import SessionCredentials, SourceKeys
 from .ui import printable
 
+log = logging.getLogger("elevate")
 _CLIENT_CONFIG = botocore.config.Config(
     connect_timeout=5,
     read_timeout=15,
@@ -107,8 +110,38 @@ def call(client: Any, method: str, operation: str, role_arn: str = "", **params:
     service = _service(client)
     error = _ERRORS.get(service, AwsError)
     name = _NAMES.get(service, service)
+    meta = getattr(client, "meta", None)
+    log.debug(
+        "%s %s: endpoint %s, region %s",
+        name,
+        operation,
+        getattr(meta, "endpoint_url", "?"),
+        getattr(meta, "region_name", "?"),
+    )
+    started = time.monotonic()
     try:
-        return getattr(client, method)(**params)
+        result = getattr(client, method)(**params)
+    except Exception as exc:  # noqa: BLE001 - logged, then translated below (or re-raised)
+        # The error's type and AWS code only: messages can echo request parameters.
+        log.debug(
+            "%s %s failed after %.2f s: %s %s",
+            name,
+            operation,
+            time.monotonic() - started,
+            type(exc).__name__,
+            error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else "",
+        )
+        return _translate(exc, client, error, name, operation, role_arn, service)
+    log.debug("%s %s: ok in %.2f s", name, operation, time.monotonic() - started)
+    return result
+
+
+def _translate(
+    exc: Exception, client: Any, error: type[AwsError], name: str, operation: str, role_arn: str, service: str
+) -> Any:
+    """Raise the service's AwsError for a failed call (never returns)."""
+    try:
+        raise exc
     except botocore.exceptions.ClientError as exc:
         raise translate_client_error(exc, operation, role_arn, service) from exc
     except (

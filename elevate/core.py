@@ -8,6 +8,7 @@ real default, so tests hand in fakes instead of patching.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -16,13 +17,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from . import aws, keystore, mfa, sts, ui
+from . import aws, keystore, mfa, notices, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
 from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, SourceKeys
 from .usedcodes import UsedCodes
+
+log = logging.getLogger("elevate")
 
 # A failed refresh falls back to cached credentials with at least this long left.
 STALE_BUT_USABLE_SECONDS = 60
@@ -47,6 +50,11 @@ class Elevator:
     lock_timeout: float = LOCK_WAIT_SECONDS
     config_file: Optional[Path] = None
 
+    def __post_init__(self) -> None:
+        if self.warn is ui.warn:  # the real default: warnings reach the terminal under credential_process
+            environ, clock = self.environ, self.clock
+            self.warn = lambda message: notices.warn(message, cache_mod.cache_dir(environ), clock=clock)
+
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
         return cache_mod.for_profile(profile, self.environ, self.clock)
 
@@ -56,21 +64,29 @@ class Elevator:
         """Role credentials for `profile`: from the cache when fresh, else from STS."""
         if token is not None:
             token = mfa.check_token(token)
+        started_at = time.monotonic()
         cache = self.session_cache(profile) if use_cache else None
         if cache is None:
+            log.debug("session cache: off (%s)", "--no-cache" if not use_cache else "cache = off")
             return self._elevate_uncached(profile, token)
         key = cache_mod.entry_key(profile, self.environ)
         life = profile.duration_seconds
+        log.debug("session cache: %s in %s", profile.cache, cache_mod.cache_dir(self.environ))
         hit = cache.get(key, profile.refresh_before_seconds, life)
         if hit is not None:
+            log.debug("session cache: hit, %d s left", hit.seconds_left(self.clock()))
             return hit
+        log.debug("session cache: miss; taking the entry's lock")
 
         def waiting() -> None:
+            log.debug("session cache: another elevate process holds the lock; waiting")
             self.notify("waiting for the MFA prompt in another elevate process...")
 
         with cache.locked(key, waiting, self.lock_timeout) as started:
+            log.debug("session cache: lock taken after %.2f s", time.monotonic() - started_at)
             hit = cache.get(key, profile.refresh_before_seconds, life)
             if hit is not None:
+                log.debug("session cache: filled by another process meanwhile (hit)")
                 return hit
             earlier = cache.failure_since(key, started)
             try:
@@ -82,6 +98,7 @@ class Elevator:
                     cache.record_failure(key, exc)
                 return self._fall_back(cache, key, exc, life)
             self._store(cache, key, creds, f"{profile.name} {profile.role_arn}")
+            log.debug("session cache: stored; elevation took %.2f s", time.monotonic() - started_at)
             if profile.duration_seconds < SHORTEST_USEFUL_DURATION:
                 self.warn(
                     f"profile {profile.name!r}: duration_seconds {profile.duration_seconds} leaves "
@@ -130,8 +147,14 @@ class Elevator:
         self, profile: Profile, token: Optional[str], cache: Optional[cache_mod.SessionCache]
     ) -> SessionCredentials:
         keys = self.load_keys(profile.key_set)
+        log.debug("key set %r: access key %s", profile.key_set, keystore.mask(keys.access_key_id))
         self._warn_key_age(profile, keys)
         region = resolve_region(profile.region, self.environ)
+        log.debug(
+            "region %s; endpoint %s",
+            region,
+            self.environ.get("AWS_ENDPOINT_URL_STS") or self.environ.get("AWS_ENDPOINT_URL") or "STS default",
+        )
         if profile.mfa_session_seconds:
             sessions = cache_mod.for_mfa_session(profile, self.environ, self.clock) if cache else None
             session = self._mfa_session(profile, keys, region, token, sessions)
@@ -240,6 +263,9 @@ class Elevator:
                 f"the current code was already used; the next one appears in "
                 f"{mfa.seconds_to_next_code(now)} s"
             )
+        prompt = f"mfa_prompt {profile.mfa_prompt}"
+        source = "--token" if token else "mfa_process" if profile.mfa_process else prompt
+        log.debug("MFA code for %s from %s", profile.mfa_serial, source)
         code = self.code_source(profile, token)
         if used.was_used(profile.mfa_serial, code):
             wait = mfa.seconds_to_next_code(self.clock())

@@ -43,11 +43,10 @@ def _shown_command_lines() -> list[tuple[str, str]]:
         for block in re.findall(r"```[a-z]*\n(.*?)```", text, re.S):
             for line in block.splitlines():
                 lines += [
-                    (doc.name, m) for m in re.findall(r"(?:^|[\s(\"$`])(elevate (?:[^`\"|;&)#\n])*)", line)
+                    (doc.name, m) for m in re.findall(r"(?:^|[\s(\"$`])(elevate (?:[^`\"|;&)#<>\n])*)", line)
                 ]
-        lines += [(doc.name, m) for m in re.findall(r"`(elevate [^`]*)`", text)]
-    # Only the elevate part of a shell line: `elevate login --stdout | xclip` is `elevate login --stdout`.
-    return [(doc, re.split(r"\s(?:\||&&|;|>|2>)\s", line)[0]) for doc, line in lines]
+        lines += [(doc.name, m) for m in re.findall(r"`(elevate [^`|;&<>]*)[^`]*`", text)]
+    return lines
 
 
 def _parse(words: list[str]) -> None:

@@ -28,10 +28,14 @@ def _locked_versions() -> dict[str, set[str]]:
     return pins
 
 
-def _install(home: Path, path: str) -> subprocess.CompletedProcess[str]:
-    env = {"HOME": str(home), "PATH": path, "PYTHON": sys.executable, "LANG": "C.UTF-8"}
+# ELEVATE_INSTALL_PYTHON=/path/to/python3.13 proves the install on another interpreter.
+PYTHON = os.environ.get("ELEVATE_INSTALL_PYTHON") or sys.executable
+
+
+def _install(home: Path, path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"HOME": str(home), "PATH": path, "PYTHON": PYTHON, "LANG": "C.UTF-8"}
     return subprocess.run(
-        [str(ROOT / "scripts" / "install")], env=env, capture_output=True, text=True, timeout=1200
+        [str(ROOT / "scripts" / "install"), *args], env=env, capture_output=True, text=True, timeout=1200
     )
 
 
@@ -71,3 +75,15 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
     venvs = list((home / ".local" / "share" / "aws-elevate" / "venvs").iterdir())
     assert len(venvs) == 1 and venvs[0] != venv, "a rerun builds a new venv and removes the old one"
     assert subprocess.run([str(link), "--version"], capture_output=True).returncode == 0
+
+
+@pytest.mark.slow
+def test_install_headless_adds_the_encrypted_file_keyring(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)  # sealed_env made it
+    done = _install(home, "/usr/bin:/bin", "--headless")
+    assert done.returncode == 0, done.stderr
+    venv = (home / ".local" / "share" / "aws-elevate" / "current").resolve()
+    probe = "import keyrings.cryptfile.cryptfile as c; print(c.CryptFileKeyring.priority)"
+    shown = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.strip() == "2.5", shown.stderr

@@ -173,9 +173,18 @@ def test_rejected_codes_are_asked_for_a_bounded_number_of_times(fake_sts: FakeSt
     assert fake_sts.count("AssumeRole") == 3
 
 
-def test_a_keyring_error_shows_its_real_cause_in_one_line() -> None:
+def test_a_keyring_error_shows_its_real_cause_in_one_line(tmp_path: Path) -> None:
     # An EncryptedKeyring without its crypto library, as in the issue: the cause is named.
-    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.EncryptedKeyring"}
+    # The test environment has pycryptodome (for the headless extra), so hide it here.
+    hidden = tmp_path / "no-crypto"
+    (hidden / "Crypto").mkdir(parents=True)
+    (hidden / "Crypto" / "__init__.py").write_text("raise ImportError('no pycryptodome here')\n")
+    pythonpath = os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])
+    env = {
+        **os.environ,
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.EncryptedKeyring",
+        "PYTHONPATH": pythonpath,
+    }
     env.pop("ELEVATE_TEST_KEYRING_FILE", None)
     done = run_elevate("keys", "list", env=env)
     assert done.returncode == 1
