@@ -21,26 +21,24 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from . import locks
+from . import hitindex, locks
 from .config import resolve_region
 from .errors import CacheError, ElevateError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, parse_utc
 from .store import FileStore, KeyringStore, Store, write_private
 from .usedcodes import UsedCodes
+from .validate import CLOCK_ALLOWANCE_SECONDS
 
 FORMAT_VERSION = 1
-CLOCK_ALLOWANCE_SECONDS = 300  # as elevate.validate: STS's clock and ours may differ this much
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
-    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate."""
-    if environ.get("ELEVATE_CACHE_DIR"):
-        return Path(environ["ELEVATE_CACHE_DIR"]).expanduser()
-    if environ.get("XDG_RUNTIME_DIR"):
-        return Path(environ["XDG_RUNTIME_DIR"]) / "elevate"
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME", "~"), ".cache")
-    return Path(base).expanduser() / "elevate"
+    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate.
+
+    The rule itself lives in elevate.hitindex (standard library only, for the cache hit),
+    so the hit and the full path can never disagree on where the cache is."""
+    return Path(hitindex.cache_dir(environ))
 
 
 def files(environ: Mapping[str, str]) -> FileStore:

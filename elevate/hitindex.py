@@ -29,7 +29,7 @@ MAX_FILE_BYTES = 1 << 20
 # botocore refreshes with under 15 minutes left; 5 more minutes of margin on top.
 MIN_SECONDS_LEFT = 1200
 # An Expiration further out than the profile's duration (plus clock slack) is a lie.
-EXPIRY_SLACK_SECONDS = 300
+EXPIRY_SLACK_SECONDS = 300  # elevate.validate.CLOCK_ALLOWANCE_SECONDS (not imported on a hit)
 # Environment that changes which credentials are right, besides the config path itself.
 ENVIRONMENT = (
     "ELEVATE_PROFILE",
