@@ -453,3 +453,26 @@ def test_an_in_place_rewrite_with_its_mtime_put_back_misses(indexed: SessionCred
     assert after.st_ino == before.st_ino and after.st_size == before.st_size
     assert after.st_mtime_ns == before.st_mtime_ns
     assert serve() is None
+
+
+@pytest.mark.parametrize(
+    ("explicit", "environ"),
+    [
+        (None, {"HOME": "/h"}),
+        (None, {"HOME": "/h", "XDG_CONFIG_HOME": "/x"}),
+        (None, {"HOME": "/h", "ELEVATE_CONFIG": "~/e.toml"}),
+        ("rel/c.toml", {"HOME": "/h", "ELEVATE_CONFIG": "/e.toml"}),
+        (None, {"HOME": "/h", "ELEVATE_CACHE_DIR": "~/c", "XDG_RUNTIME_DIR": "/run/u"}),
+        (None, {"HOME": "/h", "XDG_RUNTIME_DIR": "/run/u", "XDG_CACHE_HOME": "/ch"}),
+        (None, {"HOME": "/h", "XDG_CACHE_HOME": "/ch"}),
+    ],
+)
+def test_the_hit_path_finds_the_same_config_and_cache_as_the_full_path(
+    explicit: str | None, environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hit keeps string copies of the two location rules (no pathlib there): they must agree."""
+    from elevate.config import config_path
+
+    monkeypatch.setenv("HOME", environ["HOME"])  # expanduser reads the process's HOME
+    assert hitindex.config_file(explicit, environ) == str(config_path(explicit, environ).absolute())
+    assert hitindex.cache_dir(environ) == str(cache_mod.cache_dir(environ))
