@@ -9,14 +9,13 @@ import stat
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Optional
 
 from .errors import Terminated
 
-_saved: Optional[tuple[int, int]] = None
+_saved: tuple[int, int] | None = None
 
 
-def disable_core_dumps(original: Optional[tuple[int, int]] = None) -> None:
+def disable_core_dumps(original: tuple[int, int] | None = None) -> None:
     """Never let a crash of this process write secrets to a core file. `original` is the
     user's limit when something earlier in this process already set ours to 0."""
     global _saved
@@ -87,7 +86,7 @@ def restore_core_dumps() -> None:
 
 
 _deferring = False
-_pending: Optional[int] = None
+_pending: int | None = None
 
 
 def _on_signal(signum: int, _frame: object) -> None:

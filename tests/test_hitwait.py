@@ -172,3 +172,49 @@ def test_queue_names_differ_per_key_and_are_stable() -> None:
     names = {hitwait.lock_name(f"config\0{i}\0dev") for i in range(1000)}
     assert len(names) == 1000
     assert all(n.startswith("queue-") and n.endswith(".lock") and len(n) == 27 for n in names)
+
+
+# What a waiter may have imported by the time it sleeps: the hit's modules, the queue's, and
+# the handful of standard modules they need. Not typing, pathlib, the config or the cache:
+# 31 waiters importing those would compete with the filler for the CPU.
+WAITER_OWN = {"elevate.errors", "elevate.hardening", "elevate.locks", "elevate.hitwait", "elevate.ui"}
+WAITER_STDLIB = (
+    "import os, sys, stat, json, time, resource, signal, select, fcntl, io, contextlib, collections.abc"
+)
+
+
+def test_a_waiter_imports_nothing_heavy_before_it_sleeps(tmp_path: Path) -> None:
+    from test_hitindex import FORBIDDEN, OWN
+
+    write_config()
+    holder = hold_queue(3.0)
+    report = tmp_path / "modules.json"
+    # main() as the console script runs it; the modules are recorded when it starts to wait.
+    code = (
+        "import json, sys; from elevate import __main__ as m\n"
+        "def note():\n"
+        f"    open({str(report)!r}, 'w').write(json.dumps(sorted(sys.modules)))\n"
+        "m._say_waiting = note\n"
+        "sys.argv[1:] = ['credential-process', 'dev']\nm.main()\n"
+    )
+    waiter = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 2.5
+    while not report.exists() and time.monotonic() < deadline and waiter.poll() is None:
+        time.sleep(0.02)
+    seed()
+    index_it()  # what the filler leaves behind, once the waiter sleeps
+    out, err = waiter.communicate(timeout=60)
+    holder.wait(10)
+    assert waiter.returncode == 0, err[-2000:]
+    assert "AccessKeyId" in json.loads(out)
+    modules = set(json.loads(report.read_text()))  # it did wait: note() ran
+    probe = "import json, sys; " + WAITER_STDLIB + "; print(json.dumps(sorted(sys.modules)))"
+    baseline = set(json.loads(subprocess.check_output([sys.executable, "-c", probe], timeout=60)))
+    startup = set(json.loads(subprocess.check_output(
+        [sys.executable, "-c", "import json, sys; print(json.dumps(sorted(sys.modules)))"], timeout=60
+    )))  # fmt: skip
+    assert not sorted((modules - startup) & (FORBIDDEN - WAITER_OWN))
+    assert not sorted(modules - baseline - OWN - WAITER_OWN)
