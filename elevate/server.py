@@ -18,6 +18,7 @@ import json
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +37,10 @@ MIN_SECONDS_LEFT = 15 * 60 + 60
 PREFETCH_SECONDS = 5 * 60
 # A refresh that failed or is still running: credentials with this long left still serve.
 STALE_BUT_USABLE_SECONDS = 60
+# After a failed refresh, requests get its error at once (or credentials still usable) for a
+# pause that doubles with each failure in a row: SDK retries are not each an AssumeRole call.
+RETRY_FIRST_SECONDS = 5
+RETRY_MAX_SECONDS = 300
 REQUEST_DEADLINE_SECONDS = 10.0
 SOCKET_TIMEOUT_SECONDS = 5.0  # for each read, and for the whole request line and headers
 MAX_CONNECTIONS = 64
@@ -69,14 +74,21 @@ class CredentialSupply:
         clock: Callable[[], datetime] = cache_mod.utcnow,
         deadline: float = REQUEST_DEADLINE_SECONDS,
         initial: Optional[SessionCredentials] = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_failure: Callable[[str], None] = lambda _message: None,
     ) -> None:
         self._fetch = fetch
         self._min_left = min_left
         self._clock = clock
         self._deadline = deadline
+        self._monotonic = monotonic
+        self._on_failure = on_failure
         self._lock = threading.Lock()
         self._current = initial
         self._flight: Optional[_Flight] = None
+        self._failures = 0  # failed refreshes in a row
+        self._retry_at = 0.0  # monotonic time before which no refresh starts
+        self._error: Optional[ElevateError] = None  # the last failure, answered meanwhile
 
     def get(self) -> SessionCredentials:
         """Credentials with more than `min_left` left if at all possible; never waits past the deadline."""
@@ -85,9 +97,13 @@ class CredentialSupply:
             left = current.seconds_left(self._clock()) if current is not None else 0.0
             if current is not None and left > self._min_left + PREFETCH_SECONDS:
                 return current
-            flight = self._start()
+            pausing = self._flight is None and self._error is not None and self._monotonic() < self._retry_at
+            flight = None if pausing else self._start()
             if current is not None and left > self._min_left:
                 return current
+            error = self._error
+        if flight is None:
+            return self._usable(current, error or Unavailable("the refresh gave no credentials"))
         if not flight.done.wait(self._deadline):
             return self._usable(current, Unavailable("still waiting for the credentials (an MFA prompt?)"))
         if flight.result is None:
@@ -113,11 +129,21 @@ class CredentialSupply:
             flight.error = exc
         except Exception as exc:  # noqa: BLE001 - a refresh thread must always release its waiters
             flight.error = ElevateError(f"refreshing the credentials failed ({type(exc).__name__})")
+        failed = None
         with self._lock:
             if flight.result is not None:
                 self._current = flight.result
+                self._failures, self._retry_at, self._error = 0, 0.0, None
+            else:
+                self._failures += 1
+                pause = min(RETRY_FIRST_SECONDS * 2 ** min(self._failures - 1, 16), RETRY_MAX_SECONDS)
+                self._retry_at = self._monotonic() + pause
+                self._error = flight.error or Unavailable("the refresh gave no credentials")
+                failed = f"refreshing the credentials failed: {self._error.message}; next try in {pause} s"
             self._flight = None
         flight.done.set()
+        if failed is not None:
+            self._on_failure(failed)
 
 
 def check_bind_host(host: str) -> str:

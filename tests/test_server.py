@@ -374,3 +374,64 @@ def test_serving_profile_refreshes_early_within_the_duration() -> None:
         name="dev", role_arn=base.role_arn, mfa_serial=base.mfa_serial, refresh_before_seconds=1800
     )
     assert server.serving_profile(long).refresh_before_seconds == 1800
+
+
+# -- a failing refresh backs off ---------------------------------------------------------------
+
+
+def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_pause() -> None:
+    """SDKs retry a failed credentials fetch, and every call of the child asks again: without a
+    pause each of those would be another AssumeRole (and, without an MFA session, another prompt)."""
+    calls: list[float] = []
+    tick = [1000.0]
+    told: list[str] = []
+    answer: list[Optional[SessionCredentials]] = [None]
+
+    def fetch() -> SessionCredentials:
+        calls.append(tick[0])
+        if answer[0] is None:
+            raise ElevateError("STS refused: the MFA code was wrong")
+        return answer[0]
+
+    supply = server.CredentialSupply(fetch, monotonic=lambda: tick[0], on_failure=told.append)
+
+    def attempts(count: int) -> list[str]:
+        errors = []
+        for _ in range(count):
+            with pytest.raises(ElevateError) as caught:
+                supply.get()
+            errors.append(caught.value.message)
+        return errors
+
+    assert attempts(20) == ["STS refused: the MFA code was wrong"] * 20  # the same error, at once
+    assert calls == [1000.0]
+    assert told == [
+        "refreshing the credentials failed: STS refused: the MFA code was wrong; next try in 5 s"
+    ]
+    tick[0] += server.RETRY_FIRST_SECONDS - 0.5
+    attempts(5)
+    assert len(calls) == 1  # still pausing
+    tick[0] += 1
+    attempts(5)
+    assert len(calls) == 2 and told[-1].endswith("next try in 10 s")  # the pause doubles
+    for _ in range(10):
+        tick[0] += server.RETRY_MAX_SECONDS
+        attempts(1)
+    assert told[-1].endswith(f"next try in {server.RETRY_MAX_SECONDS} s")  # and stops growing
+    tick[0] += server.RETRY_MAX_SECONDS
+    answer[0] = creds()
+    assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"
+    # After a success the next failure pauses the shortest time again.
+    answer[0] = None
+    supply._current = creds(10)  # inside the refresh window, and usable while it fails
+    failures = len(told)
+    assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"
+    deadline = time.monotonic() + 5
+    while len(told) == failures and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert told[-1].endswith("next try in 5 s")
+    before = len(calls)
+    for _ in range(10):
+        assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"  # still valid: still served
+    assert len(calls) == before
+

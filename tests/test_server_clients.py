@@ -382,3 +382,47 @@ def test_a_child_killed_by_a_signal_gives_128_plus_n(bob: Provisioned) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 128 + signal.SIGKILL
+
+
+BOTO_TRIES = """
+import sys, boto3
+client = boto3.client("sts", endpoint_url=sys.argv[1], region_name="us-east-1")
+for line in sys.stdin:
+    try:
+        print(client.get_caller_identity()["Arn"], flush=True)
+    except Exception as exc:
+        print("failed: " + type(exc).__name__, flush=True)
+"""
+
+
+def test_a_failing_refresh_under_boto3_retries_is_one_assume_role_per_pause(
+    running: server.CredentialServer, fake: FakeSts, timeline: Timeline
+) -> None:
+    """Expired credentials and an STS that now refuses: boto3 retries the fetch and the child
+    keeps calling, yet elevate asks STS once until its pause is over."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", BOTO_TRIES, fake.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(running),
+    )
+    try:
+        assert call(child).endswith("/alice")  # the fake STS names the caller alice
+        fake.behave("AssumeRole", error=(403, "AccessDenied", "not authorized to perform sts:AssumeRole"))
+        timeline.offset += timedelta(minutes=61)  # what the server holds has expired
+        started = time.monotonic()
+        answers = [call(child) for _ in range(4)]  # botocore tries each fetch 3 times
+        elapsed = time.monotonic() - started
+        assert child.stdin is not None
+        child.stdin.close()
+        assert child.wait(TIMEOUT) == 0
+    finally:
+        child.kill()
+    assert answers == ["failed: CredentialRetrievalError"] * 4
+    # One refresh, then one more after each pause (5 s, 10 s, ...) that fitted in the time.
+    allowed, pause, spent = 1, server.RETRY_FIRST_SECONDS, 0.0
+    while spent + pause <= elapsed:
+        allowed, spent, pause = allowed + 1, spent + pause, pause * 2
+    assert 1 + 1 <= fake.count("AssumeRole") <= 1 + allowed, (elapsed, fake.count("AssumeRole"))

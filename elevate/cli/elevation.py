@@ -111,6 +111,7 @@ def _exec_with_server(
         lambda: elevator.elevate(served, use_cache=not no_cache),
         min_left=served.refresh_before_seconds,
         initial=first,
+        on_failure=ui.warn,
     )
     with launch.signals_held(), server.CredentialServer(supply) as srv:
         env = launch.child_environment(app.environ, srv.variables(app.region(chosen), chosen.name))
