@@ -372,31 +372,31 @@ def user_install(root: Path) -> tuple[str, str, str]:
     built with --no-build-isolation in a separate venv holding requirements/build.in's
     setuptools, so this interpreter needs neither setuptools nor keyring.
     """
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE, "check": True, "timeout": 900}
+
+    def quiet(argv: list[str]) -> None:
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True, timeout=900)
+
     print("building a pipx-like venv (runtime lock + wheels) ...", flush=True)
     venv, builder, wheels, empty = root / "user-venv", root / "build-venv", root / "wheels", root / "empty"
     for place in (venv, builder):
-        subprocess.run([sys.executable, "-m", "venv", str(place)], **quiet)
+        quiet([sys.executable, "-m", "venv", str(place)])
     pip_flags = ["-m", "pip", "install", "-q", "--disable-pip-version-check"]
     user_pip = [str(venv / "bin" / "python"), *pip_flags]
     build_python = str(builder / "bin" / "python")
     try:
-        subprocess.run(
-            [*user_pip, "--require-hashes", "-r", str(REPO / "requirements" / "runtime.txt")], **quiet
-        )
+        quiet([*user_pip, "--require-hashes", "-r", str(REPO / "requirements" / "runtime.txt")])
         # `wheel` too: a venv's bundled setuptools may satisfy build.in yet predate its own bdist_wheel.
         build_in = str(REPO / "requirements" / "build.in")
-        subprocess.run([build_python, *pip_flags, "--upgrade", "-r", build_in, "wheel"], **quiet)
+        quiet([build_python, *pip_flags, "--upgrade", "-r", build_in, "wheel"])
         empty.mkdir()
         for name, text in EMPTY_PACKAGE.items():
             (empty / name).write_text(text)
         for source in (REPO, empty):
-            subprocess.run(
+            quiet(
                 [build_python, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                 str(wheels), str(source)],
-                **quiet,
+                 str(wheels), str(source)]
             )  # fmt: skip
-        subprocess.run([*user_pip, "--no-deps", *map(str, sorted(wheels.glob("*.whl")))], **quiet)
+        quiet([*user_pip, "--no-deps", *map(str, sorted(wheels.glob("*.whl")))])
     except subprocess.CalledProcessError as exc:
         raise SystemExit(f"building the install failed: {exc.stderr.decode()[-1500:]}") from None
     bin_dir = venv / "bin"
@@ -585,10 +585,10 @@ def main() -> int:
     )
     width = max(len(r[0]) for r in rows)
     print(f"{'metric':<{width}}  {'value':>10}  {'target':>8}  result")
-    for label, value, target, ok in rows:
-        verdict = "" if ok is None else ("PASS" if ok else "MISS")
+    for label, value, target, met in rows:
+        verdict = "" if met is None else ("PASS" if met else "MISS")
         print(f"{label:<{width}}  {value:>10}  {target:>8}  {verdict}")
-    missed = [label for label, _, _, ok in rows if ok is False]
+    missed = [label for label, _, _, met in rows if met is False]
     print("every target met" if not missed else "targets missed: " + "; ".join(missed))
     floor = flight["bound empty console scripts"]
     if floor > 1.5:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import warnings
 from pathlib import Path
 
 import click
@@ -49,12 +50,19 @@ def _shown_command_lines() -> list[tuple[str, str]]:
     return lines
 
 
+def _rest(ctx: click.Context) -> list[str]:
+    """What a group left for its subcommand: Click 8 splits it into protected_args (deprecated
+    since 8.2, gone in 9) and args."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return [*getattr(ctx, "protected_args", []), *ctx.args]
+
+
 def _parse(words: list[str]) -> None:
     """Parse `words` with click's parser down to the last command, without running it."""
     ctx = cli.make_context("elevate", list(words), resilient_parsing=False)
     command: click.Command = cli
-    while isinstance(command, click.Group) and ctx.protected_args + ctx.args:
-        rest = [*ctx.protected_args, *ctx.args]
+    while isinstance(command, click.Group) and (rest := _rest(ctx)):
         name, sub, args = command.resolve_command(ctx, rest)
         assert sub is not None, f"no command {name}"
         ctx = sub.make_context(name or "", args, parent=ctx)
