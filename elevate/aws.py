@@ -41,6 +41,7 @@ MAX_RESPONSE_BYTES = 1 << 20  # STS and IAM answers are a few KB; a bigger one i
 class ResponseTooLarge(Exception):
     """An endpoint sent more than MAX_RESPONSE_BYTES: not read further, never parsed."""
 
+
 Keys = Union[SourceKeys, SessionCredentials]
 ClientFactory = Callable[..., Any]
 

@@ -264,9 +264,7 @@ def _known(profiles: Mapping[str, Profile]) -> str:
 
 def _profile(name: str, raw: Any, where: _Locator) -> Profile:
     if not NAME.fullmatch(name):
-        raise ConfigError(
-            f"{where.at(name, None)}: profile name {name!r} {NAME_RULE}"
-        )
+        raise ConfigError(f"{where.at(name, None)}: profile name {name!r} {NAME_RULE}")
     if not isinstance(raw, dict):
         raise ConfigError(f"{where.at(name, None)}: profiles.{name} must be a table")
     values: dict[str, Any] = {}

@@ -36,7 +36,7 @@ NO_BACKEND_HELP = (
     "over SSH, on WSL or in a container install the encrypted file keyring "
     "(`./scripts/install --headless`, or pip install 'aws-elevate[headless]') and run "
     "`elevate keys add NAME`, which asks for a new passphrase (see the README's "
-    "\"Headless Linux, SSH and WSL\"); PYTHON_KEYRING_BACKEND selects a backend"
+    '"Headless Linux, SSH and WSL"); PYTHON_KEYRING_BACKEND selects a backend'
 )
 
 
@@ -267,7 +267,6 @@ def no_backend_help(platform: str = sys.platform) -> str:
         return "no usable OS keyring: the macOS login keychain is used; unlock it (security unlock-keychain)"
     if platform.startswith("win"):
         return (
-            "no usable OS keyring: Windows Credential Manager is used; log in as the user who "
-            "stored the keys"
+            "no usable OS keyring: Windows Credential Manager is used; log in as the user who stored the keys"
         )
     return NO_BACKEND_HELP

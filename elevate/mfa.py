@@ -71,7 +71,7 @@ def obtain_code(
     env = os.environ if environ is None else environ
     if profile.mfa_prompt == "none":
         raise MfaError(
-            f"profile {profile.name!r} has mfa_prompt = \"none\": pass -t/--token CODE or set mfa_process"
+            f'profile {profile.name!r} has mfa_prompt = "none": pass -t/--token CODE or set mfa_process'
         )
     if profile.mfa_prompt == "dialog":
         return _from_dialog(profile, env, ask_dialog)

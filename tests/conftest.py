@@ -32,6 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if fixtures & _MOTO_FIXTURES or _CFN in item.path.parents:
             item.add_marker(pytest.mark.slow)
 
+
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION", "DISPLAY", "WAYLAND_DISPLAY")
 

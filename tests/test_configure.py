@@ -97,9 +97,10 @@ def test_configure_non_interactive_then_elevate_through_aws_config(alice: Provis
     assert keystore.get_keys("dev").access_key_id == alice.access_key_id
     command = shlex.join([*elevate_command(), "credential-process", "dev"])
     # The region too, so `aws --profile dev ...` needs no other step (issue 12).
-    assert aws_config_file().read_bytes() == golden(
-        "aws-config.after-configure", COMMAND=command
-    ) + b"region = us-east-1\n"
+    assert (
+        aws_config_file().read_bytes()
+        == golden("aws-config.after-configure", COMMAND=command) + b"region = us-east-1\n"
+    )
     assert "+credential_process = " in result.stderr  # the change was shown
     assert alice.secret_access_key not in result.output
     # What was written works: warm the cache, then boto3 runs the written line itself, in an

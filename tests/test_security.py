@@ -223,9 +223,7 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
         config = client.meta.config.merge(
             botocore.config.Config(read_timeout=0.3, retries={"total_max_attempts": 1})
         )
-        return botocore.session.Session(
-            session_vars={"profile": (None, None, None, None)}
-        ).create_client(
+        return botocore.session.Session(session_vars={"profile": (None, None, None, None)}).create_client(
             "sts",
             region_name=region,
             aws_access_key_id=LONG_TERM.access_key_id,

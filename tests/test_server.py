@@ -405,9 +405,7 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
 
     assert attempts(20) == ["STS refused: the MFA code was wrong"] * 20  # the same error, at once
     assert calls == [1000.0]
-    assert told == [
-        "refreshing the credentials failed: STS refused: the MFA code was wrong; next try in 5 s"
-    ]
+    assert told == ["refreshing the credentials failed: STS refused: the MFA code was wrong; next try in 5 s"]
     tick[0] += server.RETRY_FIRST_SECONDS - 0.5
     attempts(5)
     assert len(calls) == 1  # still pausing
@@ -434,4 +432,3 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
     for _ in range(10):
         assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"  # still valid: still served
     assert len(calls) == before
-

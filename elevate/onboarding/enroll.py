@@ -194,7 +194,7 @@ class Enroller:
             if aws.error_code(exc) in ("AccessDenied", "AccessDeniedException"):
                 raise IamError(
                     f"{exc.message}. Enrolling needs your onboarding window open: ask your admin to tag "
-                    f"your user {aws.ONBOARDING_TAG}=true (docs/admin.md, \"The onboarding window\")"
+                    f'your user {aws.ONBOARDING_TAG}=true (docs/admin.md, "The onboarding window")'
                 ) from exc
             if "already exists" not in exc.message.lower() and "EntityAlreadyExists" not in exc.message:
                 raise

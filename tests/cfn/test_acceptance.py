@@ -39,9 +39,22 @@ PROPERTIES = [
 def test_acceptance_runs_every_property_and_leaves_nothing_behind(cfn_moto: str) -> None:
     venv_tool("cfn-lint")  # deploy-stack lints first
     result = subprocess.run(
-        [sys.executable, str(ACCEPTANCE), "--prefix", PREFIX, "--settle", "0",
-         "--old-session-wait", "0", "--no-code-wait"],
-        env=aws_env(cfn_moto), capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            str(ACCEPTANCE),
+            "--prefix",
+            PREFIX,
+            "--settle",
+            "0",
+            "--old-session-wait",
+            "0",
+            "--no-code-wait",
+        ],
+        env=aws_env(cfn_moto),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -63,13 +76,15 @@ def test_acceptance_runs_every_property_and_leaves_nothing_behind(cfn_moto: str)
     assert not [u for u in iam.list_users()["Users"] if u["UserName"].startswith(PREFIX)]
     assert not iam.list_virtual_mfa_devices()["VirtualMFADevices"]
     cfn = moto_client(cfn_moto, "cloudformation")
-    live = [s["StackName"] for s in cfn.list_stacks()["StackSummaries"]
-            if s["StackStatus"] != "DELETE_COMPLETE"]
+    live = [
+        s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"
+    ]
     assert not [name for name in live if name.startswith(PREFIX)]
 
 
 def test_acceptance_help() -> None:
-    result = subprocess.run([sys.executable, str(ACCEPTANCE), "--help"], capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, str(ACCEPTANCE), "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0
     assert "--sensitive-age" in result.stdout and "--prefix" in result.stdout

@@ -71,10 +71,17 @@ def test_deploys_the_developer_stack_and_prints_its_outputs(cfn_moto: str) -> No
         iam.create_user(UserName=name, Path="/developers/")
     boundary = "arn:aws:iam::aws:policy/PowerUserAccess"
     result = deploy(
-        cfn_moto, "stack", "--stack-name", "developer-access", "--json",
-        "--param", "DeveloperUserNames=alice,bob",
-        "--param", "MaxSessionDuration=7200",
-        "--param", f"PermissionsBoundaryArn={boundary}",
+        cfn_moto,
+        "stack",
+        "--stack-name",
+        "developer-access",
+        "--json",
+        "--param",
+        "DeveloperUserNames=alice,bob",
+        "--param",
+        "MaxSessionDuration=7200",
+        "--param",
+        f"PermissionsBoundaryArn={boundary}",
     )
     assert result.returncode == 0, result.stderr
     assert "cfn-lint -c I developer-access.yaml" in result.stderr
@@ -107,9 +114,16 @@ def test_deploys_the_developer_stack_and_prints_its_outputs(cfn_moto: str) -> No
 def test_update_keeps_parameters_not_given(cfn_moto: str) -> None:
     iam = moto_client(cfn_moto, "iam")
     first = deploy(
-        cfn_moto, "stack", "--stack-name", "team-b",
-        "--param", "GroupName=TeamB", "--param", "RoleName=TeamBElevated",
-        "--param", "UserPath=/team-b/",
+        cfn_moto,
+        "stack",
+        "--stack-name",
+        "team-b",
+        "--param",
+        "GroupName=TeamB",
+        "--param",
+        "RoleName=TeamBElevated",
+        "--param",
+        "UserPath=/team-b/",
     )
     assert first.returncode == 0, first.stderr
     # Text output: one "Key: value" line, multi-line values indented below their key.
@@ -132,9 +146,19 @@ def test_update_keeps_parameters_not_given(cfn_moto: str) -> None:
 
 def test_without_the_role(cfn_moto: str) -> None:
     result = deploy(
-        cfn_moto, "stack", "--stack-name", "identity-only", "--json",
-        "--param", "CreateRole=false", "--param", "GroupName=Remote",
-        "--param", "RoleName=RemoteElevated", "--param", "RoleAccountIds=444455556666",
+        cfn_moto,
+        "stack",
+        "--stack-name",
+        "identity-only",
+        "--json",
+        "--param",
+        "CreateRole=false",
+        "--param",
+        "GroupName=Remote",
+        "--param",
+        "RoleName=RemoteElevated",
+        "--param",
+        "RoleAccountIds=444455556666",
     )
     assert result.returncode == 0, result.stderr
     outputs = json.loads(result.stdout)
@@ -185,8 +209,16 @@ def test_stackset_puts_the_role_in_every_account_of_the_ous(cfn_moto: str) -> No
     outsider = account("sandbox", root)
 
     result = deploy(
-        cfn_moto, "stackset", "--stack-set-name", "elevated-role", "--ou", ou,
-        "--param", f"TrustedAccountId={DEFAULT_ACCOUNT}", "--param", "RoleName=OrgElevated",
+        cfn_moto,
+        "stackset",
+        "--stack-set-name",
+        "elevated-role",
+        "--ou",
+        ou,
+        "--param",
+        f"TrustedAccountId={DEFAULT_ACCOUNT}",
+        "--param",
+        "RoleName=OrgElevated",
     )
     assert result.returncode == 0, result.stderr
     assert "cfn-lint -c I elevated-role.yaml" in result.stderr
@@ -201,26 +233,37 @@ def test_stackset_puts_the_role_in_every_account_of_the_ous(cfn_moto: str) -> No
     outsider_roles = moto_client(cfn_moto, "iam", outsider).list_roles()["Roles"]
     assert "OrgElevated" not in {r["RoleName"] for r in outsider_roles}
 
-    stack_set = moto_client(cfn_moto, "cloudformation").describe_stack_set(
-        StackSetName="elevated-role"
-    )["StackSet"]
+    stack_set = moto_client(cfn_moto, "cloudformation").describe_stack_set(StackSetName="elevated-role")[
+        "StackSet"
+    ]
     assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
 
     # A second run updates the StackSet and adds an OU.
     ou2 = org.create_organizational_unit(ParentId=root, Name="staging")["OrganizationalUnit"]["Id"]
     staging = account("staging", ou2)
     again = deploy(
-        cfn_moto, "stackset", "--stack-set-name", "elevated-role", "--ou", ou, "--ou", ou2,
-        "--param", f"TrustedAccountId={DEFAULT_ACCOUNT}", "--param", "RoleName=OrgElevated",
-        "--param", "MaxMfaAgeSeconds=900",
+        cfn_moto,
+        "stackset",
+        "--stack-set-name",
+        "elevated-role",
+        "--ou",
+        ou,
+        "--ou",
+        ou2,
+        "--param",
+        f"TrustedAccountId={DEFAULT_ACCOUNT}",
+        "--param",
+        "RoleName=OrgElevated",
+        "--param",
+        "MaxMfaAgeSeconds=900",
     )
     assert again.returncode == 0, again.stderr
     assert "updating StackSet elevated-role and all its stack instances" in again.stderr
     assert {line.split("\t")[0] for line in again.stdout.splitlines()} == members | {staging}
     moto_client(cfn_moto, "iam", staging).get_role(RoleName="OrgElevated")
-    parameters = moto_client(cfn_moto, "cloudformation").describe_stack_set(
-        StackSetName="elevated-role"
-    )["StackSet"]["Parameters"]
+    parameters = moto_client(cfn_moto, "cloudformation").describe_stack_set(StackSetName="elevated-role")[
+        "StackSet"
+    ]["Parameters"]
     assert {"ParameterKey": "MaxMfaAgeSeconds", "ParameterValue": "900"} in [
         {k: p[k] for k in ("ParameterKey", "ParameterValue")} for p in parameters
     ]
@@ -228,8 +271,14 @@ def test_stackset_puts_the_role_in_every_account_of_the_ous(cfn_moto: str) -> No
 
 def test_stackset_refuses_more_than_one_region(cfn_moto: str) -> None:
     result = deploy(
-        cfn_moto, "stackset", "--ou", "ou-abcd-12345678",
-        "--deployment-region", "us-east-1", "--deployment-region", "eu-west-1",
+        cfn_moto,
+        "stackset",
+        "--ou",
+        "ou-abcd-12345678",
+        "--deployment-region",
+        "us-east-1",
+        "--deployment-region",
+        "eu-west-1",
     )
     assert result.returncode == 1
     assert "exactly one --deployment-region" in result.stderr
@@ -246,13 +295,23 @@ def test_stackset_rerun_keeps_the_parameters_it_is_not_given(cfn_moto: str) -> N
     _, root = organization(cfn_moto)
     policies = "arn:aws:iam::aws:policy/PowerUserAccess"
     first = deploy(
-        cfn_moto, "stackset", "--stack-set-name", "keeps", "--ou", root,
-        "--param", "TrustedAccountId=111122223333", "--param", f"ManagedPolicyArns={policies}",
-        "--param", "RoleName=KeepsElevated",
+        cfn_moto,
+        "stackset",
+        "--stack-set-name",
+        "keeps",
+        "--ou",
+        root,
+        "--param",
+        "TrustedAccountId=111122223333",
+        "--param",
+        f"ManagedPolicyArns={policies}",
+        "--param",
+        "RoleName=KeepsElevated",
     )
     assert first.returncode == 0, first.stderr
-    again = deploy(cfn_moto, "stackset", "--stack-set-name", "keeps", "--ou", root,
-                   "--param", "MaxMfaAgeSeconds=900")
+    again = deploy(
+        cfn_moto, "stackset", "--stack-set-name", "keeps", "--ou", root, "--param", "MaxMfaAgeSeconds=900"
+    )
     assert again.returncode == 0, again.stderr
     parameters = stack_set_parameters(cfn_moto, "keeps")
     assert parameters.get("TrustedAccountId") == "111122223333", parameters
@@ -277,14 +336,33 @@ def test_stackset_refuses_a_second_region_on_a_later_run(cfn_moto: str) -> None:
     status = org.create_account(Email="regions@example.com", AccountName="regions")
     account = status["CreateAccountStatus"]["AccountId"]
     org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
-    first = deploy(cfn_moto, "stackset", "--stack-set-name", "one-region", "--ou", ou,
-                   "--param", "TrustedAccountId=111122223333")
+    first = deploy(
+        cfn_moto,
+        "stackset",
+        "--stack-set-name",
+        "one-region",
+        "--ou",
+        ou,
+        "--param",
+        "TrustedAccountId=111122223333",
+    )
     assert first.returncode == 0, first.stderr
     ou2 = org.create_organizational_unit(ParentId=root, Name="regions-2")["OrganizationalUnit"]["Id"]
-    second = deploy(cfn_moto, "stackset", "--stack-set-name", "one-region", "--ou", ou, "--ou", ou2,
-                    "--deployment-region", "eu-west-1")
+    second = deploy(
+        cfn_moto,
+        "stackset",
+        "--stack-set-name",
+        "one-region",
+        "--ou",
+        ou,
+        "--ou",
+        ou2,
+        "--deployment-region",
+        "eu-west-1",
+    )
     assert second.returncode == 1
     assert "already has stack instances in us-east-1" in second.stderr
-    instances = moto_client(cfn_moto, "cloudformation").list_stack_instances(
-        StackSetName="one-region")["Summaries"]
+    instances = moto_client(cfn_moto, "cloudformation").list_stack_instances(StackSetName="one-region")[
+        "Summaries"
+    ]
     assert {i["Region"] for i in instances} == {"us-east-1"}

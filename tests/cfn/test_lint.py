@@ -44,16 +44,21 @@ Resources:
 def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [venv_tool("cfn-lint"), "-c", "I", "--", str(path)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def checkov(path: Path) -> dict[str, Any]:
     """Run checkov offline on one CloudFormation template; return its JSON report."""
     result = subprocess.run(
-        [checkov_tool(), "--skip-download", "--framework", "cloudformation",
-         "-o", "json", "-f", str(path)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [checkov_tool(), "--skip-download", "--framework", "cloudformation", "-o", "json", "-f", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     # checkov exits 1 when a check fails; anything else non-zero is the tool itself failing.
     assert result.returncode in (0, 1), result.stdout + result.stderr
@@ -87,15 +92,10 @@ def test_cfn_lint_does_report_a_bad_template(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("template", TEMPLATES, ids=IDS)
-def test_checkov_reports_no_failed_check(
-    template: Path, checkov_reports: dict[str, dict[str, Any]]
-) -> None:
+def test_checkov_reports_no_failed_check(template: Path, checkov_reports: dict[str, dict[str, Any]]) -> None:
     report = checkov_reports[template.name]
     summary = report["summary"]
-    failed = [
-        (c["check_id"], c["resource"], c.get("check_name"))
-        for c in report["results"]["failed_checks"]
-    ]
+    failed = [(c["check_id"], c["resource"], c.get("check_name")) for c in report["results"]["failed_checks"]]
     assert failed == []
     assert summary["failed"] == 0
     assert summary["parsing_errors"] == 0
@@ -121,8 +121,7 @@ def test_every_suppression_gives_a_reason(template: Path) -> None:
     """A checkov skip or a cfn-lint ignore may only sit in Metadata, with a written reason."""
     loaded = load_template(template)
     holders = [("template", loaded.get("Metadata") or {})] + [
-        (name, resource.get("Metadata") or {})
-        for name, resource in (loaded.get("Resources") or {}).items()
+        (name, resource.get("Metadata") or {}) for name, resource in (loaded.get("Resources") or {}).items()
     ]
     for where, metadata in holders:
         for skip in (metadata.get("checkov") or {}).get("skip", []):

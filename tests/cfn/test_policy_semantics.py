@@ -57,20 +57,29 @@ ONBOARDING = {"elevate-onboarding": "true"}  # the tag an admin sets to open the
 STAR_ALWAYS = {"iam:getaccountpasswordpolicy"}  # no resource-level support
 STAR = STAR_ALWAYS | {"iam:listvirtualmfadevices"}  # with MFA, or in the onboarding window
 OWN_USER_READ = {
-    "iam:getuser", "iam:getmfadevice", "iam:listmfadevices",
-    "iam:listaccesskeys", "iam:getaccesskeylastused",
+    "iam:getuser",
+    "iam:getmfadevice",
+    "iam:listmfadevices",
+    "iam:listaccesskeys",
+    "iam:getaccesskeylastused",
 }
 # Key, device and password changes: only with MFA younger than SensitiveMfaMaxAgeSeconds.
 OWN_USER_SENSITIVE = {
-    "iam:enablemfadevice", "iam:resyncmfadevice", "iam:deactivatemfadevice",
-    "iam:createaccesskey", "iam:deleteaccesskey", "iam:updateaccesskey",
+    "iam:enablemfadevice",
+    "iam:resyncmfadevice",
+    "iam:deactivatemfadevice",
+    "iam:createaccesskey",
+    "iam:deleteaccesskey",
+    "iam:updateaccesskey",
     "iam:changepassword",
 }
 OWN_USER_WITH_MFA = OWN_USER_READ | OWN_USER_SENSITIVE
 OWN_USER_WITHOUT_MFA = {"iam:getuser", "iam:getmfadevice", "iam:listmfadevices"}
 # What enrolling an MFA device (and a first password change) needs: in the window only.
 OWN_USER_IN_WINDOW = OWN_USER_WITHOUT_MFA | {
-    "iam:enablemfadevice", "iam:resyncmfadevice", "iam:changepassword",
+    "iam:enablemfadevice",
+    "iam:resyncmfadevice",
+    "iam:changepassword",
 }
 OWN_MFA_DEVICE = {"iam:createvirtualmfadevice", "iam:deletevirtualmfadevice"}
 ELEVATED_ROLE_ACTIONS = {"sts:assumerole", "sts:setsourceidentity"}
@@ -209,9 +218,9 @@ def rendered(cfn_moto: str) -> Rendered:
     outputs = deploy(cfn_moto, IDENTITY, DEVELOPER_ACCESS, "developer-access", **IDENTITY_PARAMS)
     iam = moto_client(cfn_moto, "iam", IDENTITY)
     policy = iam.get_policy(PolicyArn=outputs["DeveloperPolicyArn"])["Policy"]
-    version = iam.get_policy_version(
-        PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"]
-    )["PolicyVersion"]
+    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])[
+        "PolicyVersion"
+    ]
     document = version["Document"]
     if isinstance(document, str):
         document = json.loads(document)
@@ -237,33 +246,66 @@ class Evaluator:
         self.Group, self.Node, self.Policy = Group, Node, Policy
         self.rendered = rendered
 
-    def user(self, user_arn: str, in_group: bool = True, policies: tuple[dict[str, Any], ...] = (),
-             tags: dict[str, str] | None = None) -> Any:
+    def user(
+        self,
+        user_arn: str,
+        in_group: bool = True,
+        policies: tuple[dict[str, Any], ...] = (),
+        tags: dict[str, str] | None = None,
+    ) -> Any:
         """An IAM user; `tags` are its principal tags (aws:PrincipalTag/*), e.g. ONBOARDING."""
         account = user_arn.split(":")[4]
         groups = []
         if in_group:
             document = for_requester(self.rendered.developer_policy, user_arn)
-            policy = self.Policy(arn(account, "policy/Developers-self-service-and-elevate"),
-                                 "Developers-self-service-and-elevate", document)
+            policy = self.Policy(
+                arn(account, "policy/Developers-self-service-and-elevate"),
+                "Developers-self-service-and-elevate",
+                document,
+            )
             groups.append(self.Group(arn(account, "group/Developers"), [policy]))
         inline = [self.Policy(user_arn, f"inline{i}", p) for i, p in enumerate(policies)]
-        return self.Node(user_arn, "AIDA" + user_arn.rsplit("/", 1)[1].upper(), inline, groups,
-                         None, None, 1, True, False, None, True, dict(tags or {}))
+        return self.Node(
+            user_arn,
+            "AIDA" + user_arn.rsplit("/", 1)[1].upper(),
+            inline,
+            groups,
+            None,
+            None,
+            1,
+            True,
+            False,
+            None,
+            True,
+            dict(tags or {}),
+        )
 
     def role(self, role_arn: str, policies: tuple[dict[str, Any], ...]) -> Any:
         inline = [self.Policy(role_arn, f"inline{i}", p) for i, p in enumerate(policies)]
         trust = {"Version": "2012-10-17", "Statement": []}
-        return self.Node(role_arn, "AROA" + role_arn.rsplit("/", 1)[1].upper(), inline, [],
-                         trust, None, 0, False, False, None, False, None)
+        return self.Node(
+            role_arn,
+            "AROA" + role_arn.rsplit("/", 1)[1].upper(),
+            inline,
+            [],
+            trust,
+            None,
+            0,
+            False,
+            False,
+            None,
+            False,
+            None,
+        )
 
     def allowed(self, principal: Any, action: str, resource: str, context: dict[str, Any]) -> bool:
         """Identity-based decision (no resource policy involved)."""
         context = with_resource_account(context, resource)
         return bool(self.qi.local_check_authorization_full(principal, action, resource, context))
 
-    def can_assume(self, principal: Any, role_arn: str, trust: dict[str, Any],
-                   context: dict[str, str]) -> bool:
+    def can_assume(
+        self, principal: Any, role_arn: str, trust: dict[str, Any], context: dict[str, str]
+    ) -> bool:
         """AssumeRole, plus SetSourceIdentity when the call sets one: both need the caller's
         policies and the role's trust policy to agree."""
         owner = role_arn.split(":")[4]
@@ -304,15 +346,13 @@ def test_assume_role_needs_mfa(ev: Evaluator, rendered: Rendered) -> None:
 
 @pytest.mark.parametrize(
     ("age", "allowed"),
-    [(0, True), (MAX_MFA_AGE - 1, True), (MAX_MFA_AGE, False), (MAX_MFA_AGE + 1, False),
-     (8 * 3600, False)],
+    [(0, True), (MAX_MFA_AGE - 1, True), (MAX_MFA_AGE, False), (MAX_MFA_AGE + 1, False), (8 * 3600, False)],
 )
 def test_mfa_older_than_max_age_cannot_assume(
     ev: Evaluator, rendered: Rendered, age: int, allowed: bool
 ) -> None:
     context = elevate_call("alice", age)
-    for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust),
-                            (MEMBER_ROLE, rendered.member_trust)):
+    for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust), (MEMBER_ROLE, rendered.member_trust)):
         assert ev.can_assume(ev.user(ALICE), role_arn, trust, context) is allowed
 
 
@@ -322,13 +362,16 @@ def test_source_identity_must_be_the_callers_own_user_name(ev: Evaluator, render
     assert ev.can_assume(alice, IDENTITY_ROLE, trust, elevate_call("alice"))
     # Without a source identity the trust policy's StringEquals has nothing to match.
     assert not ev.can_assume(alice, IDENTITY_ROLE, trust, fresh_mfa())
-    assert not ev.can_assume(alice, IDENTITY_ROLE, trust,
-                             fresh_mfa(extra={"sts:SourceIdentity": "bob", "sts:RoleSessionName": "alice"}))
+    assert not ev.can_assume(
+        alice,
+        IDENTITY_ROLE,
+        trust,
+        fresh_mfa(extra={"sts:SourceIdentity": "bob", "sts:RoleSessionName": "alice"}),
+    )
     # Neither side allows setting someone else's name, even when the other side would.
     context = elevate_call("bob")
     assert not ev.allowed(alice, "sts:SetSourceIdentity", IDENTITY_ROLE, context)
-    assert ev.allowed(alice, "sts:SetSourceIdentity", IDENTITY_ROLE,
-                      elevate_call("alice"))
+    assert ev.allowed(alice, "sts:SetSourceIdentity", IDENTITY_ROLE, elevate_call("alice"))
 
 
 def test_a_role_cannot_assume_even_with_mfa(ev: Evaluator, rendered: Rendered) -> None:
@@ -342,12 +385,13 @@ def test_a_role_cannot_assume_even_with_mfa(ev: Evaluator, rendered: Rendered) -
 
 @pytest.mark.parametrize(
     "user_arn",
-    [arn(IDENTITY, "user/contractors/carol"), arn(IDENTITY, "user/dave"),
-     arn(IDENTITY, "user/developers-old/erin")],
+    [
+        arn(IDENTITY, "user/contractors/carol"),
+        arn(IDENTITY, "user/dave"),
+        arn(IDENTITY, "user/developers-old/erin"),
+    ],
 )
-def test_a_user_outside_user_path_cannot_assume(
-    ev: Evaluator, rendered: Rendered, user_arn: str
-) -> None:
+def test_a_user_outside_user_path_cannot_assume(ev: Evaluator, rendered: Rendered, user_arn: str) -> None:
     # Even added to the developers' group (and so allowed by its policy).
     user = ev.user(user_arn)
     name = user_arn.rsplit("/", 1)[1]
@@ -356,9 +400,7 @@ def test_a_user_outside_user_path_cannot_assume(
     assert not ev.can_assume(user, IDENTITY_ROLE, rendered.identity_trust, context)
 
 
-def test_trusting_the_account_still_needs_the_developers_policy(
-    ev: Evaluator, rendered: Rendered
-) -> None:
+def test_trusting_the_account_still_needs_the_developers_policy(ev: Evaluator, rendered: Rendered) -> None:
     # Under UserPath but not in the group: the trust policy names the account, so the caller's
     # own policies must allow the call too.
     frank = ev.user(arn(IDENTITY, "user/developers/frank"), in_group=False)
@@ -404,9 +446,11 @@ def test_pmapper_compares_condition_variables_literally(ev: Evaluator, rendered:
 
     def raw(name: str) -> bool:
         context = with_resource_account(elevate_call(name), IDENTITY_ROLE)
-        return bool(ev.qi.local_check_authorization_full(
-            alice, "sts:AssumeRole", IDENTITY_ROLE, context,
-            resource_policy=literal, resource_owner=owner))
+        return bool(
+            ev.qi.local_check_authorization_full(
+                alice, "sts:AssumeRole", IDENTITY_ROLE, context, resource_policy=literal, resource_owner=owner
+            )
+        )
 
     assert not raw("alice")  # IAM would allow this
     assert raw("${aws:username}")  # and PMapper matches the unexpanded text instead
@@ -424,8 +468,12 @@ def test_own_access_keys_only_with_mfa_and_never_anothers(ev: Evaluator, action:
     assert ev.allowed(alice, action, ALICE, fresh_mfa())
     assert not ev.allowed(alice, action, ALICE, NO_MFA)
     assert not ev.allowed(alice, action, ALICE, MFA_FALSE)
-    for other in (BOB, arn(IDENTITY, "user/alice"), arn(IDENTITY, "user/other/alice"),
-                  arn(MEMBER, "user/developers/alice")):
+    for other in (
+        BOB,
+        arn(IDENTITY, "user/alice"),
+        arn(IDENTITY, "user/other/alice"),
+        arn(MEMBER, "user/developers/alice"),
+    ):
         for context in (fresh_mfa(), NO_MFA):
             assert not ev.allowed(alice, action, other, context), (action, other, context)
 
@@ -463,9 +511,9 @@ def catalogue() -> tuple[str, ...]:
         need(False, f"cfn-lint is not importable: {exc}")
         raise
     services = load_resource(AdditionalSpecs, "Policies.json")
-    return tuple(sorted(
-        f"{prefix}:{action}" for prefix, spec in services.items() for action in spec["Actions"]
-    ))
+    return tuple(
+        sorted(f"{prefix}:{action}" for prefix, spec in services.items() for action in spec["Actions"])
+    )
 
 
 # Contexts a developer's request can come with: long-term keys alone (window closed, the
@@ -483,45 +531,59 @@ CONTEXTS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
 # why the Deny still exempts sts:AssumeRole.
 ELEVATED_NO_MFA = {"sts:assumerole"}
 PROBES: dict[str, tuple[str, dict[str, set[str]]]] = {
-    "own user": (ALICE, {
-        "key alone": OWN_USER_WITHOUT_MFA,
-        "key alone, window open": OWN_USER_IN_WINDOW,
-        "11-hour MFA session": OWN_USER_READ,
-        "fresh MFA": OWN_USER_WITH_MFA,
-    }),
+    "own user": (
+        ALICE,
+        {
+            "key alone": OWN_USER_WITHOUT_MFA,
+            "key alone, window open": OWN_USER_IN_WINDOW,
+            "11-hour MFA session": OWN_USER_READ,
+            "fresh MFA": OWN_USER_WITH_MFA,
+        },
+    ),
     "another user": (BOB, {}),
-    "own MFA device": (arn(IDENTITY, "mfa/alice"), {
-        "key alone, window open": OWN_MFA_DEVICE,
-        "fresh MFA": OWN_MFA_DEVICE,
-    }),
+    "own MFA device": (
+        arn(IDENTITY, "mfa/alice"),
+        {
+            "key alone, window open": OWN_MFA_DEVICE,
+            "fresh MFA": OWN_MFA_DEVICE,
+        },
+    ),
     "another's MFA device": (arn(IDENTITY, "mfa/bob"), {}),
-    "elevated role here": (IDENTITY_ROLE, {
-        "key alone": ELEVATED_NO_MFA,
-        "key alone, window open": ELEVATED_NO_MFA,
-        "11-hour MFA session": ELEVATED_ROLE_ACTIONS,
-        "fresh MFA": ELEVATED_ROLE_ACTIONS,
-    }),
-    "elevated role in a member account": (MEMBER_ROLE, {
-        "key alone": ELEVATED_NO_MFA,
-        "key alone, window open": ELEVATED_NO_MFA,
-        "11-hour MFA session": ELEVATED_ROLE_ACTIONS,
-        "fresh MFA": ELEVATED_ROLE_ACTIONS,
-    }),
+    "elevated role here": (
+        IDENTITY_ROLE,
+        {
+            "key alone": ELEVATED_NO_MFA,
+            "key alone, window open": ELEVATED_NO_MFA,
+            "11-hour MFA session": ELEVATED_ROLE_ACTIONS,
+            "fresh MFA": ELEVATED_ROLE_ACTIONS,
+        },
+    ),
+    "elevated role in a member account": (
+        MEMBER_ROLE,
+        {
+            "key alone": ELEVATED_NO_MFA,
+            "key alone, window open": ELEVATED_NO_MFA,
+            "11-hour MFA session": ELEVATED_ROLE_ACTIONS,
+            "fresh MFA": ELEVATED_ROLE_ACTIONS,
+        },
+    ),
     "the role's name in a foreign account": (arn(STRANGER, f"role/{ROLE_NAME}"), {}),
     "another role": (arn(IDENTITY, "role/Admin"), {}),
     "a bucket": ("arn:aws:s3:::some-bucket", {}),
     "any": ("*", {}),
 }
 # Actions without resource-level permissions (Resource "*") come on top, whatever the resource.
-ON_STAR = {"key alone": STAR_ALWAYS, "key alone, window open": STAR,
-           "11-hour MFA session": STAR, "fresh MFA": STAR}
+ON_STAR = {
+    "key alone": STAR_ALWAYS,
+    "key alone, window open": STAR,
+    "11-hour MFA session": STAR,
+    "fresh MFA": STAR,
+}
 
 
 @pytest.mark.parametrize("situation", list(CONTEXTS))
 @pytest.mark.parametrize("probe", list(PROBES))
-def test_every_known_action_against_the_developers_policy(
-    ev: Evaluator, probe: str, situation: str
-) -> None:
+def test_every_known_action_against_the_developers_policy(ev: Evaluator, probe: str, situation: str) -> None:
     """Across the whole action catalogue, the developers' policy allows exactly what the issue
     lists, for each resource and each kind of request.  (The 11-hour session's role actions are
     the caller's side only: the trust policy refuses MFA older than MaxMfaAgeSeconds.)"""
@@ -570,9 +632,7 @@ def test_nothing_is_attached_to_users_directly() -> None:
     # The developers' policy is attached through the group, and only there.
     policy = resources["DeveloperPolicy"]["Properties"]
     assert not {"Users", "Roles", "Groups"} & set(policy)
-    assert resources["DeveloperGroup"]["Properties"]["ManagedPolicyArns"] == [
-        {"Ref": "DeveloperPolicy"}
-    ]
+    assert resources["DeveloperGroup"]["Properties"]["ManagedPolicyArns"] == [{"Ref": "DeveloperPolicy"}]
 
 
 # --- the attacks (issue 9), as an attacker would run them ----------------------------------------
@@ -586,15 +646,24 @@ OWN_DEVICE = arn(IDENTITY, "mfa/alice")
 FOREIGN_ROLE = arn(STRANGER, f"role/{ROLE_NAME}")
 LEGACY_TRUST = {
     "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{IDENTITY}:root"},
-                   "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"]}],
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{IDENTITY}:root"},
+            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+        }
+    ],
 }
 
 
-def first_allowed(ev: Evaluator, principal: Any, steps: list[tuple[str, str]],
-                  context: dict[str, Any]) -> list[str]:
-    return [f"{action} {resource}" for action, resource in steps
-            if ev.allowed(principal, action, resource, context)]
+def first_allowed(
+    ev: Evaluator, principal: Any, steps: list[tuple[str, str]], context: dict[str, Any]
+) -> list[str]:
+    return [
+        f"{action} {resource}"
+        for action, resource in steps
+        if ev.allowed(principal, action, resource, context)
+    ]
 
 
 def test_attack_stolen_key_alone_registers_a_device_of_its_own(ev: Evaluator) -> None:
@@ -620,8 +689,11 @@ def test_attack_stolen_key_alone_registers_a_device_of_its_own(ev: Evaluator) ->
 
 def test_attack_stolen_key_alone_assumes_a_legacy_role_in_a_foreign_account(ev: Evaluator) -> None:
     alice = ev.user(ALICE)
-    for context in (NO_MFA, {"sts:SourceIdentity": "alice", "sts:RoleSessionName": "alice"},
-                    elevate_call("alice")):
+    for context in (
+        NO_MFA,
+        {"sts:SourceIdentity": "alice", "sts:RoleSessionName": "alice"},
+        elevate_call("alice"),
+    ):
         assert not ev.can_assume(alice, FOREIGN_ROLE, LEGACY_TRUST, context), context
         assert not ev.allowed(alice, "sts:AssumeRole", FOREIGN_ROLE, context)
     # The same legacy trust in an account of RoleAccountIds is still the admin's to fix: there the
@@ -659,9 +731,12 @@ def test_fresh_mfa_rotates_and_enrols_its_own_but_nobody_elses(ev: Evaluator) ->
     alice = ev.user(ALICE)
     fresh = elevate_call("alice")
     own = [
-        ("iam:CreateAccessKey", ALICE), ("iam:DeleteAccessKey", ALICE),
-        ("iam:UpdateAccessKey", ALICE), ("iam:DeactivateMFADevice", ALICE),
-        ("iam:DeleteVirtualMFADevice", OWN_DEVICE), ("iam:CreateVirtualMFADevice", OWN_DEVICE),
+        ("iam:CreateAccessKey", ALICE),
+        ("iam:DeleteAccessKey", ALICE),
+        ("iam:UpdateAccessKey", ALICE),
+        ("iam:DeactivateMFADevice", ALICE),
+        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
+        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
         ("iam:EnableMFADevice", ALICE),
     ]
     assert len(first_allowed(ev, alice, own, fresh)) == len(own)
@@ -680,16 +755,22 @@ def test_onboarding_window_lets_a_new_user_enrol_and_close_it_without_mfa(ev: Ev
     closes the window (elevate mfa enroll does it right after EnableMFADevice)."""
     newcomer = ev.user(ALICE, tags=ONBOARDING)
     enrol = [
-        ("iam:CreateVirtualMFADevice", OWN_DEVICE), ("iam:EnableMFADevice", ALICE),
-        ("iam:ResyncMFADevice", ALICE), ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
-        ("iam:ListVirtualMFADevices", "*"), ("iam:ChangePassword", ALICE),
+        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
+        ("iam:EnableMFADevice", ALICE),
+        ("iam:ResyncMFADevice", ALICE),
+        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
+        ("iam:ListVirtualMFADevices", "*"),
+        ("iam:ChangePassword", ALICE),
     ]
     assert len(first_allowed(ev, newcomer, enrol, NO_MFA)) == len(enrol)
     assert ev.allowed(newcomer, "iam:UntagUser", ALICE, {**NO_MFA, **untag("elevate-onboarding")})
     # Even in the window the key alone makes no key, touches nobody else, and assumes nothing.
-    for action, resource in [("iam:CreateAccessKey", ALICE), ("iam:DeactivateMFADevice", ALICE),
-                             ("iam:EnableMFADevice", BOB),
-                             ("iam:CreateVirtualMFADevice", arn(IDENTITY, "mfa/bob"))]:
+    for action, resource in [
+        ("iam:CreateAccessKey", ALICE),
+        ("iam:DeactivateMFADevice", ALICE),
+        ("iam:EnableMFADevice", BOB),
+        ("iam:CreateVirtualMFADevice", arn(IDENTITY, "mfa/bob")),
+    ]:
         assert not ev.allowed(newcomer, action, resource, NO_MFA), action
     assert not ev.allowed(newcomer, "iam:UntagUser", BOB, {**NO_MFA, **untag("elevate-onboarding")})
     # A tag of another value is no window.
@@ -702,8 +783,7 @@ def test_attack_session_named_after_someone_else(ev: Evaluator, rendered: Render
     alice = ev.user(ALICE)
     posing = fresh_mfa(extra={"sts:SourceIdentity": "alice", "sts:RoleSessionName": "bob"})
     unnamed = fresh_mfa(extra={"sts:SourceIdentity": "alice"})
-    for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust),
-                            (MEMBER_ROLE, rendered.member_trust)):
+    for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust), (MEMBER_ROLE, rendered.member_trust)):
         assert not ev.can_assume(alice, role_arn, trust, posing)
         assert not ev.can_assume(alice, role_arn, trust, unnamed)
         assert ev.can_assume(alice, role_arn, trust, elevate_call("alice"))
@@ -749,8 +829,12 @@ def test_attack_elevated_session_edits_the_gate(ev: Evaluator, rendered: Rendere
     assert first_allowed(ev, session, GATE_WRITES, fresh_mfa()) == []
     # Scoped to the gate: reading it, and IAM elsewhere, stay as the managed policies say.
     assert ev.allowed(session, "iam:GetRole", IDENTITY_ROLE, fresh_mfa())
-    assert ev.allowed(session, "iam:GetPolicyVersion",
-                      arn(IDENTITY, "policy/Developers-self-service-and-elevate"), fresh_mfa())
+    assert ev.allowed(
+        session,
+        "iam:GetPolicyVersion",
+        arn(IDENTITY, "policy/Developers-self-service-and-elevate"),
+        fresh_mfa(),
+    )
     assert ev.allowed(session, "iam:CreateRole", arn(IDENTITY, "role/app"), fresh_mfa())
 
 
@@ -758,8 +842,13 @@ def test_attack_member_role_rewrites_its_own_trust(ev: Evaluator, rendered: Rend
     gate = rendered.member_gate
     assert gate is not None, "elevated-role.yaml's role has no inline gate policy"
     session = ev.role(MEMBER_ROLE, (ADMIN_LIKE, gate))
-    for action in ("iam:UpdateAssumeRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePolicy",
-                   "iam:AttachRolePolicy", "iam:DeleteRolePermissionsBoundary"):
+    for action in (
+        "iam:UpdateAssumeRolePolicy",
+        "iam:DeleteRolePolicy",
+        "iam:PutRolePolicy",
+        "iam:AttachRolePolicy",
+        "iam:DeleteRolePermissionsBoundary",
+    ):
         assert not ev.allowed(session, action, MEMBER_ROLE, fresh_mfa()), action
     assert ev.allowed(session, "iam:GetRole", MEMBER_ROLE, fresh_mfa())
 
@@ -781,8 +870,11 @@ def test_elevated_role_never_trusts_an_account_by_default(cfn_moto: str) -> None
     assert "Default" not in load_template(ELEVATED_ROLE)["Parameters"]["TrustedAccountId"]
     cfn = moto_client(cfn_moto, "cloudformation", "555566667777")
     with pytest.raises(cfn.exceptions.ClientError, match="TrustedAccountId"):
-        cfn.create_stack(StackName="no-trust", TemplateBody=ELEVATED_ROLE.read_text(),
-                         Capabilities=["CAPABILITY_NAMED_IAM"])
+        cfn.create_stack(
+            StackName="no-trust",
+            TemplateBody=ELEVATED_ROLE.read_text(),
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
 
 
 def test_default_managed_policy_reads_no_data() -> None:

@@ -43,8 +43,10 @@ def developer(url: str, name: str) -> tuple[dict[str, str], pyotp.TOTP, str]:
     seed = device["Base32StringSeed"]
     totp = pyotp.TOTP(seed.decode() if isinstance(seed, bytes) else seed)
     iam.enable_mfa_device(
-        UserName=name, SerialNumber=device["SerialNumber"],
-        AuthenticationCode1=totp.at(time.time() - 30), AuthenticationCode2=totp.now(),
+        UserName=name,
+        SerialNumber=device["SerialNumber"],
+        AuthenticationCode1=totp.at(time.time() - 30),
+        AuthenticationCode2=totp.now(),
     )
     return key, totp, str(device["SerialNumber"])
 
@@ -68,7 +70,13 @@ def elevate_env(url: str, tmp_path: Path, config: Path) -> dict[str, str]:
 def elevate(env: dict[str, str], *args: str, stdin: str | None = None) -> Any:
     return subprocess.run(
         [sys.executable, "-m", "elevate", *args],
-        input=stdin, env=env, capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+        input=stdin,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
     )
 
 
@@ -101,8 +109,11 @@ def test_a_developer_elevates_with_the_stacks_profile(
 
     # The credentials are the role's.
     session_sts = boto3.client(
-        "sts", endpoint_url=cfn_moto, region_name="us-east-1",
-        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+        "sts",
+        endpoint_url=cfn_moto,
+        region_name="us-east-1",
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
     )
     caller = session_sts.get_caller_identity()["Arn"]
