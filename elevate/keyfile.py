@@ -22,6 +22,7 @@ log = logging.getLogger("elevate")
 def _qualified(backend: object) -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
 
+
 # Encrypted keyring files that ask for a passphrase (keyrings.cryptfile: Argon2id + AES-GCM).
 # The backend would ask with getpass, which falls back to reading stdin; elevate asks on the
 # terminal itself, before the backend is first used, and hands the passphrase over in memory.
@@ -61,7 +62,9 @@ def unlock(ask: Optional[Asker] = None) -> None:
         path = str(getattr(backend, "file_path", "the keyring file"))
         if _is_new(backend):
             log.debug("keyring file %s: new, asking for a new passphrase", path)
-            backend.keyring_key = _new_passphrase(asker, path)
+            passphrase = _new_passphrase(asker, path)
+            _private_directory(path)  # before the backend, which creates the file as it takes the key
+            backend.keyring_key = passphrase
             continue
         log.debug("keyring file %s: asking for its passphrase", path)
         for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
@@ -76,6 +79,18 @@ def unlock(ask: Optional[Asker] = None) -> None:
                 ui.tell("that passphrase does not open the keyring. Try again.")
                 continue
             break
+
+
+def _private_directory(path: str) -> None:
+    """Create the new keyring file's directory 0700: the backend would make it 0755, showing
+    everyone that the file is there and when it changes."""
+    directory = os.path.dirname(path)
+    if not directory or os.path.isdir(directory):
+        return
+    try:
+        os.makedirs(directory, 0o700)
+    except OSError as exc:
+        raise KeyringError(f"cannot create the keyring directory {directory} ({exc.strerror})") from exc
 
 
 def _is_new(backend: Any) -> bool:

@@ -82,6 +82,8 @@ def test_keys_are_stored_encrypted_and_read_back_through_the_real_backend(
     assert PASSPHRASE not in shown, "the passphrase is typed without echo"
     assert BACKEND in shown
     assert headless.is_file() and headless.stat().st_mode & 0o077 == 0
+    # The backend would make its directory 0755 (os.makedirs): elevate makes it private first.
+    assert headless.parent.stat().st_mode & 0o077 == 0, oct(headless.parent.stat().st_mode)
     at_rest = headless.read_bytes()
     for secret in (EXAMPLE_SECRET, EXAMPLE_ID, PASSPHRASE):
         assert secret.encode() not in at_rest
