@@ -58,6 +58,14 @@ class Elevator:
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
         return cache_mod.for_profile(profile, self.environ, self.clock)
 
+    def cached(self, profile: Profile) -> Optional[SessionCredentials]:
+        """Fresh credentials for `profile` from the session cache alone, or None (no STS call)."""
+        cache = self.session_cache(profile)
+        if cache is None:
+            return None
+        key = cache_mod.entry_key(profile, self.environ)
+        return cache.get(key, profile.refresh_before_seconds, profile.duration_seconds)
+
     def elevate(
         self, profile: Profile, token: Optional[str] = None, use_cache: bool = True
     ) -> SessionCredentials:

@@ -11,139 +11,24 @@ else gets a JSON error and never a credential. A request never waits without bou
 
 from __future__ import annotations
 
-import dataclasses
 import hmac
 import ipaddress
 import json
 import secrets
 import socket
 import threading
-import time
-from collections.abc import Callable
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
-from . import cache as cache_mod
 from .errors import ElevateError, ServerError
-from .models import Profile, SessionCredentials
+from .models import SessionCredentials
+from .supply import CredentialSupply, Unavailable
 
 HOST = "127.0.0.1"
 PATH = "/credentials"
 TOKEN_BYTES = 32  # 256 bits
-# botocore refreshes with under 15 minutes left on every access: hand out more than that.
-MIN_SECONDS_LEFT = 15 * 60 + 60
-# Inside this lead on MIN_SECONDS_LEFT a request starts a refresh but is answered at once.
-PREFETCH_SECONDS = 5 * 60
-# A refresh that failed or is still running: credentials with this long left still serve.
-STALE_BUT_USABLE_SECONDS = 60
-# After a failed refresh, requests get its error at once (or credentials still usable) for a
-# pause that doubles with each failure in a row: SDK retries are not each an AssumeRole call.
-RETRY_FIRST_SECONDS = 5
-RETRY_MAX_SECONDS = 300
-REQUEST_DEADLINE_SECONDS = 10.0
 SOCKET_TIMEOUT_SECONDS = 5.0  # for each read, and for the whole request line and headers
 MAX_CONNECTIONS = 64
-
-
-class Unavailable(ElevateError):
-    """No credentials within the request's deadline (a refresh is still running)."""
-
-
-def serving_profile(profile: Profile, min_left: int = MIN_SECONDS_LEFT) -> Profile:
-    """`profile` refreshed early enough that what the server hands out has `min_left` left,
-    as far as its duration allows (at least a minute of use per credential)."""
-    refresh = min(max(profile.refresh_before_seconds, min_left), profile.duration_seconds - 60)
-    return dataclasses.replace(profile, refresh_before_seconds=refresh)
-
-
-@dataclasses.dataclass
-class _Flight:
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    result: Optional[SessionCredentials] = None
-    error: Optional[ElevateError] = None
-
-
-class CredentialSupply:
-    """The credentials the server hands out: held while fresh, refreshed by one thread at a time."""
-
-    def __init__(
-        self,
-        fetch: Callable[[], SessionCredentials],
-        min_left: int = MIN_SECONDS_LEFT,
-        clock: Callable[[], datetime] = cache_mod.utcnow,
-        deadline: float = REQUEST_DEADLINE_SECONDS,
-        initial: Optional[SessionCredentials] = None,
-        monotonic: Callable[[], float] = time.monotonic,
-        on_failure: Callable[[str], None] = lambda _message: None,
-    ) -> None:
-        self._fetch = fetch
-        self._min_left = min_left
-        self._clock = clock
-        self._deadline = deadline
-        self._monotonic = monotonic
-        self._on_failure = on_failure
-        self._lock = threading.Lock()
-        self._current = initial
-        self._flight: Optional[_Flight] = None
-        self._failures = 0  # failed refreshes in a row
-        self._retry_at = 0.0  # monotonic time before which no refresh starts
-        self._error: Optional[ElevateError] = None  # the last failure, answered meanwhile
-
-    def get(self) -> SessionCredentials:
-        """Credentials with more than `min_left` left if at all possible; never waits past the deadline."""
-        with self._lock:
-            current = self._current
-            left = current.seconds_left(self._clock()) if current is not None else 0.0
-            if current is not None and left > self._min_left + PREFETCH_SECONDS:
-                return current
-            pausing = self._flight is None and self._error is not None and self._monotonic() < self._retry_at
-            flight = None if pausing else self._start()
-            if current is not None and left > self._min_left:
-                return current
-            error = self._error
-        if flight is None:
-            return self._usable(current, error or Unavailable("the refresh gave no credentials"))
-        if not flight.done.wait(self._deadline):
-            return self._usable(current, Unavailable("still waiting for the credentials (an MFA prompt?)"))
-        if flight.result is None:
-            return self._usable(current, flight.error or Unavailable("the refresh gave no credentials"))
-        return flight.result
-
-    def _usable(self, current: Optional[SessionCredentials], error: ElevateError) -> SessionCredentials:
-        if current is not None and current.seconds_left(self._clock()) > STALE_BUT_USABLE_SECONDS:
-            return current
-        raise error
-
-    def _start(self) -> _Flight:
-        """The refresh in flight, or a new one (caller holds the lock)."""
-        if self._flight is None:
-            self._flight = _Flight()
-            threading.Thread(target=self._refresh, args=(self._flight,), daemon=True).start()
-        return self._flight
-
-    def _refresh(self, flight: _Flight) -> None:
-        try:
-            flight.result = self._fetch()
-        except ElevateError as exc:
-            flight.error = exc
-        except Exception as exc:  # noqa: BLE001 - a refresh thread must always release its waiters
-            flight.error = ElevateError(f"refreshing the credentials failed ({type(exc).__name__})")
-        failed = None
-        with self._lock:
-            if flight.result is not None:
-                self._current = flight.result
-                self._failures, self._retry_at, self._error = 0, 0.0, None
-            else:
-                self._failures += 1
-                pause = min(RETRY_FIRST_SECONDS * 2 ** min(self._failures - 1, 16), RETRY_MAX_SECONDS)
-                self._retry_at = self._monotonic() + pause
-                self._error = flight.error or Unavailable("the refresh gave no credentials")
-                failed = f"refreshing the credentials failed: {self._error.message}; next try in {pause} s"
-            self._flight = None
-        flight.done.set()
-        if failed is not None:
-            self._on_failure(failed)
 
 
 def check_bind_host(host: str) -> str:

@@ -87,8 +87,8 @@ def inform(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    """`elevate: warning: MESSAGE` on stderr."""
-    _write(sys.stderr, f"{PREFIX}warning: {message}")
+    """`elevate: warning: MESSAGE` on stderr, one line (it may quote text from outside)."""
+    _write(sys.stderr, f"{PREFIX}warning: {printable(message)}")
 
 
 def error(message: str) -> None:

@@ -18,6 +18,7 @@ from typing import Optional
 import pytest
 
 from elevate import server
+from elevate import supply as supply_mod
 from elevate.errors import ElevateError, ServerError
 from elevate.models import Profile, SessionCredentials
 
@@ -65,7 +66,7 @@ def get(
 
 @pytest.fixture
 def served() -> Iterator[server.CredentialServer]:
-    with server.CredentialServer(server.CredentialSupply(lambda: creds())) as srv:
+    with server.CredentialServer(supply_mod.CredentialSupply(lambda: creds())) as srv:
         yield srv
 
 
@@ -90,12 +91,12 @@ def test_serves_the_container_protocol_answer(served: server.CredentialServer) -
 
 
 def test_token_is_fresh_and_at_least_256_bits(served: server.CredentialServer) -> None:
-    with server.CredentialServer(server.CredentialSupply(lambda: creds())) as other:
+    with server.CredentialServer(supply_mod.CredentialSupply(lambda: creds())) as other:
         assert other.token != served.token
     assert len(served.token) >= 43  # 32 random bytes in URL-safe base64
     assert served.token not in repr(served)
     with pytest.raises(ServerError):
-        server.CredentialServer(server.CredentialSupply(lambda: creds()), token="short")
+        server.CredentialServer(supply_mod.CredentialSupply(lambda: creds()), token="short")
 
 
 def test_no_token_is_401(served: server.CredentialServer) -> None:
@@ -208,7 +209,7 @@ def test_garbage_request_line_gets_json_not_html(served: server.CredentialServer
 )
 def test_non_loopback_bind_is_refused(host: str) -> None:
     with pytest.raises(ServerError, match="loopback"):
-        server.CredentialServer(server.CredentialSupply(lambda: creds()), host=host)
+        server.CredentialServer(supply_mod.CredentialSupply(lambda: creds()), host=host)
 
 
 def test_listens_on_loopback_only(served: server.CredentialServer) -> None:
@@ -222,7 +223,7 @@ def test_listens_on_loopback_only(served: server.CredentialServer) -> None:
 
 
 def test_server_gone_after_stop() -> None:
-    srv = server.CredentialServer(server.CredentialSupply(lambda: creds()))
+    srv = server.CredentialServer(supply_mod.CredentialSupply(lambda: creds()))
     srv.start()
     port = srv.port
     assert get(srv)[0] == 200
@@ -233,7 +234,7 @@ def test_server_gone_after_stop() -> None:
 
 def test_slow_clients_cannot_pin_the_server() -> None:
     """A client that connects and sends nothing holds a slot only until the socket timeout."""
-    supply = server.CredentialSupply(lambda: creds())
+    supply = supply_mod.CredentialSupply(lambda: creds())
     with server.CredentialServer(supply, max_connections=1, socket_timeout=0.5) as srv:
         idle = socket.create_connection(("127.0.0.1", srv.port))
         time.sleep(0.2)
@@ -249,7 +250,7 @@ def test_slow_clients_cannot_pin_the_server() -> None:
 def test_a_client_that_drips_its_request_cannot_pin_the_server() -> None:
     """Another local user sends a byte just inside every socket timeout: without a bound on
     the whole request, it holds every slot for as long as it likes and the SDK gets nothing."""
-    supply = server.CredentialSupply(lambda: creds())
+    supply = supply_mod.CredentialSupply(lambda: creds())
     with server.CredentialServer(supply, max_connections=1, socket_timeout=0.5) as srv:
         dripper = socket.create_connection(("127.0.0.1", srv.port))
         stop = threading.Event()
@@ -283,7 +284,7 @@ def test_a_hung_refresh_gives_503_within_the_deadline_then_credentials() -> None
         gate.wait(20)
         return creds()
 
-    supply = server.CredentialSupply(fetch, deadline=0.5)
+    supply = supply_mod.CredentialSupply(fetch, deadline=0.5)
     with server.CredentialServer(supply) as srv:
         answers: list[tuple[int, bytes]] = []
         started = time.monotonic()
@@ -313,7 +314,7 @@ def test_a_failed_refresh_is_reported_as_json() -> None:
     def fetch() -> SessionCredentials:
         raise ElevateError("STS refused: the role cannot be assumed")
 
-    with server.CredentialServer(server.CredentialSupply(fetch)) as srv:
+    with server.CredentialServer(supply_mod.CredentialSupply(fetch)) as srv:
         status, _, body = get(srv)
     assert status == 503
     answer = assert_no_credential(body)
@@ -328,7 +329,7 @@ def test_refreshes_before_the_window_and_keeps_serving_while_it_runs() -> None:
             creds(60, "ASIASECONDEXAMPLE000", now[0] + timedelta(minutes=42)),
         ]
     )
-    supply = server.CredentialSupply(lambda: next(issued), clock=lambda: now[0], deadline=5)
+    supply = supply_mod.CredentialSupply(lambda: next(issued), clock=lambda: now[0], deadline=5)
     assert supply.get().access_key_id == "ASIAFIRSTEXAMPLE0000"
     now[0] += timedelta(minutes=30)  # 30 min left: held
     assert supply.get().access_key_id == "ASIAFIRSTEXAMPLE0000"
@@ -345,7 +346,7 @@ def test_refreshes_before_the_window_and_keeps_serving_while_it_runs() -> None:
 def test_never_hands_out_credentials_with_under_15_minutes_when_a_refresh_succeeds() -> None:
     now = [datetime(2030, 1, 1, tzinfo=timezone.utc)]
     keys = iter(["ASIAFIRSTEXAMPLE0000", "ASIASECONDEXAMPLE000"])
-    supply = server.CredentialSupply(
+    supply = supply_mod.CredentialSupply(
         lambda: creds(60, next(keys), now[0]),
         clock=lambda: now[0],
         initial=creds(14, "ASIAOLDEXAMPLE000000", now[0]),
@@ -358,10 +359,10 @@ def test_serving_profile_refreshes_early_within_the_duration() -> None:
         name="dev", role_arn="arn:aws:iam::123456789012:role/R", mfa_serial="arn:aws:iam::123456789012:mfa/a"
     )
     # The default window (issue 11: 20 minutes) is already more than the server needs.
-    assert server.serving_profile(base).refresh_before_seconds == max(
-        base.refresh_before_seconds, server.MIN_SECONDS_LEFT
+    assert supply_mod.serving_profile(base).refresh_before_seconds == max(
+        base.refresh_before_seconds, supply_mod.MIN_SECONDS_LEFT
     )
-    assert server.serving_profile(base, min_left=1500).refresh_before_seconds == 1500
+    assert supply_mod.serving_profile(base, min_left=1500).refresh_before_seconds == 1500
     short = Profile(
         name="dev",
         role_arn=base.role_arn,
@@ -369,11 +370,11 @@ def test_serving_profile_refreshes_early_within_the_duration() -> None:
         duration_seconds=900,
         refresh_before_seconds=300,
     )
-    assert server.serving_profile(short).refresh_before_seconds == 840
+    assert supply_mod.serving_profile(short).refresh_before_seconds == 840
     long = Profile(
         name="dev", role_arn=base.role_arn, mfa_serial=base.mfa_serial, refresh_before_seconds=1800
     )
-    assert server.serving_profile(long).refresh_before_seconds == 1800
+    assert supply_mod.serving_profile(long).refresh_before_seconds == 1800
 
 
 # -- a failing refresh backs off ---------------------------------------------------------------
@@ -393,7 +394,7 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
             raise ElevateError("STS refused: the MFA code was wrong")
         return answer[0]
 
-    supply = server.CredentialSupply(fetch, monotonic=lambda: tick[0], on_failure=told.append)
+    supply = supply_mod.CredentialSupply(fetch, monotonic=lambda: tick[0], on_failure=told.append)
 
     def attempts(count: int) -> list[str]:
         errors = []
@@ -406,17 +407,17 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
     assert attempts(20) == ["STS refused: the MFA code was wrong"] * 20  # the same error, at once
     assert calls == [1000.0]
     assert told == ["refreshing the credentials failed: STS refused: the MFA code was wrong; next try in 5 s"]
-    tick[0] += server.RETRY_FIRST_SECONDS - 0.5
+    tick[0] += supply_mod.RETRY_FIRST_SECONDS - 0.5
     attempts(5)
     assert len(calls) == 1  # still pausing
     tick[0] += 1
     attempts(5)
     assert len(calls) == 2 and told[-1].endswith("next try in 10 s")  # the pause doubles
     for _ in range(10):
-        tick[0] += server.RETRY_MAX_SECONDS
+        tick[0] += supply_mod.RETRY_MAX_SECONDS
         attempts(1)
-    assert told[-1].endswith(f"next try in {server.RETRY_MAX_SECONDS} s")  # and stops growing
-    tick[0] += server.RETRY_MAX_SECONDS
+    assert told[-1].endswith(f"next try in {supply_mod.RETRY_MAX_SECONDS} s")  # and stops growing
+    tick[0] += supply_mod.RETRY_MAX_SECONDS
     answer[0] = creds()
     assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"
     # After a success the next failure pauses the shortest time again.
@@ -432,3 +433,49 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
     for _ in range(10):
         assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"  # still valid: still served
     assert len(calls) == before
+
+
+def test_requests_during_a_pause_each_get_their_own_error_and_nothing_piles_up() -> None:
+    """Re-raising one stored exception would chain every request's frames onto it: a child
+    calling in a loop for the whole pause would keep all of them alive."""
+
+    def fetch() -> SessionCredentials:
+        raise ElevateError("STS refused")
+
+    supply = supply_mod.CredentialSupply(fetch, monotonic=lambda: 0.0)
+    seen = []
+    for _ in range(200):
+        with pytest.raises(ElevateError) as caught:
+            supply.get()
+        seen.append(caught.value)
+    assert len({id(error) for error in seen}) == len(seen)
+    assert all(error.message == "STS refused" for error in seen)
+    depth = 0
+    frame = seen[-1].__traceback__
+    while frame is not None:
+        depth, frame = depth + 1, frame.tb_next
+    assert depth < 10
+
+
+def test_during_a_pause_credentials_another_elevate_cached_are_taken_up_at_once() -> None:
+    """Say `elevate export dev` in another terminal asked for the code the refresh could not:
+    the server serves what that run cached instead of failing until its pause is over."""
+    calls: list[int] = []
+    cached: list[Optional[SessionCredentials]] = [None]
+
+    def fetch() -> SessionCredentials:
+        calls.append(1)
+        raise ElevateError("an MFA code is needed")
+
+    supply = supply_mod.CredentialSupply(fetch, monotonic=lambda: 0.0, peek=lambda: cached[0])
+    for _ in range(3):
+        with pytest.raises(ElevateError):
+            supply.get()
+    cached[0] = creds(10, "ASIASTALEEXAMPLE0000")  # inside the refresh window: not taken up
+    with pytest.raises(ElevateError):
+        supply.get()
+    cached[0] = creds(60, "ASIAOTHERPROCESS0000")
+    assert supply.get().access_key_id == "ASIAOTHERPROCESS0000"
+    cached[0] = None
+    assert supply.get().access_key_id == "ASIAOTHERPROCESS0000"  # held from now on
+    assert calls == [1]

@@ -26,6 +26,7 @@ from support.realparts import require, require_tool
 from test_awscli import aws_v2, set_up
 
 from elevate import core, launch, server
+from elevate import supply as supply_mod
 from elevate.models import Profile, SourceKeys
 
 REPO = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def fake(timeline: Timeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSt
 def running(fake: FakeSts, timeline: Timeline) -> Iterator[server.CredentialServer]:
     """The server as `exec --server` builds it, over the fake STS on the shared timeline."""
     codes = iter(f"{n:06d}" for n in range(100001, 100100))
-    profile = server.serving_profile(
+    profile = supply_mod.serving_profile(
         Profile(
             name="dev",
             role_arn="arn:aws:iam::123456789012:role/Developer",
@@ -98,7 +99,7 @@ def running(fake: FakeSts, timeline: Timeline) -> Iterator[server.CredentialServ
         code_source=lambda _profile, _token: next(codes),
     )
     first = elevator.elevate(profile)
-    supply = server.CredentialSupply(
+    supply = supply_mod.CredentialSupply(
         lambda: elevator.elevate(profile),
         min_left=profile.refresh_before_seconds,
         clock=timeline,
@@ -422,7 +423,7 @@ def test_a_failing_refresh_under_boto3_retries_is_one_assume_role_per_pause(
         child.kill()
     assert answers == ["failed: CredentialRetrievalError"] * 4
     # One refresh, then one more after each pause (5 s, 10 s, ...) that fitted in the time.
-    allowed, pause, spent = 1, server.RETRY_FIRST_SECONDS, 0.0
+    allowed, pause, spent = 1, supply_mod.RETRY_FIRST_SECONDS, 0.0
     while spent + pause <= elapsed:
         allowed, spent, pause = allowed + 1, spent + pause, pause * 2
     assert 1 + 1 <= fake.count("AssumeRole") <= 1 + allowed, (elapsed, fake.count("AssumeRole"))

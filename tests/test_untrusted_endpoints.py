@@ -319,3 +319,14 @@ def test_elevate_makes_itself_non_dumpable_before_anything_else() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["1", "0"], done.stdout + done.stderr
+
+
+def test_a_warning_is_one_printable_line_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """Warnings carry text from outside as well (a keyring backend's error, a failed refresh
+    under `exec --server`): no escape sequence reaches the terminal, no forged line."""
+    from elevate import ui
+
+    ui.warn("refreshing failed: \x1b]0;owned\x07\x1b[2J\nelevate: all good")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\x1b" not in err and "\x07" not in err
+    assert err == "elevate: warning: refreshing failed: \\x1b]0;owned\\x07\\x1b[2J | elevate: all good\n"

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import click
 
 from .. import cache, core, hitindex, launch, output, server, ui
+from .. import supply as supply_mod
 from ..config import select_profile
 from ..errors import UsageError
 from ..models import Profile
@@ -104,14 +105,15 @@ def _exec_with_server(
     app: App, chosen: Profile, token: Optional[str], no_cache: bool, argv: list[str]
 ) -> int:
     """elevate stays the parent: the server lives exactly as long as the command."""
-    served = server.serving_profile(chosen)
+    served = supply_mod.serving_profile(chosen)
     elevator = core.Elevator(environ=app.environ)
     first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
-    supply = server.CredentialSupply(
+    supply = supply_mod.CredentialSupply(
         lambda: elevator.elevate(served, use_cache=not no_cache),
         min_left=served.refresh_before_seconds,
         initial=first,
         on_failure=ui.warn,
+        peek=(lambda: None) if no_cache else (lambda: elevator.cached(served)),
     )
     with launch.signals_held(), server.CredentialServer(supply) as srv:
         env = launch.child_environment(app.environ, srv.variables(app.region(chosen), chosen.name))
