@@ -113,6 +113,18 @@ def child_env(srv: server.CredentialServer) -> dict[str, str]:
     return launch.child_environment(os.environ, srv.variables("us-east-1", "dev"))
 
 
+def python_child(script: str, endpoint: str, srv: server.CredentialServer) -> subprocess.Popen[str]:
+    """`script` in a Python child that gets its credentials from `srv`, driven line by line."""
+    return subprocess.Popen(
+        [sys.executable, "-c", script, endpoint],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(srv),
+    )
+
+
 def session_keys(fake: FakeSts) -> list[str]:
     """The access key of each GetCallerIdentity the child signed (elevate's own use AKIA keys)."""
     return [
@@ -164,14 +176,7 @@ def check_refreshed(fake: FakeSts) -> None:
 def test_boto3_loop_keeps_working_across_a_refresh(
     running: server.CredentialServer, fake: FakeSts, timeline: Timeline
 ) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", BOTO_LOOP, fake.url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(running),
-    )
+    child = python_child(BOTO_LOOP, fake.url, running)
     try:
         arns = drive(child, fake, timeline)
     finally:
@@ -401,14 +406,7 @@ def test_a_failing_refresh_under_boto3_retries_is_one_assume_role_per_pause(
 ) -> None:
     """Expired credentials and an STS that now refuses: boto3 retries the fetch and the child
     keeps calling, yet elevate asks STS once until its pause is over."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", BOTO_TRIES, fake.url],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(running),
-    )
+    child = python_child(BOTO_TRIES, fake.url, running)
     try:
         assert call(child).endswith("/alice")  # the fake STS names the caller alice
         fake.behave("AssumeRole", error=(403, "AccessDenied", "not authorized to perform sts:AssumeRole"))
