@@ -67,9 +67,14 @@ class Elevator:
         return cache.get(key, profile.refresh_before_seconds, profile.duration_seconds)
 
     def elevate(
-        self, profile: Profile, token: Optional[str] = None, use_cache: bool = True
+        self, profile: Profile, token: Optional[str] = None, use_cache: bool = True, fall_back: bool = True
     ) -> SessionCredentials:
-        """Role credentials for `profile`: from the cache when fresh, else from STS."""
+        """Role credentials for `profile`: from the cache when fresh, else from STS.
+
+        When STS cannot be asked (no code, an error) and `fall_back`, cached credentials that
+        are still valid are returned with a warning; without it the error is raised (the
+        credential server keeps what it holds itself, and pauses).
+        """
         if token is not None:
             token = mfa.check_token(token)
         started_at = time.monotonic()
@@ -104,6 +109,8 @@ class Elevator:
             except ElevateError as exc:
                 if earlier is None:
                     cache.record_failure(key, exc)
+                if not fall_back:
+                    raise
                 return self._fall_back(cache, key, exc, life)
             self._store(cache, key, creds, f"{profile.name} {profile.role_arn}")
             log.debug("session cache: stored; elevation took %.2f s", time.monotonic() - started_at)

@@ -44,6 +44,10 @@ class MfaError(ElevateError):
     """No MFA code could be obtained, or the code is malformed."""
 
 
+class InBackground(MfaError):
+    """The terminal's foreground belongs to another process group: a code typed goes there."""
+
+
 class AwsError(ElevateError):
     """An AWS service refused a call or could not be reached; the message says what to do."""
 

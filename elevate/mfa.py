@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Optional, TextIO
 
 from . import dialog
-from .errors import MfaError, UsageError
+from .errors import InBackground, MfaError, UsageError
 from .hardening import end_if_orphaned, signals_deferred
 from .models import Profile
 from .ui import open_tty
@@ -62,8 +62,13 @@ def obtain_code(
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
     environ: Optional[Mapping[str, str]] = None,
     ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
+    tell_background: bool = True,
 ) -> str:
-    """The MFA code for `profile` from the first source that applies."""
+    """The MFA code for `profile` from the first source that applies.
+
+    From a background job it raises InBackground, after saying so on the terminal unless
+    `tell_background` is False (the caller then says it its own way).
+    """
     if token is not None:
         return check_token(token)
     if profile.mfa_process:
@@ -77,7 +82,7 @@ def obtain_code(
         return _from_dialog(profile, env, ask_dialog)
     with tty_opener() as tty:
         if tty is not None:
-            return _from_prompt(profile, tty)
+            return _from_prompt(profile, tty, tell_background)
     if profile.mfa_prompt == "auto" and dialog.desktop_session(env):
         return _from_dialog(profile, env, ask_dialog)
     raise MfaError(
@@ -145,7 +150,7 @@ def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
                 raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
 
 
-def _from_prompt(profile: Profile, tty: TextIO) -> str:
+def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True) -> str:
     if in_background(tty):
         # The digits typed would go to the shell, not to us: say so now rather than wait.
         message = (
@@ -153,8 +158,9 @@ def _from_prompt(profile: Profile, tty: TextIO) -> str:
             "the MFA code from the terminal: run it in the foreground, or pass -t/--token CODE "
             f"or set mfa_process in profile {profile.name!r}"
         )
-        _write_anyway(tty, f"elevate: {message}\n")
-        raise MfaError(message)
+        if tell_background:
+            _write_anyway(tty, f"elevate: {message}\n")
+        raise InBackground(message)
     for _ in range(_ATTEMPTS):
         tty.write(f"MFA code for {profile.mfa_serial}: ")
         tty.flush()

@@ -28,7 +28,7 @@ NO_TTY_TIMEOUT = 10
 ELEVATE = shlex.join(elevate_argv())
 
 
-def set_up(endpoint: str, user_name: str, **extra: str) -> Provisioned:
+def set_up(endpoint: str, user_name: str, **extra: object) -> Provisioned:
     """A moto user, a config for profile dev, and its keys added through the CLI's stdin."""
     user = provision(endpoint, user_name=user_name)
     dev = {"role_arn": user.role_arn, "mfa_serial": user.mfa_serial, "region": "us-east-1", **extra}

@@ -8,10 +8,10 @@ from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hitindex, launch, output, server, ui
+from .. import cache, core, hitindex, launch, mfa, output, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import UsageError
+from ..errors import InBackground, MfaError, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -108,8 +108,11 @@ def _exec_with_server(
     served = supply_mod.serving_profile(chosen)
     elevator = core.Elevator(environ=app.environ)
     first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
+    # Refreshes run while the command does: the supply keeps what it holds and pauses after a
+    # failure, so no fall-back (and its warning) on each try.
+    refresher = core.Elevator(environ=app.environ, code_source=_refresh_code)
     supply = supply_mod.CredentialSupply(
-        lambda: elevator.elevate(served, use_cache=not no_cache),
+        lambda: refresher.elevate(served, use_cache=not no_cache, fall_back=False),
         min_left=served.refresh_before_seconds,
         initial=first,
         on_failure=ui.warn,
@@ -119,6 +122,22 @@ def _exec_with_server(
         env = launch.child_environment(app.environ, srv.variables(app.region(chosen), chosen.name))
         log.debug("serving credentials on %s; running %s", srv.authority, argv[0])
         return launch.supervise(argv, env)
+
+
+def _refresh_code(profile: Profile, token: Optional[str]) -> str:
+    """The MFA code for a refresh while the command runs. The terminal prompt works while
+    elevate has the terminal's foreground; a shell run as the command takes it, and the
+    digits typed would go to the shell."""
+    try:
+        return mfa.obtain_code(profile, token, tell_background=False)
+    except InBackground:
+        name = profile.name
+        raise MfaError(
+            "a refresh needs a new MFA code and the terminal belongs to the command: set "
+            f'mfa_session_seconds, mfa_process or mfa_prompt = "dialog" in profile {name!r}, or run '
+            f"`elevate clear {name}` and then `elevate export {name}` in another terminal (the "
+            "server takes up what that caches)"
+        ) from None
 
 
 @click.command("credential-process")
