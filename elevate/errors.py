@@ -44,8 +44,9 @@ class MfaError(ElevateError):
     """No MFA code could be obtained, or the code is malformed."""
 
 
-class InBackground(MfaError):
-    """The terminal's foreground belongs to another process group: a code typed goes there."""
+class TerminalBusy(MfaError):
+    """The terminal's input is another program's: a shell or job in the foreground, or a
+    full-screen program that has it out of line mode. A code typed would go there."""
 
 
 class AwsError(ElevateError):

@@ -85,6 +85,7 @@ FORWARDED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
 )
 _WATCHED = (*FORWARDED, signal.SIGCHLD) if hasattr(signal, "SIGCHLD") else FORWARDED
+_TTOU = (signal.SIGTTOU,) if hasattr(signal, "SIGTTOU") else ()
 # si_code of a signal the kernel itself sent: a terminal's interrupt, quit or hang-up goes to the whole
 # foreground process group, the child included, so passing it on would deliver it twice.
 SI_KERNEL = 0x80
@@ -101,11 +102,15 @@ def signals_held() -> Iterator[None]:
     block inherit the mask, so only `supervise` ever takes these signals."""
     if not can_supervise():
         raise LaunchError("`exec --server` needs a POSIX system with sigtimedwait")
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+    # SIGTTOU too: under a shell run as the command, elevate is a background job, and with
+    # `stty tostop` a warning written from a refresh would stop it (and every request with it).
+    # With SIGTTOU blocked the write goes through; the command starts with an empty mask.
+    held = (*_WATCHED, *_TTOU)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
-        while signal.sigtimedwait(_WATCHED, 0) is not None:
+        while signal.sigtimedwait(held, 0) is not None:
             pass  # taken by nobody now: the child is gone, and ours would only kill us
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 

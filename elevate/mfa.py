@@ -16,6 +16,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Optional, TextIO
 
 from . import dialog
-from .errors import InBackground, MfaError, UsageError
+from .errors import MfaError, TerminalBusy, UsageError
 from .hardening import end_if_orphaned, signals_deferred
 from .models import Profile
 from .ui import open_tty
@@ -66,8 +67,9 @@ def obtain_code(
 ) -> str:
     """The MFA code for `profile` from the first source that applies.
 
-    From a background job it raises InBackground, after saying so on the terminal unless
-    `tell_background` is False (the caller then says it its own way).
+    From a background job it raises TerminalBusy, after saying so on the terminal unless
+    `tell_background` is False (the caller then says it its own way); likewise when a program
+    has the terminal out of line mode (a full-screen editor, a REPL): a read would take its keys.
     """
     if token is not None:
         return check_token(token)
@@ -160,7 +162,13 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True) ->
         )
         if tell_background:
             _write_anyway(tty, f"elevate: {message}\n")
-        raise InBackground(message)
+        raise TerminalBusy(message)
+    if not _line_mode(tty):
+        raise TerminalBusy(
+            "another program has the terminal out of line mode (a full-screen program?), so "
+            "elevate cannot read the MFA code there: pass -t/--token CODE or set mfa_process "
+            f"in profile {profile.name!r}"
+        )
     for _ in range(_ATTEMPTS):
         tty.write(f"MFA code for {profile.mfa_serial}: ")
         tty.flush()
@@ -180,6 +188,14 @@ def in_background(tty: TextIO) -> bool:
         return os.tcgetpgrp(tty.fileno()) != os.getpgrp()
     except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
         return False  # not a real terminal (a test double): nothing to tell
+
+
+def _line_mode(tty: TextIO) -> bool:
+    """Whether the terminal reads whole lines (ICANON), as a shell leaves it for us."""
+    try:
+        return bool(termios.tcgetattr(tty.fileno())[3] & termios.ICANON)
+    except (termios.error, OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        return True  # not a real terminal (a test double): nothing to protect
 
 
 def _write_anyway(tty: TextIO, text: str) -> None:

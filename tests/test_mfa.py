@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from support.branches import Branches
 
 from elevate import mfa
 from elevate.config import parse_config
-from elevate.errors import ConfigError, MfaError, UsageError
+from elevate.errors import ConfigError, MfaError, TerminalBusy, UsageError
 from elevate.models import Profile
 
 PROFILE = Profile(
@@ -169,3 +170,35 @@ def test_prompt_never_touches_stdout() -> None:
         stdin=subprocess.DEVNULL,
     )
     assert done.stdout == "" and done.stderr == "hello\n"
+
+
+def drain(fd: int) -> bytes:
+    """What is waiting on `fd` now (nothing when nothing is)."""
+    import select
+
+    data = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        data += os.read(fd, 4096)
+    return data
+
+
+def test_a_terminal_out_of_line_mode_is_not_read_from() -> None:
+    """A full-screen program (an editor, a REPL) holds the terminal raw: a read would take its
+    keystrokes one by one and wait for a newline that may never come. elevate refuses at once."""
+    import tty as ttymod
+
+    master, slave = os.openpty()
+    try:
+        terminal = io.TextIOWrapper(io.FileIO(slave, "r+", closefd=False), write_through=True)
+        os.write(master, b"123456\n")
+        assert mfa._from_prompt(PROFILE, terminal) == "123456"  # line mode: asked and read
+        assert b"MFA code for" in drain(master)
+        ttymod.setraw(slave)
+        os.write(master, b"654321\n")
+        with pytest.raises(TerminalBusy, match="out of line mode"):
+            mfa._from_prompt(PROFILE, terminal)
+        assert b"MFA code for" not in drain(master)  # not asked
+        assert os.read(slave, 100) == b"654321\n"  # and the keys are still there for the program
+    finally:
+        os.close(master)
+        os.close(slave)

@@ -59,11 +59,13 @@ def test_under_a_subshell_a_refresh_says_once_what_to_do_and_takes_up_another_te
     moto_env: str, tmp_path: Path
 ) -> None:
     """`exec --server dev -- bash -i`: the shell owns the terminal, so the refresh cannot ask
-    there. It must not flood the shell with a warning per request, nor blame a background job;
-    what another terminal's elevate run caches is served from then on."""
+    there. It must not flood the shell with a warning per request, nor blame a background job,
+    nor be stopped by `stty tostop` for writing its warning; what another terminal's elevate
+    run caches is served from then on."""
     user = set_up(moto_env, "server-subshell", duration_seconds=900)
     (tmp_path / "child.py").write_text(CHILD)
-    command = f"{ELEVATE} exec --server dev -t {user.totp().now()} -- bash --norc --noprofile -i"
+    # tostop: a background job that writes to the terminal is stopped, unless it holds SIGTTOU.
+    command = f"stty tostop; {ELEVATE} exec --server dev -t {user.totp().now()} -- bash --norc --noprofile -i"
     seen = io.StringIO()
     with terminal(command, tmp_path) as tty:
         tty.logfile_read = seen  # everything the terminal showed, between the expects too
@@ -74,6 +76,7 @@ def test_under_a_subshell_a_refresh_says_once_what_to_do_and_takes_up_another_te
         assert isinstance(tty.match, re.Match)
         said = str(tty.match.group(1))
         assert "the terminal belongs to the command" in said and "elevate clear dev" in said
+        before_other_terminal = seen.getvalue()
         # Another terminal: a fresh elevation for dev, cached where the server looks.
         assert run_elevate("clear", "dev").returncode == 0
         again = run_elevate("export", "dev", "-t", user.totp().at(time.time() + 30))
@@ -83,4 +86,6 @@ def test_under_a_subshell_a_refresh_says_once_what_to_do_and_takes_up_another_te
     assert status == 0, shown
     everything = seen.getvalue()
     assert "background" not in everything
-    assert everything.count("refreshing the credentials failed") == 1, everything
+    # One warning per try, and the next try only after the pause (5 s, then 10 s, ...).
+    assert before_other_terminal.count("refreshing the credentials failed") == 1, everything
+    assert everything.count("refreshing the credentials failed") <= 3, everything

@@ -11,7 +11,7 @@ import click
 from .. import cache, core, hitindex, launch, mfa, output, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import InBackground, MfaError, UsageError
+from ..errors import MfaError, TerminalBusy, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -130,7 +130,7 @@ def _refresh_code(profile: Profile, token: Optional[str]) -> str:
     digits typed would go to the shell."""
     try:
         return mfa.obtain_code(profile, token, tell_background=False)
-    except InBackground:
+    except TerminalBusy:
         name = profile.name
         raise MfaError(
             "a refresh needs a new MFA code and the terminal belongs to the command: set "
