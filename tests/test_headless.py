@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import base64
 import importlib.util
-import os
 import shlex
 import sys
 from pathlib import Path
 
-import pexpect
 import pytest
 from support.cli import elevate_argv, one_error_line, run_elevate
 from support.configs import write_config
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from support.fakests import FakeSts
-from support.realparts import require, require_tool
+from support.realparts import require
+from support.terminal import finish, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -38,31 +37,10 @@ def headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "data" / "python_keyring" / "cryptfile_pass.cfg"
 
 
-def on_terminal(command: str, cwd: Path) -> pexpect.spawn[str]:
-    bash = require_tool("bash")
-    return pexpect.spawn(
-        bash,
-        ["--norc", "--noprofile", "-c", command],
-        cwd=str(cwd),
-        env={**os.environ, "TERM": "dumb"},
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=60,
-    )
-
-
-def finish(child: pexpect.spawn[str]) -> tuple[str, int]:
-    child.expect(pexpect.EOF)
-    shown = str(child.before)
-    child.close()
-    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
-    return shown, child.exitstatus
-
-
 def add_keys(tmp_path: Path) -> str:
     """`elevate keys add dev` with the keys on a pipe and a new passphrase typed twice."""
     keys = shlex.quote(f"{EXAMPLE_ID}\n{EXAMPLE_SECRET}\n")
-    child = on_terminal(f"printf %s {keys} | {ELEVATE} keys add dev", tmp_path)
+    child = spawn(f"printf %s {keys} | {ELEVATE} keys add dev", tmp_path)
     child.expect("New passphrase for the encrypted keyring .*: ")
     child.sendline("short")
     child.expect("at least 8 characters")
@@ -90,7 +68,7 @@ def test_keys_are_stored_encrypted_and_read_back_through_the_real_backend(
         assert base64.b64encode(secret.encode())[:20] not in at_rest
     assert b"[Argon2] AES128.GCM" in at_rest
 
-    child = on_terminal(f"{ELEVATE} keys list", tmp_path)
+    child = spawn(f"{ELEVATE} keys list", tmp_path)
     child.expect("Passphrase for the encrypted keyring .*: ")
     child.sendline("not the passphrase")
     child.expect("does not open the keyring. Try again.")
@@ -122,7 +100,7 @@ def test_the_passphrase_reaches_no_child_argv_or_environment(
     command = shlex.join(
         [*elevate_argv(), "exec", "dev", "-t", "123456", "--", sys.executable, "-c", probe, str(seen)]
     )
-    child = on_terminal(command, tmp_path)
+    child = spawn(command, tmp_path)
     child.expect("Passphrase for the encrypted keyring .*: ")
     child.sendline(PASSPHRASE)
     shown, status = finish(child)

@@ -2,40 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pexpect
 import pytest
 from support.cli import elevate_argv
 from support.configs import write_config
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from support.fakests import FakeSts
-from support.realparts import require_tool
+from support.terminal import finish, spawn
 
 from elevate import notices
 from elevate.models import SourceKeys
 
 WARNING = "the stored access key for 'dev' is"
-
-
-def on_terminal(command: str, cwd: Path) -> tuple[str, int]:
-    child = pexpect.spawn(
-        require_tool("bash"),
-        ["--norc", "--noprofile", "-c", command],
-        cwd=str(cwd),
-        env={**os.environ, "TERM": "dumb"},
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=60,
-    )
-    child.expect(pexpect.EOF)
-    shown = str(child.before)
-    child.close()
-    assert child.exitstatus is not None
-    return shown, child.exitstatus
 
 
 @pytest.mark.slow
@@ -58,7 +39,7 @@ def test_a_key_age_warning_reaches_the_terminal_once_a_day(fake_sts: FakeSts, tm
     def credential_process(code: str) -> tuple[str, int]:
         # As the AWS CLI runs it: stdout captured, stderr thrown away, the terminal still there.
         argv = [*elevate_argv(), "credential-process", "dev", "--no-cache", "-t", code]
-        return on_terminal(f"{shlex.join(argv)} > {shlex.quote(str(out))} 2>/dev/null", tmp_path)
+        return finish(spawn(f"{shlex.join(argv)} > {shlex.quote(str(out))} 2>/dev/null", tmp_path))
 
     shown, status = credential_process("111111")
     assert status == 0, shown

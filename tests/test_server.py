@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Optional
 
 import pytest
+from support.fakests import fake_access_key_id
 
 from elevate import server
 from elevate import supply as supply_mod
@@ -471,11 +472,12 @@ def test_during_a_pause_credentials_another_elevate_cached_are_taken_up_at_once(
     for _ in range(3):
         with pytest.raises(ElevateError):
             supply.get()
-    cached[0] = creds(10, "ASIASTALEEXAMPLE0000")  # inside the refresh window: not taken up
+    other = fake_access_key_id()  # made at run time: never a real key
+    cached[0] = creds(10, fake_access_key_id())  # inside the refresh window: not taken up
     with pytest.raises(ElevateError):
         supply.get()
-    cached[0] = creds(60, "ASIAOTHERPROCESS0000")
-    assert supply.get().access_key_id == "ASIAOTHERPROCESS0000"
+    cached[0] = creds(60, other)
+    assert supply.get().access_key_id == other
     cached[0] = None
-    assert supply.get().access_key_id == "ASIAOTHERPROCESS0000"  # held from now on
+    assert supply.get().access_key_id == other  # held from now on
     assert calls == [1]

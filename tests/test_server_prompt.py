@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from support.cli import run_elevate
 from support.provision import Provisioned
-from test_tty_prompt import ELEVATE, finish, prompt_for, set_up, terminal
+from support.terminal import finish
+from test_tty_prompt import ELEVATE, prompt_for, set_up, terminal
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ provisioned device's TOTP seed.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import stat
@@ -21,6 +20,8 @@ from support.cli import elevate_argv, run_elevate
 from support.configs import write_config
 from support.provision import Provisioned, provision
 from support.realparts import require_tool
+from support.terminal import finish
+from support.terminal import terminal as support_terminal
 
 PEXPECT_TIMEOUT = 30
 NO_TTY_TIMEOUT = 10
@@ -41,33 +42,12 @@ def set_up(endpoint: str, user_name: str, **extra: object) -> Provisioned:
 @contextmanager
 def terminal(command: str, cwd: Path, **env: str) -> Iterator[pexpect.spawn[str]]:
     """`command` run by bash on a fresh pty; always reaped."""
-    bash = require_tool("bash")
-    child = pexpect.spawn(
-        bash,
-        ["--norc", "--noprofile", "-c", command],
-        cwd=str(cwd),
-        env={**os.environ, "SHELL": bash, "TERM": "dumb", **env},
-        encoding="utf-8",
-        codec_errors="replace",
-        timeout=PEXPECT_TIMEOUT,
-    )
-    try:
+    with support_terminal(command, cwd, PEXPECT_TIMEOUT, SHELL=require_tool("bash"), **env) as child:
         yield child
-    finally:
-        child.close(force=True)
 
 
 def prompt_for(user: Provisioned) -> str:
     return "MFA code for " + re.escape(user.mfa_serial) + ": "
-
-
-def finish(child: pexpect.spawn[str]) -> tuple[str, int]:
-    """Everything the terminal showed until the end, and the exit status."""
-    child.expect(pexpect.EOF)
-    shown = str(child.before)
-    child.close()
-    assert child.exitstatus is not None, f"killed by signal {child.signalstatus}"
-    return shown, child.exitstatus
 
 
 def only_json_object(text: str) -> dict[str, object]:
