@@ -420,7 +420,7 @@ def test_the_docs_policy_is_the_tested_one() -> None:
     text = (Path(__file__).resolve().parent.parent / "docs" / "admin.md").read_text(encoding="utf-8")
     section = text.split("### The audit's permissions", 1)[1]
     policy = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
-    actions = []
+    actions: list[str] = []
     for statement in policy["Statement"]:
         action = statement["Action"]
         actions += [action] if isinstance(action, str) else action
