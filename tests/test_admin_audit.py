@@ -445,7 +445,7 @@ def enforcing_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
         iam.create_group(GroupName="Developers")
         iam.create_user(UserName="dana", Path="/developers/")
         iam.add_user_to_group(GroupName="Developers", UserName="dana")
-        iam.create_access_key(UserName="dana")
+        dana = iam.create_access_key(UserName="dana")["AccessKey"]
         auditors = {}
         for missing in ["", *READ_POLICY]:
             name = "auditor-" + (missing.split(":")[1] if missing else "all")
@@ -463,6 +463,14 @@ def enforcing_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[A
         )
         with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - the loopback moto server
             pass
+        # dana's key signs one request, which moto (checking signatures now) records as its last use.
+        boto3.client(
+            "sts",
+            endpoint_url=url,
+            region_name="eu-west-1",
+            aws_access_key_id=dana["AccessKeyId"],
+            aws_secret_access_key=dana["SecretAccessKey"],
+        ).get_caller_identity()
         yield moto, auditors
 
 
@@ -472,6 +480,9 @@ def test_the_documented_read_policy_is_enough(enforcing_moto: tuple[AgedMoto, di
     done = run_elevate("admin", "audit", env=moto_env(moto, auditors[""].key_id, auditors[""].secret))
     assert done.returncode == 1, done.stderr  # dana has no MFA
     assert "dana: no-mfa:" in done.stdout and done.stderr == ""
+    today = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("dana ")]
+    assert line.endswith(f"active  0d   {today}"), line  # moto's report has no region or service
 
 
 @pytest.mark.slow
