@@ -297,7 +297,9 @@ def developers(moto: AgedMoto) -> Team:
     user("nomfa", mfa=False)
     user("twokeys")
     keys["twokeys"].append(iam.create_access_key(UserName=f"twokeys-{tag}")["AccessKey"]["AccessKeyId"])
-    user("window", mfa=False, window=True)
+    moto.set_days_ago(10)
+    user("window", mfa=False, window=True)  # created, window opened, 10 days ago
+    moto.set_days_ago(0)
     user("outsider", group_member=False)
     # Someone outside the path, in the group: not audited.
     iam.create_user(UserName=f"elsewhere-{tag}", Path="/other/")
@@ -338,6 +340,7 @@ def test_every_finding_in_one_run_table_and_json(aged_moto: AgedMoto) -> None:
     old_key = team.keys["old"][0]
     assert f"key {old_key} is 120 days old" in out
     assert f"key {old_key} never used since it was created" in out
+    assert "at the earliest since the user was created " in out and " (10 days ago)" in out
 
     done = run_elevate(*args, "--json", env=moto_env(aged_moto))
     assert done.returncode == 1 and done.stderr == ""
