@@ -3,7 +3,8 @@ botocore failure into an AwsError naming its service, the caller's identity, and
 IAM and CloudFormation calls onboarding needs.
 
 A client never consults the default credential chain or the AWS_PROFILE setting, so an
-AWS_PROFILE whose credential_process is `elevate` itself cannot recurse. Endpoint
+AWS_PROFILE whose credential_process is `elevate` itself cannot recurse; the one exception
+is `ambient_client`, for the admin tools, whose user is an admin and not a developer. Endpoint
 overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which honours them.
 """
 
@@ -70,6 +71,21 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
         ) from exc
     _cap_responses(client)
     return client
+
+
+def ambient_client(service: str, profile: Optional[str] = None, region: Optional[str] = None) -> Any:
+    """A botocore client from the default credential chain (or `profile`): the admin's own
+    credentials, for the admin tools only; bounded waits as everywhere."""
+    try:
+        session = botocore.session.Session(profile=profile)
+        # IAM is global: the region only picks the partition's endpoint.
+        region = region or session.get_config_variable("region") or "us-east-1"
+        return session.create_client(service, region_name=region, config=_CLIENT_CONFIG)
+    except botocore.exceptions.BotoCoreError as exc:  # an unknown profile, an invalid region
+        raise ConfigError(
+            f"cannot make an {_NAMES.get(service, service)} client: {printable(str(exc), 500)}; "
+            "check --profile, --region and AWS_ENDPOINT_URL"
+        ) from exc
 
 
 def _cap_responses(client: Any) -> None:

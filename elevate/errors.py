@@ -105,6 +105,13 @@ class ServerError(ElevateError):
     """The loopback credential server cannot start (a refused address, no free port)."""
 
 
+class AuditError(ElevateError):
+    """`elevate admin audit` could not audit (a refused permission, an unreadable report): exit 2,
+    since 1 means the audit ran and found something."""
+
+    exit_code = EXIT_USAGE
+
+
 class CommandLineError(ElevateError):
     """click rejected the command line; `message` is click's own text (usage and error), shown as is."""
 
