@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.fakests import FakeSts
+from support.kernelsession import join_new_session_keyring
 from support.servers import moto_server
 from support.sessioncache import MfaScript, counting_mfa_script, example_keys
 
@@ -35,6 +36,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION", "DISPLAY", "WAYLAND_DISPLAY")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sealed_kernel_keyring() -> None:
+    """A session keyring of the test run's own (the headless keyring's unlock is held there)."""
+    join_new_session_keyring()
 
 
 @pytest.fixture(autouse=True)

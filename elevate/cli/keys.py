@@ -7,7 +7,7 @@ from typing import Optional
 
 import click
 
-from .. import keystore, ui
+from .. import keyfile, keystore, ui
 from ..errors import ElevateError, UsageError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
@@ -63,6 +63,16 @@ def keys_remove(name: str) -> None:
     """Delete the key set NAME from the keyring."""
     keystore.delete_keys(name)
     ui.stderr(f"removed {name!r}")
+
+
+@keys_group.command("lock")
+def keys_lock() -> None:
+    """Forget the encrypted keyring file's unlock: the next command asks for its passphrase."""
+    forgotten = keyfile.lock()
+    if forgotten:
+        ui.stderr(f"locked {', '.join(forgotten)}: the next command asks for its passphrase")
+    else:
+        ui.stderr("nothing to lock: no encrypted keyring file is unlocked in this login session")
 
 
 @keys_group.command("import")
