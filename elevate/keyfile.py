@@ -298,9 +298,9 @@ def _ask(asker: Asker, prompt: str, path: str) -> str:
     if answer is None:
         raise KeyringError(
             f"the encrypted keyring {path} needs its passphrase and there is no terminal to ask on: "
-            "run the same elevate command in a terminal (a fresh session cache then answers "
-            "credential_process without the keyring), or use a Secret Service (see the README's "
-            '"Headless Linux, SSH and WSL")'
+            "run `elevate keys list` in a terminal of this login session once: the unlock then "
+            f"lasts ({UNLOCK_SECONDS}, default 8 hours) and this command needs no terminal (see "
+            'the README\'s "Headless Linux, SSH and WSL")'
         )
     if not answer.strip():
         raise KeyringError("no passphrase entered")

@@ -28,6 +28,7 @@ for command in (
     setup.mfa_group,
     setup.doctor_cmd,
     setup.completion_cmd,
+    setup.uninstall_cmd,
 ):
     cli.add_command(command)
 
