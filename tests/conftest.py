@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +28,38 @@ _MOTO_FIXTURES = {"moto_url", "cfn_moto"}  # moto in server mode (moto_env uses 
 _CFN = TESTS / "cfn"  # cfn-lint, checkov, PMapper and moto's CloudFormation
 
 
+# The quick tier (`-m unit`): tests that run in this process only. A test is left out when it
+# is slow, or when its own code starts a process or a server (the names below); the rest
+# (pure functions, CliRunner, fakes called in-process) make up the tier.
+_STARTS_PROCESSES = (
+    "run_elevate",
+    "subprocess",
+    "spawn",
+    "Popen",
+    "terminal(",
+    "run(",
+    "_cli(",
+    "fake_sts",
+    "python_child",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & _MOTO_FIXTURES or _CFN in item.path.parents:
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None and not _starts_processes(item, fixtures):
+            item.add_marker(pytest.mark.unit)
+
+
+def _starts_processes(item: pytest.Item, fixtures: set[str]) -> bool:
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return True
+    return bool(fixtures & {"fake_sts", "mfa"}) or any(name in source for name in _STARTS_PROCESSES)
 
 
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
