@@ -159,14 +159,22 @@ def test_install_through_pyenv_shims(tmp_path: Path, minor: str) -> None:
 
 
 @pytest.mark.slow
-def test_install_configure_uninstall_leaves_nothing_of_elevate_in_home(tmp_path: Path, moto_url: str) -> None:
+def test_install_configure_uninstall_leaves_nothing_of_elevate_in_home(
+    tmp_path: Path, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "stranger"
     home.mkdir()
     assert _install(home, "/usr/bin:/bin", "--headless").returncode == 0
     alice = provision(moto_url, user_name="uninstall-" + tmp_path.name[-20:])
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ELEVATE_", "AWS_", "XDG_", "PYTHON"))}
-    env.update(HOME=str(home), PATH=f"{home / '.local' / 'bin'}:/usr/bin:/bin", AWS_ENDPOINT_URL=moto_url)
-    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    # A stranger's environment: every path elevate uses is its default under this HOME.
+    for name in list(os.environ):
+        if name.startswith(("ELEVATE_", "AWS_", "XDG_", "PYTHON")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", f"{home / '.local' / 'bin'}:/usr/bin:/bin")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    env = dict(os.environ)
     aws = home / ".aws"
     aws.mkdir()
     plaintext = (
