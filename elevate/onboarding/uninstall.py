@@ -170,7 +170,7 @@ class Uninstaller:
         new = ini.encode()
         if not new.strip():
             path.unlink()
-            removed.append(f"{path}, left empty")
+            removed.append(f"{path} (nothing else was in it)")
         else:
             awsfiles.replace_file(path, new, expect=data)
         return removed
