@@ -66,8 +66,9 @@ def unlock(ask: Optional[Asker] = None) -> None:
     terminal is there to ask on, or the passphrase is wrong three times."""
     asker = ask or ask_on_tty
     for backend in file_keyrings():
-        if isinstance(getattr(backend, _OPENED, None), FileKeys):
-            continue  # opened earlier in this process
+        opened = getattr(backend, _OPENED, None)
+        if isinstance(opened, FileKeys) and opened.opened:
+            continue  # opened earlier in this process (a failed try is tried again, never left to getpass)
         FileKeys(backend, asker).open()
 
 

@@ -149,3 +149,20 @@ def test_a_planted_or_stale_key_is_not_trusted(headless: Path, tmp_path: Path) -
     child.sendline(PASSPHRASE)
     shown, status = finish(child)
     assert status == 0 and "dev\tAKIA" in shown, shown
+
+
+def test_a_failed_unlock_is_tried_again_never_left_to_the_backends_getpass(
+    headless: Path, tmp_path: Path
+) -> None:
+    import keyring
+    import keyring.core
+
+    from elevate import keyfile
+    from elevate.errors import KeyringError
+
+    add_key_sets(tmp_path, ("dev",))
+    assert run_elevate("keys", "lock").returncode == 0
+    keyring.set_keyring(keyring.core.load_keyring(BACKEND))
+    for _ in range(2):  # the second call must not take the file as open (the backend would getpass)
+        with pytest.raises(KeyringError, match="no terminal"):
+            keyfile.unlock(ask=lambda prompt: None)
