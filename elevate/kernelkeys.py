@@ -22,6 +22,7 @@ log = logging.getLogger("elevate")
 # (add_key, keyctl) per machine: x86_64's own table, and the generic one of arm64 and riscv64.
 _SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219), "arm64": (217, 219), "riscv64": (217, 219)}
 _SESSION_KEYRING = -3  # KEY_SPEC_SESSION_KEYRING
+_KEYCTL_GET_KEYRING_ID = 0
 _KEYCTL_SETPERM = 5
 _KEYCTL_DESCRIBE = 6
 _KEYCTL_SEARCH = 10
@@ -104,6 +105,15 @@ def store(description: str, payload: bytes, seconds: int) -> bool:
     if calls is None or seconds <= 0 or len(payload) > _MAX_PAYLOAD:
         return False
     libc, add_key, _ = calls
+    try:
+        # Without create: a process that has no session keyring of its own (no pam_keyinit,
+        # as in many containers and WSL) then uses the user-session keyring, which the next
+        # process finds too; add_key on "the session keyring" would instead make a new
+        # anonymous one that dies with this process.
+        keyring = _keyctl(_KEYCTL_GET_KEYRING_ID, ctypes.c_long(_SESSION_KEYRING), ctypes.c_long(0))
+    except OSError as exc:
+        log.debug("kernel keyring: no session keyring (%s)", exc.strerror)
+        return False
     serial = int(
         libc.syscall(
             ctypes.c_long(add_key),
@@ -111,7 +121,7 @@ def store(description: str, payload: bytes, seconds: int) -> bool:
             ctypes.c_char_p(description.encode()),
             ctypes.c_char_p(payload),
             ctypes.c_size_t(len(payload)),
-            ctypes.c_long(_SESSION_KEYRING),
+            ctypes.c_long(keyring),
         )
     )
     if serial < 0:
