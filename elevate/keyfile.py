@@ -3,17 +3,20 @@ from stdin, argv or the environment, and handed to the backend in memory."""
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import logging
 import os
 import select
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import keyring
 
-from . import ui
+from . import kernelkeys, ui
 from .errors import KeyringError
 
 log = logging.getLogger("elevate")
@@ -30,6 +33,11 @@ ENCRYPTED_FILE_BACKENDS = frozenset({"keyrings.cryptfile.cryptfile.CryptFileKeyr
 PASSPHRASE_ATTEMPTS = 3
 PASSPHRASE_TIMEOUT = 120.0
 MIN_PASSPHRASE = 8
+UNLOCK_SECONDS = "ELEVATE_KEYRING_UNLOCK_SECONDS"
+DEFAULT_UNLOCK_SECONDS = 8 * 3600
+MAX_UNLOCK_SECONDS = 7 * 24 * 3600
+_OPENED = "_elevate_file_keys"
+_HELD = "held in the kernel keyring"  # a stand-in for the passphrase the backend never sees
 # (prompt) -> the line typed without echo, or None when there is no terminal to ask on.
 Asker = Callable[[str], Optional[str]]
 
@@ -52,33 +60,206 @@ def file_keyrings() -> list[Any]:
 
 
 def unlock(ask: Optional[Asker] = None) -> None:
-    """Give each locked keyring file its passphrase, asked on the terminal (never argv or the
-    environment); a new file gets a new passphrase, typed twice. A KeyringError when no
+    """Open each keyring file elevate uses: with the key the kernel holds from an earlier unlock
+    in this login session, else with the passphrase asked on the terminal (never argv or the
+    environment; a new file gets a new passphrase, typed twice). A KeyringError when no
     terminal is there to ask on, or the passphrase is wrong three times."""
     asker = ask or ask_on_tty
     for backend in file_keyrings():
-        if getattr(backend, "_keyring_key", None) is not None:
-            continue  # unlocked earlier in this process
-        path = str(getattr(backend, "file_path", "the keyring file"))
+        opened = getattr(backend, _OPENED, None)
+        if isinstance(opened, FileKeys) and opened.opened:
+            continue  # opened earlier in this process (a failed try is tried again, never left to getpass)
+        FileKeys(backend, asker).open()
+
+
+def lock() -> list[str]:
+    """Forget the keys the kernel holds for elevate's keyring files; the files they opened."""
+    return [
+        str(backend.file_path)
+        for backend in file_keyrings()
+        if kernelkeys.forget(_description(str(backend.file_path)))
+    ]
+
+
+def unlock_seconds(environ: Optional[Mapping[str, str]] = None) -> int:
+    """How long an unlock lasts: $ELEVATE_KEYRING_UNLOCK_SECONDS, else 8 hours; 0 = this process only."""
+    raw = (os.environ if environ is None else environ).get(UNLOCK_SECONDS, "").strip()
+    if not raw:
+        return DEFAULT_UNLOCK_SECONDS
+    if not raw.isdigit() or int(raw) > MAX_UNLOCK_SECONDS:
+        raise KeyringError(
+            f"{UNLOCK_SECONDS}={raw[:20]!r} is not a whole number of seconds from 0 to {MAX_UNLOCK_SECONDS}"
+        )
+    return int(raw)
+
+
+def _description(path: str) -> str:
+    return f"aws-elevate:keyring-file:{os.path.realpath(path)}"
+
+
+class FileKeys:
+    """The Argon2id keys of one keyring file, by salt, derived once each.
+
+    keyrings.cryptfile derives a key from the passphrase for every entry it reads or writes
+    (a random salt each): seconds per entry. Here each salt's key is derived once, entries
+    written get the salt of the file's password reference (whose key opening the file needs
+    anyway), and the keys go to the kernel's session keyring for `unlock_seconds()`, so a
+    later process of the session opens the file with no passphrase and no derivation.
+    """
+
+    def __init__(self, backend: Any, asker: Asker) -> None:
+        self.backend = backend
+        self.asker = asker
+        self.path = str(getattr(backend, "file_path", "the keyring file"))
+        self.keys: dict[bytes, bytes] = {}
+        self.write_salt: Optional[bytes] = None
+        self.passphrase: Optional[str] = None
+        self.opened = False
+
+    def open(self) -> None:
+        backend = self.backend
+        backend._create_cipher = self._cipher
+        backend.encrypt = self._encrypt
+        setattr(backend, _OPENED, self)
         if _is_new(backend):
-            log.debug("keyring file %s: new, asking for a new passphrase", path)
-            passphrase = _new_passphrase(asker, path)
-            _private_directory(path)  # before the backend, which creates the file as it takes the key
-            backend.keyring_key = passphrase
-            continue
-        log.debug("keyring file %s: asking for its passphrase", path)
+            log.debug("keyring file %s: new, asking for a new passphrase", self.path)
+            self.passphrase = _new_passphrase(self.asker, self.path)
+            _private_directory(self.path)  # before the backend, which creates the file as it takes the key
+            backend.keyring_key = self.passphrase  # writes the password reference: one derivation
+            self._opened()
+            return
+        if self._open_with_kernel_keys():
+            self.opened = True
+            return
         for attempt in range(1, PASSPHRASE_ATTEMPTS + 1):
-            passphrase = _ask(asker, f"Passphrase for the encrypted keyring {path}: ", path)
+            log.debug("keyring file %s: asking for its passphrase", self.path)
+            passphrase = _ask(self.asker, f"Passphrase for the encrypted keyring {self.path}: ", self.path)
+            self.keys.clear()
+            self.write_salt = None
+            self.passphrase = passphrase
             try:
-                backend.keyring_key = passphrase
+                backend.keyring_key = passphrase  # reads the password reference back
             except (ValueError, AssertionError, KeyError, TypeError) as exc:
+                self.passphrase = backend._keyring_key = None
+                self.keys.clear()
                 if attempt == PASSPHRASE_ATTEMPTS:
-                    raise KeyringError(
-                        f"wrong passphrase for the encrypted keyring {path} ({PASSPHRASE_ATTEMPTS} tries)"
-                    ) from exc
+                    raise _wrong(self.path) from exc
                 ui.tell("that passphrase does not open the keyring. Try again.")
                 continue
-            break
+            self._opened()
+            return
+
+    def _opened(self) -> None:
+        self.opened = True
+        self._keep()
+
+    def _open_with_kernel_keys(self) -> bool:
+        description = _description(self.path)
+        raw = kernelkeys.load(description)
+        if raw is None:
+            return False
+        try:
+            held = json.loads(raw)
+            self.keys = {base64.b64decode(s): base64.b64decode(k) for s, k in held["keys"].items()}
+            self.write_salt = base64.b64decode(held["write_salt"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            self.keys.clear()
+            self.write_salt = None
+            return False
+        self.backend._keyring_key = _HELD  # the backend's "unlocked" mark; _cipher never reads it
+        try:
+            self.backend._unlock()  # decrypts the password reference with the held key
+        except (ValueError, AssertionError, KeyError, TypeError, _NeedPassphrase):
+            log.debug("keyring file %s: the kernel's key does not open it; forgetting it", self.path)
+            kernelkeys.forget(description)
+            self.keys.clear()
+            self.write_salt = None
+            self.backend._keyring_key = None
+            return False
+        log.debug("keyring file %s: opened with the key held in the kernel's session keyring", self.path)
+        return True
+
+    def _keep(self) -> None:
+        seconds = unlock_seconds()
+        if seconds == 0 or self.write_salt is None:
+            return
+        text = base64.b64encode
+        held = {
+            "write_salt": text(self.write_salt).decode(),
+            "keys": {text(s).decode(): text(k).decode() for s, k in self.keys.items()},
+        }
+        if kernelkeys.store(_description(self.path), json.dumps(held).encode(), seconds):
+            log.debug("keyring file %s: key held in the session keyring for %d s", self.path, seconds)
+        else:
+            log.debug("keyring file %s: no kernel keyring; the unlock lasts this process only", self.path)
+
+    def _key(self, salt: bytes) -> bytes:
+        key = self.keys.get(salt)
+        if key is not None:
+            return key
+        if self.passphrase is None:
+            if not self.opened:
+                raise _NeedPassphrase()  # held keys that do not open this file
+            # An entry sealed under another salt (written before elevate kept one salt per
+            # file) in a file opened with held keys: only the passphrase derives its key.
+            self.passphrase = self._ask_again()
+        key = self._derive(self.passphrase, salt)
+        self.keys[salt] = key
+        if self.write_salt is None:
+            self.write_salt = salt  # the password reference's salt: read (or written) first
+        if self.opened:
+            self._keep()
+        return key
+
+    def _ask_again(self) -> str:
+        salt = self.write_salt or b""  # held keys always come with their salt
+        for _ in range(PASSPHRASE_ATTEMPTS):
+            passphrase = _ask(self.asker, f"Passphrase for the encrypted keyring {self.path}: ", self.path)
+            if hmac.compare_digest(self._derive(passphrase, salt), self.keys.get(salt, b"")):
+                return passphrase
+            ui.tell("that passphrase does not open the keyring. Try again.")
+        raise _wrong(self.path)
+
+    def _derive(self, passphrase: str, salt: bytes) -> bytes:
+        from argon2.low_level import Type, hash_secret_raw
+
+        backend = self.backend
+        log.debug("keyring file %s: deriving a key from the passphrase (Argon2id)", self.path)
+        return hash_secret_raw(
+            secret=passphrase.encode(backend.password_encoding),
+            salt=salt,
+            time_cost=backend.time_cost,
+            memory_cost=backend.memory_cost,
+            parallelism=backend.parallelism,
+            hash_len=16,
+            type=Type.ID,
+        )
+
+    def _cipher(self, password: object, salt: bytes, nonce: Optional[bytes] = None) -> Any:
+        """The backend's cipher, from the key of `salt` (`password` is the backend's; unused)."""
+        # Crypto is PyCryptodome (maintained), the cipher library keyrings.cryptfile itself uses.
+        from Crypto.Cipher import AES  # nosec B413
+
+        mode = self.backend._get_mode(self.backend.aesmode)
+        return AES.new(self._key(salt), mode, nonce)
+
+    def _encrypt(self, secret: bytes, assoc: Optional[bytes] = None) -> bytes:
+        """keyrings.cryptfile's encrypt, sealing under the file's one salt (a fresh nonce each time)."""
+        salt = self.write_salt or os.urandom(16)
+        cipher = self._cipher(None, salt)
+        if assoc is not None:
+            cipher.update(assoc)
+        data, mac = cipher.encrypt_and_digest(secret)
+        fields = {"salt": salt, "data": data, "mac": mac, "nonce": cipher.nonce}
+        return json.dumps({k: base64.encodebytes(v).decode()[:-1] for k, v in fields.items()}).encode()
+
+
+def _wrong(path: str) -> KeyringError:
+    return KeyringError(f"wrong passphrase for the encrypted keyring {path} ({PASSPHRASE_ATTEMPTS} tries)")
+
+
+class _NeedPassphrase(Exception):
+    """Held keys that lack the one the file needs."""
 
 
 def _private_directory(path: str) -> None:
@@ -118,9 +299,9 @@ def _ask(asker: Asker, prompt: str, path: str) -> str:
     if answer is None:
         raise KeyringError(
             f"the encrypted keyring {path} needs its passphrase and there is no terminal to ask on: "
-            "run the same elevate command in a terminal (a fresh session cache then answers "
-            "credential_process without the keyring), or use a Secret Service (see the README's "
-            '"Headless Linux, SSH and WSL")'
+            "run `elevate keys list` in a terminal of this login session once: the unlock then "
+            f"lasts ({UNLOCK_SECONDS}, default 8 hours) and this command needs no terminal (see "
+            'the README\'s "Headless Linux, SSH and WSL")'
         )
     if not answer.strip():
         raise KeyringError("no passphrase entered")

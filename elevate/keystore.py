@@ -34,7 +34,7 @@ SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$", re.ASCII)
 NO_BACKEND_HELP = (
     "no usable OS keyring: on a Linux desktop start a Secret Service (gnome-keyring or KWallet); "
     "over SSH, on WSL or in a container install the encrypted file keyring "
-    "(`./scripts/install --headless`, or pip install 'aws-elevate[headless]') and run "
+    "(`./scripts/install --headless` from the clone) and run "
     "`elevate keys add NAME`, which asks for a new passphrase (see the README's "
     '"Headless Linux, SSH and WSL"); PYTHON_KEYRING_BACKEND selects a backend'
 )
@@ -253,8 +253,10 @@ def _keyring_errors() -> Iterator[None]:
 
 
 def cause(exc: BaseException) -> str:
-    """The exception's type and the first line of its message (bounded), its real cause."""
-    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    """The exception's type and the whole first line of its message, its real cause (a backend's
+    line of more than 2,000 characters is cut there, marked with "...")."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = first if len(first) <= 2000 else first[:2000] + "..."
     inner = exc.__cause__ or exc.__context__
     if not text and inner is not None:
         return cause(inner)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support.fakests import FakeSts
+from support.kernelsession import join_new_session_keyring
 from support.servers import moto_server
 from support.sessioncache import MfaScript, counting_mfa_script, example_keys
 
@@ -26,15 +28,48 @@ _MOTO_FIXTURES = {"moto_url", "cfn_moto"}  # moto in server mode (moto_env uses 
 _CFN = TESTS / "cfn"  # cfn-lint, checkov, PMapper and moto's CloudFormation
 
 
+# The quick tier (`-m unit`): tests that run in this process only. A test is left out when it
+# is slow, or when its own code starts a process or a server (the names below); the rest
+# (pure functions, CliRunner, fakes called in-process) make up the tier.
+_STARTS_PROCESSES = (
+    "run_elevate",
+    "subprocess",
+    "spawn",
+    "Popen",
+    "terminal(",
+    "run(",
+    "_cli(",
+    "fake_sts",
+    "python_child",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         if fixtures & _MOTO_FIXTURES or _CFN in item.path.parents:
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("slow") is None and not _starts_processes(item, fixtures):
+            item.add_marker(pytest.mark.unit)
+
+
+def _starts_processes(item: pytest.Item, fixtures: set[str]) -> bool:
+    function = getattr(item, "function", None)
+    try:
+        source = inspect.getsource(function) if function is not None else ""
+    except (OSError, TypeError):
+        return True
+    return bool(fixtures & {"fake_sts", "mfa"}) or any(name in source for name in _STARTS_PROCESSES)
 
 
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.
 _SCRUB_PREFIXES = ("AWS_", "ELEVATE_", "XDG_", "PYTHON_KEYRING", "DBUS_SESSION", "DISPLAY", "WAYLAND_DISPLAY")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def sealed_kernel_keyring() -> None:
+    """A session keyring of the test run's own (the headless keyring's unlock is held there)."""
+    join_new_session_keyring()
 
 
 @pytest.fixture(autouse=True)

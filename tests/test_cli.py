@@ -61,9 +61,9 @@ def test_keys_add_from_stdin_list_masks_remove() -> None:
     assert listed.stdout.startswith("work\tAKIA************MPLE\tadded ")
     assert EXAMPLE_ID not in listed.stdout and EXAMPLE_SECRET not in listed.stdout
     assert keystore.get_keys("work").secret_access_key == EXAMPLE_SECRET
-    assert run("keys", "remove", "work").returncode == 0
+    assert run("keys", "remove", "work", "--yes").returncode == 0
     assert run("keys", "list").stdout == ""
-    gone = run("keys", "remove", "work")
+    gone = run("keys", "remove", "work", "--yes")
     assert gone.returncode == 1 and "no keys stored as 'work'" in gone.stderr
 
 

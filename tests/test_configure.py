@@ -225,6 +225,11 @@ def test_configure_from_stack_reads_the_role_arn_output(alice: Provisioned, moto
     )
     assert missing.returncode == 2
     assert "no output 'Nope' (it has: GroupName, RoleArn)" in missing.stderr
+    elsewhere = run_elevate(
+        "configure", "dev", "--from-stack", stack, "--region", "ap-south-1", "--stored-keys", "--no-input"
+    )
+    assert elsewhere.returncode == 1
+    assert "in region ap-south-1" in elsewhere.stderr and "pass --region REGION" in elsewhere.stderr
 
 
 def test_configure_without_mfa_device_names_enroll(moto_env: str, request: pytest.FixtureRequest) -> None:

@@ -34,6 +34,8 @@ def headless(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     )
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", BACKEND)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    # Each command asks for the passphrase here: the unlock that lasts has tests of its own.
+    monkeypatch.setenv("ELEVATE_KEYRING_UNLOCK_SECONDS", "0")
     return tmp_path / "data" / "python_keyring" / "cryptfile_pass.cfg"
 
 

@@ -81,7 +81,7 @@ printf '%s\n%s\n' "$TEST_KEY_ID" "$TEST_SECRET" | elevate keys add dev 2> "$OUT/
 elevate keys list > "$OUT/list.out"
 secret-tool search --all service aws-elevate > "$OUT/search.out" 2>&1
 elevate credential-process dev --token "$TEST_CODE" > "$OUT/creds.json"
-elevate keys remove dev 2> "$OUT/remove.err"
+elevate keys remove --yes dev 2> "$OUT/remove.err"
 secret-tool search --all service aws-elevate username dev > "$OUT/search-after.out" 2>&1 || true
 """
 
@@ -153,7 +153,7 @@ def elevate_cli(*args: str, stdin: str = "", **env: str) -> subprocess.Completed
 COMMANDS = [
     ("keys", "add", "dev"),
     ("keys", "list"),
-    ("keys", "remove", "dev"),
+    ("keys", "remove", "dev", "--yes"),
     ("credential-process", "dev", "--token", "123456"),
 ]
 EXAMPLE_KEYS = f"{EXAMPLE_ID}\n{EXAMPLE_SECRET}\n"

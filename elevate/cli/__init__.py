@@ -29,6 +29,7 @@ for command in (
     setup.doctor_cmd,
     setup.completion_cmd,
     admin.admin_group,
+    setup.uninstall_cmd,
 ):
     cli.add_command(command)
 

@@ -78,7 +78,26 @@ def elevating(func: F) -> F:
     return click.argument("profile", required=False, shell_complete=complete_profiles)(func)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class WholeHelpGroup(click.Group):
+    """A group whose command list shows each command's whole first help line (click would cut
+    it to fit one terminal line, ending in "...")."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(
+    cls=WholeHelpGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="New here? Start with `elevate configure` (the README's quickstart), then `elevate doctor`.",
+)
 @click.option(
     "--config",
     "config_option",

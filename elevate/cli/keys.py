@@ -7,15 +7,15 @@ from typing import Optional
 
 import click
 
-from .. import keystore, ui
+from .. import keyfile, keystore, ui
 from ..errors import ElevateError, UsageError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
 from ..onboarding.rotate import Rotator
-from .app import App, complete_profiles, say, stdin_lines
+from .app import App, WholeHelpGroup, complete_profiles, say, stdin_lines
 
 
-@click.group("keys")
+@click.group("keys", cls=WholeHelpGroup)
 def keys_group() -> None:
     """Manage the long-term IAM keys held in the OS keyring."""
 
@@ -59,10 +59,28 @@ def keys_list() -> None:
 
 @keys_group.command("remove")
 @click.argument("name")
-def keys_remove(name: str) -> None:
-    """Delete the key set NAME from the keyring."""
+@click.option("--yes", is_flag=True, help="Delete without asking (for scripts).")
+def keys_remove(name: str, yes: bool) -> None:
+    """Delete the key set NAME from the keyring (asks first; --yes does not)."""
+    keystore.check_name(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"not removing {name!r}: pass --yes to delete it without a terminal")
+        question = f"Delete the key set {name!r}? Elevation with it stops working until a key is added again"
+        if not click.confirm(question, default=False, err=True):
+            raise ElevateError(f"{name!r} not removed")
     keystore.delete_keys(name)
     ui.stderr(f"removed {name!r}")
+
+
+@keys_group.command("lock")
+def keys_lock() -> None:
+    """Forget the encrypted keyring file's unlock: the next command asks for its passphrase."""
+    forgotten = keyfile.lock()
+    if forgotten:
+        ui.stderr(f"locked {', '.join(forgotten)}: the next command asks for its passphrase")
+    else:
+        ui.stderr("nothing to lock: no encrypted keyring file is unlocked in this login session")
 
 
 @keys_group.command("import")

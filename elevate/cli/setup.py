@@ -10,14 +10,15 @@ from typing import Optional
 import click
 from click.shell_completion import get_completion_class
 
-from .. import ui
+from .. import core, ui
 from ..aws import Identity
 from ..errors import ElevateError, UsageError
 from ..models import SourceKeys
 from ..onboarding.configure import ConfigureAnswers, Onboarding
 from ..onboarding.doctor import Doctor, failed, render
 from ..onboarding.enroll import Enroller, NewDevice, render_qr
-from .app import App, complete_profiles, interactive, say, stdin_lines
+from ..onboarding.uninstall import Uninstaller
+from .app import App, WholeHelpGroup, complete_profiles, interactive, say, stdin_lines
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_ELEVATE_COMPLETE"
@@ -171,7 +172,7 @@ def configure_cmd(
 # --- mfa enroll -----------------------------------------------------------------------------
 
 
-@click.group("mfa")
+@click.group("mfa", cls=WholeHelpGroup)
 def mfa_group() -> None:
     """Set up the MFA device that elevation needs (no command here ever shows a code)."""
 
@@ -231,6 +232,40 @@ def doctor_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     if bad:
         names = ", ".join(c.name for c in bad)
         raise ElevateError(f"{len(bad)} check{'s' if len(bad) > 1 else ''} failed: {names}")
+
+
+# --- uninstall ------------------------------------------------------------------------------
+
+
+@click.command("uninstall")
+@click.option("--yes", is_flag=True, help="Remove without asking (for scripts).")
+@click.pass_obj
+def uninstall_cmd(app: App, yes: bool) -> None:
+    """Remove elevate: key sets, its ~/.aws/config blocks, config, cache, backups, the program.
+
+    Lists what it will remove and asks once (--yes skips the question); then lists what it
+    removed and what it left.
+    """
+    environ = app.environ
+    uninstaller = Uninstaller(environ=environ, notify=say, clear=lambda p: core.clear(p, environ))
+    plan = uninstaller.plan(app.config_option)
+    planned = plan.lines()
+    if not planned:
+        say("nothing of elevate's found to remove")
+    else:
+        say("elevate uninstall will remove:\n" + "\n".join(f"  {line}" for line in planned))
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageError("nothing removed: pass --yes to remove all of this without a terminal")
+            if not click.confirm("Remove all of this?", default=False, err=True):
+                raise ElevateError("nothing removed")
+        removed = uninstaller.run(plan)
+        say("removed:\n" + "\n".join(f"  {line}" for line in removed))
+    say(
+        "left:\n" + "\n".join(f"  {line}" for line in plan.left)
+        if plan.left
+        else "left: nothing of elevate's"
+    )
 
 
 # --- completion -----------------------------------------------------------------------------

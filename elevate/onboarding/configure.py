@@ -240,8 +240,9 @@ class Onboarding:
             outputs = aws.stack_outputs(client, stack)
         except AwsError as exc:
             raise type(exc)(
-                f"cannot read stack {stack!r} in {region} ({exc.message}): ask the admin for the "
-                "role ARN and pass --role-arn"
+                f"cannot read stack {stack!r} in region {region} ({exc.message}): if the admin "
+                "deployed it in another region, pass --region REGION (that region); else ask the "
+                "admin for the role ARN and pass --role-arn"
             ) from exc
         value = outputs.get(output)
         have = ", ".join(sorted(map(str, outputs))) or "none"

@@ -1,0 +1,134 @@
+"""Removing things: `keys remove` asks first, and `elevate uninstall` removes elevate's files and
+keyring entries (only elevate's) after one confirmation, saying what it removed and left.
+
+The whole stranger's round (install, configure, uninstall, then search HOME) is in
+tests/test_install.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from support.cli import one_error_line, run_elevate
+from support.configs import write_config
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.terminal import finish, spawn
+
+from elevate import keystore
+
+KEYS = f"{EXAMPLE_ID}\n{EXAMPLE_SECRET}\n"
+ROLE = "arn:aws:iam::123456789012:role/Dev"
+
+
+def stored() -> dict[str, str]:
+    path = Path(os.environ["ELEVATE_TEST_KEYRING_FILE"])
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def test_keys_remove_without_a_terminal_needs_yes() -> None:
+    assert run_elevate("keys", "add", "dev", stdin=KEYS).returncode == 0
+    line = one_error_line(run_elevate("keys", "remove", "dev"), exit_code=2)
+    assert "pass --yes" in line
+    assert keystore.has_keys("dev"), "nothing is deleted without the confirmation"
+    assert run_elevate("keys", "remove", "dev", "--yes").returncode == 0
+    assert not keystore.has_keys("dev")
+
+
+@pytest.mark.slow
+def test_keys_remove_asks_on_the_terminal(tmp_path: Path) -> None:
+    assert run_elevate("keys", "add", "dev", stdin=KEYS).returncode == 0
+    child = spawn(f"{' '.join(_elevate())} keys remove dev", tmp_path)
+    child.expect(r"Delete the key set 'dev'\?.*\[y/N\]: ")
+    child.sendline("n")
+    shown, status = finish(child)
+    assert status == 1 and "not removed" in shown
+    assert keystore.has_keys("dev")
+    child = spawn(f"{' '.join(_elevate())} keys remove dev", tmp_path)
+    child.expect(r"\[y/N\]: ")
+    child.sendline("y")
+    shown, status = finish(child)
+    assert status == 0, shown
+    assert not keystore.has_keys("dev")
+
+
+def _elevate() -> list[str]:
+    import shlex
+    import sys
+
+    return [shlex.quote(sys.executable), "-m", "elevate"]
+
+
+AWS_CONFIG = """\
+# my own settings
+[profile work]
+region = us-west-2
+output = json
+
+[profile mixed]
+output = text
+credential_process = {elevate} credential-process mixed
+
+[profile dev]
+credential_process = {elevate} credential-process dev
+region = eu-west-1
+
+[profile tool]
+credential_process = /usr/local/bin/some-other-tool credential-process dev
+"""
+
+
+@pytest.fixture
+def set_up(sealed_env: Path, tmp_path: Path) -> dict[str, Path]:
+    """What configure, keys import and use leave: key sets, config, blocks, a backup, a cache."""
+    home = sealed_env
+    assert run_elevate("keys", "add", "dev", stdin=KEYS).returncode == 0
+    assert run_elevate("keys", "add", "ops", stdin=KEYS).returncode == 0
+    config = write_config({"dev": {"role_arn": ROLE, "mfa_serial": "arn:aws:iam::123456789012:mfa/dev"}})
+    aws_config = Path(os.environ["AWS_CONFIG_FILE"])
+    aws_config.parent.mkdir(parents=True, exist_ok=True)
+    aws_config.write_text(AWS_CONFIG.format(elevate=home / ".local/bin/elevate"))
+    backup = aws_config.parent / "credentials.elevate-backup-20260101T000000Z"
+    backup.write_text(f"[work]\naws_access_key_id = {EXAMPLE_ID}\naws_secret_access_key = {EXAMPLE_SECRET}\n")
+    cache = Path(os.environ["ELEVATE_CACHE_DIR"])
+    cache.mkdir(mode=0o700)
+    (cache / "entry.json").write_text("{}")
+    return {"config": config, "aws_config": aws_config, "backup": backup, "cache": cache}
+
+
+def test_uninstall_without_a_terminal_needs_yes_and_removes_nothing(set_up: dict[str, Path]) -> None:
+    done = run_elevate("uninstall")
+    assert done.returncode == 2 and "pass --yes" in done.stderr
+    assert "key set 'dev'" in done.stderr and "[profile dev]" in done.stderr, "the plan is shown"
+    assert all(path.exists() for path in set_up.values())
+    assert keystore.has_keys("dev")
+
+
+def test_uninstall_removes_only_what_elevate_made(set_up: dict[str, Path]) -> None:
+    done = run_elevate("uninstall", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert not [k for k in stored() if k.startswith("aws-elevate\0")], stored()
+    assert not set_up["config"].exists() and not set_up["config"].parent.exists()
+    assert not set_up["cache"].exists()
+    assert not set_up["backup"].exists()
+    left = set_up["aws_config"].read_text()
+    assert left == (
+        "# my own settings\n[profile work]\nregion = us-west-2\noutput = json\n\n"
+        "[profile mixed]\noutput = text\n\n"
+        "[profile tool]\ncredential_process = /usr/local/bin/some-other-tool credential-process dev\n"
+    )
+    removed = done.stderr[done.stderr.index("removed:") :]
+    for thing in (
+        "key set 'dev'",
+        "key set 'ops'",
+        "[profile dev]",
+        "credential_process from [profile mixed]",
+    ):
+        assert thing in removed
+    assert "plaintext key backup" in removed and "overwritten" in removed
+    assert "left:" in done.stderr and "the program" in done.stderr, "a non-scripts/install program is left"
+    again = run_elevate("uninstall", "--yes")
+    assert again.returncode == 0 and "nothing of elevate's found" in again.stderr
