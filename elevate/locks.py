@@ -1,8 +1,8 @@
 """Per-entry exclusive OS locks (flock; msvcrt on Windows): the single flight of a cache fill.
 
 The kernel drops the lock of a holder that dies, so a waiter takes over. A waiter of the
-hit queue (elevate.hitwait) uses this module before anything heavy is imported, so it
-imports no pathlib or typing of its own.
+hit queue (elevate.hit) uses this module before anything heavy is imported, so it imports
+no pathlib, typing or collections.abc, and signal's C core rather than its enum wrapper.
 """
 
 from __future__ import annotations
@@ -10,43 +10,19 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
 from .errors import CacheError, LockTimeout
 from .hardening import end_if_orphaned
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.25
 
-# Entry locks this process took in the fast path's wait and left for the full flow:
-# lock path -> (fd, or -1 when released, and the time the wait started).
-_HANDED_OVER: dict[str, tuple[int, float]] = {}
-# When this process began waiting in the hit queue (elevate.hitwait) behind a filler of the
-# same entry, if it did: a failure that filler recorded since then is an answer to us too.
-_QUEUED_SINCE: list[float] = []
-
 PathName = str | os.PathLike[str]
-
-
-def queued_since(started: float | None) -> None:
-    """Remember (or, with None, forget) when this process began waiting in the hit queue."""
-    _QUEUED_SINCE[:] = [] if started is None else [started]
-
-
-def wait_began(now: float) -> float:
-    """When this process began waiting for the entry: `now`, or earlier if it queued first."""
-    return min([now, *_QUEUED_SINCE])
-
-
-def hand_over(path: PathName, fd: int, started: float) -> None:
-    """Keep a held lock (or, with fd -1, only when the wait began) for a later `take_over`."""
-    _HANDED_OVER[os.fspath(path)] = (fd, started)
-
-
-def take_over(path: PathName) -> tuple[int, float]:
-    """The lock handed over for `path` (fd -1 if none or released) and when its wait began."""
-    return _HANDED_OVER.pop(os.fspath(path), (-1, wait_began(time.time())))
 
 
 def open_lock(path: PathName) -> int:
@@ -121,7 +97,8 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 
 else:
     import fcntl
-    import signal
+
+    signal = __import__("_signal")  # signal's C core: `import signal` would load enum for its wrapper
 
     def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
