@@ -103,6 +103,8 @@ class Elevator:
                 log.debug("session cache: filled by another process meanwhile (hit)")
                 return hit
             earlier = cache.failure_since(key, started)
+            previous = cache.entry(key)
+            refreshing = previous is not None and previous[0].seconds_left(self.clock()) > 0
             try:
                 if earlier is not None:
                     raise earlier
@@ -113,11 +115,8 @@ class Elevator:
                 if not fall_back:
                     raise
                 return self._fall_back(cache, key, exc, life)
-            # Keyed by the key that made them (noted when the keys were loaded).
-            key = cache_mod.entry_key(profile, self.environ)
-            self._store(
-                cache, key, creds, f"{profile.name} {profile.role_arn}", self._serve_until(profile, creds)
-            )
+            label = f"{profile.name} {profile.role_arn}"
+            self._store(cache, key, creds, label, self._serve_until(profile, creds, refreshing))
             log.debug("session cache: stored; elevation took %.2f s", time.monotonic() - started_at)
             if profile.duration_seconds < SHORTEST_USEFUL_DURATION:
                 self.warn(
@@ -138,8 +137,13 @@ class Elevator:
         self.warn(f"could not refresh ({error.message}); using the cached credentials, valid {left} s more")
         return previous
 
-    def _serve_until(self, profile: Profile, creds: SessionCredentials) -> int:
-        """The serve-until time of credentials shorter than the refresh window (elevate.disk); a warning."""
+    def _serve_until(self, profile: Profile, creds: SessionCredentials, refreshing: bool) -> int:
+        """The serve-until time of credentials shorter than the refresh window (elevate.disk), and a
+        warning. Only when they replace live credentials: short ones from a first elevation may be
+        a one-off (a clock step), so the next call tries once more at once; when a refresh gives
+        short ones again they are served, with a refresh at most every SHORT_RETRY_SECONDS."""
+        if not refreshing:
+            return 0
         now = self.clock().timestamp()
         serve_until = disk.serve_until_for(creds.expiration.timestamp(), now, profile.refresh_before_seconds)
         if serve_until:

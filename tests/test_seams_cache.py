@@ -164,13 +164,17 @@ def test_short_credentials_are_served_while_they_last_with_one_warning(
     short_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
 ) -> None:
     write_config({"dev": {**DEV, "mfa_process": mfa.command}}, default="dev")
+    cold = run_elevate("credential-process", "dev")
+    assert cold.returncode == 0, cold.stderr
+    # Short credentials from a first elevation may be a one-off: the next call tries once more.
     first = run_elevate("credential-process", "dev")
     assert first.returncode == 0, first.stderr
     assert "expire within refresh_before_seconds (1200 s)" in first.stderr
     for _ in range(3):
         again = run_elevate("credential-process", "dev")
         assert again.returncode == 0 and again.stdout == first.stdout
-    assert short_sts.count("AssumeRole") == 1 and mfa.runs == 1  # no re-elevation on every call
+        assert "expire within" not in again.stderr  # one warning
+    assert short_sts.count("AssumeRole") == 2 and mfa.runs == 2  # no re-elevation on every call
     status = run_elevate("status", "dev")
     assert "shorter than the refresh window: served" in status.stdout
     # Once serve-until passes, one refresh; status said it would not be served.
@@ -182,7 +186,7 @@ def test_short_credentials_are_served_while_they_last_with_one_warning(
     data = json.loads(entry.read_text())
     entry.write_text(json.dumps({**data, "ServeUntil": int(time.time()) - 1}))
     refreshed = run_elevate("credential-process", "dev")
-    assert refreshed.returncode == 0 and short_sts.count("AssumeRole") == 2
+    assert refreshed.returncode == 0 and short_sts.count("AssumeRole") == 3
 
 
 def test_the_readme_states_the_default_window_of_the_code() -> None:
