@@ -202,32 +202,35 @@ import json, os, subprocess, sys, time
 argv, env = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 read_end, write_end = os.pipe()
 os.set_blocking(write_end, False)
+filled = 0
 try:
     while True:
-        os.write(write_end, b"x" * 4096)
+        filled += os.write(write_end, b"x" * 4096)
 except BlockingIOError:
     pass
 os.set_blocking(write_end, True)
 child = subprocess.Popen(argv, stdout=write_end, stderr=subprocess.DEVNULL, env=env)
+os.close(write_end)
 deadline = time.monotonic() + 20
-state = ""
-while time.monotonic() < deadline:
-    time.sleep(0.1)
+states = []
+while time.monotonic() < deadline and states[-3:] != ["S", "S", "S"]:
+    time.sleep(0.2)
     with open(f"/proc/{child.pid}/stat") as handle:
-        state = handle.read().rsplit(")", 1)[1].split()[0]
-    with open(f"/proc/{child.pid}/wchan") as handle:
-        wchan = handle.read()
-    if state == "S" and "pipe" in wchan:
-        break
+        states.append(handle.read().rsplit(")", 1)[1].split()[0])
+with open(f"/proc/{child.pid}/wchan") as handle:
+    wchan = handle.read()  # "0" when the process hides it (not dumpable)
 try:
     os.close(os.open(f"/proc/{child.pid}/mem", os.O_RDONLY))
     readable = True
 except PermissionError:
     readable = False
 owner = os.stat(f"/proc/{child.pid}/mem").st_uid
-child.kill()
+data = b""
+while chunk := os.read(read_end, 65536):
+    data += chunk
 child.wait()
-print(json.dumps({"readable": readable, "state": state, "wchan": wchan, "mem_owner": owner}))
+answered = b'"SecretAccessKey"' in data[filled:]  # it was blocked holding the secret
+print(json.dumps({"readable": readable, "state": states[-1], "wchan": wchan, "answered": answered, "mem_owner": owner}))
 """
 
 
@@ -265,6 +268,8 @@ def test_the_memory_of_a_blocked_hit_cannot_be_read_by_its_users_other_processes
         config.chmod(0o644)
         env = {"PATH": "/usr/bin:/bin", "HOME": str(place), "ELEVATE_CONFIG": str(config),
                "ELEVATE_CACHE_DIR": str(cache), "AWS_CONFIG_FILE": str(place / "aws-config")}  # fmt: skip
+        if other_user:  # before the index is recorded: chown changes the config's ctime, part of its key
+            subprocess.run(["chown", "-R", other_user, str(place)], check=True, timeout=60)
         p = Profile(name="dev", role_arn=DEV["role_arn"], mfa_serial=DEV["mfa_serial"])
         store = cache_mod.files(env)
         store.ensure()
@@ -274,19 +279,24 @@ def test_the_memory_of_a_blocked_hit_cannot_be_read_by_its_users_other_processes
         creds = make_creds(3600)
         creds = type(creds)(creds.access_key_id, creds.secret_access_key, creds.session_token, expires)
         cache_mod.SessionCache(store, store, cache_mod.utcnow).put(cache_mod.entry_key(p, env), creds, "x")
-        hit.record(
-            env, None, "dev", cache_mod.entry_key(p, env), p.refresh_before_seconds, p.duration_seconds
-        )
-        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from elevate.__main__ import main; main()"
-        argv = [python, "-I", "-S", "-c", code, "credential-process", "dev"]
-        reader = [python, "-I", "-c", READER, json.dumps(argv), json.dumps(env)]
+        as_user = [shutil.which("runuser") or "runuser", "-u", other_user, "--"] if other_user else []
         if other_user:
             subprocess.run(["chown", "-R", other_user, str(cache)], check=True, timeout=60)
-            reader = ["runuser", "-u", other_user, "--", *reader]
+        # Recorded as the user who runs the hit: we do not trust another user's config.
+        module = hit.__name__.rsplit(".", 1)[1]
+        record = (
+            f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); from elevate import {module} as h; "
+            f"h.record(os.environ, None, 'dev', {cache_mod.entry_key(p, env)!r}, "
+            f"{p.refresh_before_seconds}, {p.duration_seconds})"
+        )
+        subprocess.run([*as_user, python, "-I", "-c", record], env=env, check=True, timeout=60)
+        code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from elevate.__main__ import main; main()"
+        argv = [python, "-I", "-S", "-c", code, "credential-process", "dev"]
+        reader = [*as_user, python, "-I", "-c", READER, json.dumps(argv), json.dumps(env)]
         done = subprocess.run(reader, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr[-2000:]
         seen = json.loads(done.stdout)
-        assert seen["state"] == "S" and "pipe" in seen["wchan"], seen  # blocked, the secret read
+        assert seen["state"] == "S" and seen["answered"], seen  # blocked, the secret read
         assert seen["readable"] is False, seen
     finally:
         shutil.rmtree(place, ignore_errors=True)
