@@ -230,7 +230,8 @@ while chunk := os.read(read_end, 65536):
     data += chunk
 child.wait()
 answered = b'"SecretAccessKey"' in data[filled:]  # it was blocked holding the secret
-print(json.dumps({"readable": readable, "state": states[-1], "wchan": wchan, "answered": answered, "mem_owner": owner}))
+seen = {"readable": readable, "state": states[-1], "wchan": wchan, "answered": answered, "mem_owner": owner}
+print(json.dumps(seen))
 """
 
 
