@@ -28,8 +28,7 @@ _user_core_limit: tuple[int, int] | None = None
 
 def run(argv: list[str]) -> int:
     """Run elevate with `argv` (without the program name); the exit status."""
-    from . import hit, ui
-    from .errors import CommandLineError, ElevateError, Terminated
+    from . import hit
 
     queued = None
     try:
@@ -47,23 +46,35 @@ def run(argv: list[str]) -> int:
         from .cli import run as run_cli
 
         return run_cli(argv, queued_since=None if queued is None else queued.since)
-    except CommandLineError as exc:
-        ui.stderr(exc.message)
-        return exc.exit_code
-    except ElevateError as exc:
-        ui.error(exc.message)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        ui.stderr("\nelevate: interrupted")
-        return EXIT_INTERRUPTED
-    except Terminated as exc:
-        ui.stderr(f"elevate: terminated by signal {exc.signum}")
-        return 128 + exc.signum
-    except BrokenPipeError:
-        return EXIT_FAILURE
+    except BaseException as exc:  # noqa: BLE001 - the one handler; anything else is raised again
+        return exit_status(exc)
     finally:
         if queued is not None:
             queued.release()
+
+
+def exit_status(exc: BaseException) -> int:
+    """The one place that turns an error into one line on stderr and its exit status; what is
+    not elevate's to report is raised again. elevate.errors is imported here, not before: a
+    waiter of the hit queue that answers never needs it."""
+    from . import ui
+    from .errors import CommandLineError, ElevateError, Terminated
+
+    if isinstance(exc, CommandLineError):
+        ui.stderr(exc.message)
+        return exc.exit_code
+    if isinstance(exc, ElevateError):
+        ui.error(exc.message)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        ui.stderr("\nelevate: interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, Terminated):
+        ui.stderr(f"elevate: terminated by signal {exc.signum}")
+        return 128 + exc.signum
+    if isinstance(exc, BrokenPipeError):
+        return EXIT_FAILURE
+    raise exc
 
 
 def _enable_site() -> None:

@@ -7,7 +7,6 @@ import select
 import stat
 
 from . import disk
-from .errors import Terminated
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # signal (its enum wrapper), contextlib and collections.abc would cost a waiter
@@ -59,6 +58,8 @@ def _stdout_reader_gone() -> bool:
 def end_if_orphaned() -> None:
     """Raise Terminated(SIGHUP) when our parent has died (see parent_gone)."""
     if parent_gone():
+        from .errors import Terminated  # here: a waiter of the hit queue imports this module
+
         raise Terminated(SIGHUP)
 
 
@@ -85,6 +86,8 @@ def _on_signal(signum: int, _frame: object) -> None:
         return
     if signum == SIGINT:
         raise KeyboardInterrupt
+    from .errors import Terminated
+
     raise Terminated(signum)
 
 

@@ -237,13 +237,11 @@ def wait_for_filler(
     import time
 
     from . import locks
-    from .errors import CacheError
 
     if timeout is None:
         timeout = locks.LOCK_WAIT_SECONDS
-    try:
-        fd = locks.open_lock(path)
-    except CacheError:
+    fd = locks.try_open_lock(path)
+    if fd is None:
         return None, None  # a directory or symlink in its place: the full path reports what it finds
     started = time.time()
     try:

@@ -11,12 +11,16 @@ import os
 import sys
 import time
 
-from .errors import CacheError, LockTimeout
 from .hardening import end_if_orphaned
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from .errors import LockTimeout
+
+# elevate.errors is imported only to raise: a waiter of the hit queue never needs it.
+_OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
 _POLL_FIRST = 0.01
@@ -25,11 +29,22 @@ _POLL_MAX = 0.25
 PathName = str | os.PathLike[str]
 
 
+def try_open_lock(path: PathName) -> int | None:
+    """The lock file's descriptor (created 0600), or None when it cannot be opened (a symlink
+    or a directory in its place, a read-only disk): `open_lock` says why."""
+    try:
+        return os.open(path, _OPEN, 0o600)
+    except OSError:
+        return None
+
+
 def open_lock(path: PathName) -> int:
     """The lock file's descriptor (created 0600; a symlink in its place is refused)."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        return os.open(path, _OPEN, 0o600)
     except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
+        from .errors import CacheError
+
         raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
 
 
@@ -49,6 +64,8 @@ def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: PathName
 
 def timed_out(timeout: float, path: PathName) -> LockTimeout:
     """The error of a wait for `path` that reached its bound."""
+    from .errors import LockTimeout
+
     return LockTimeout(
         f"gave up after {timeout:.0f} s waiting for another elevate process "
         f"(lock {os.fspath(path)}); retry, or run `elevate clear` if it is stuck"

@@ -191,7 +191,7 @@ def test_short_credentials_are_served_while_they_last_with_one_warning(
 
 def test_the_readme_states_the_default_window_of_the_code() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert f"(default {disk.DEFAULT_REFRESH_BEFORE})" in readme
+    assert f"(default {disk.DEFAULT_REFRESH_BEFORE}:" in readme
     assert "(default 600)" not in readme
 
 
