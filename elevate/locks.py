@@ -11,8 +11,6 @@ import os
 import sys
 import time
 
-from .hardening import end_if_orphaned
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -86,11 +84,19 @@ def wait_for(fd: int, timeout: float, shared: bool = False) -> bool:
     return _wait_for_lock(fd, timeout, shared)
 
 
+def _end_if_orphaned() -> None:
+    """elevate.hardening's check, imported once a wait has lasted a slice: a waiter of the hit
+    queue woken sooner never loads it."""
+    from .hardening import end_if_orphaned
+
+    end_if_orphaned()
+
+
 def _poll_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
     deadline = time.monotonic() + timeout
     pause = _POLL_FIRST
     while not _try_lock(fd, shared):
-        end_if_orphaned()
+        _end_if_orphaned()
         if time.monotonic() >= deadline:
             return False
         time.sleep(pause)
@@ -152,6 +158,6 @@ else:
                 except _Deadline:
                     # The alarm may land just after flock returned: then the lock is ours;
                     # the next try takes it at once (flock on a held lock is a no-op).
-                    end_if_orphaned()
+                    _end_if_orphaned()
         finally:
             signal.signal(signal.SIGALRM, previous)
