@@ -192,7 +192,8 @@ class Elevator:
     ) -> SessionCredentials:
         keys = self.load_keys(profile.key_set)
         log.debug("key set %r: access key %s", profile.key_set, keystore.mask(keys.access_key_id))
-        cache_mod.note_key(profile.key_set, keys.access_key_id, self.environ)
+        if cache is not None:  # --no-cache and cache = "off" write nothing
+            cache_mod.note_key(profile.key_set, keys.access_key_id, self.environ)
         self._warn_key_age(profile, keys)
         region = resolve_region(profile.region, self.environ)
         endpoint, source = cache_mod.sts_endpoint_url(self.environ)
