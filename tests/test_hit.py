@@ -238,16 +238,6 @@ def test_a_symlink_to_a_writable_config_is_refused_by_both(
     assert serve(env=env) is None and full_path_refuses(env)
 
 
-def test_a_root_owned_config_is_trusted_by_both() -> None:
-    """One rule: config.py always accepted a root-owned config; the old hit index did not."""
-    if os.geteuid() != 0:
-        pytest.skip("needs a root-owned file: run as root")
-    write_config()
-    seed()
-    index_it()
-    assert serve() is not None and not full_path_refuses()
-
-
 @pytest.mark.parametrize("problem", ["open", "symlink"])
 def test_a_cache_directory_others_can_enter_is_refused_by_both(
     indexed: SessionCredentials, problem: str, tmp_path: Path
