@@ -1,15 +1,15 @@
 """Entry point of `elevate` and `python -m elevate`, and the one place that decides exit codes.
 
-A cache hit of `credential-process` found in the hit index (elevate.hitindex) is
-answered first, before anything but os, sys, stat and json is imported; it never raises
-an ElevateError (anything unusual falls through). Other hits of credential-process or
-export are answered by the fast path, which imports neither click, boto3, botocore nor
-keyring; everything else goes to the CLI. Before either, a credential-process that
-missed the index queues behind whoever is filling the same entry (elevate.hitwait), so
-concurrent callers sleep instead of each parsing the config. Those run under the one
-handler below:
-an error becomes one line on stderr and its exit code, an interrupt 130, a terminating
-signal 128+N.
+A cache hit of `credential-process` found in the hit index (elevate.hit) is answered
+first, with os, sys and elevate.disk imported; it never raises an ElevateError (anything
+unusual falls through). On an index miss, a credential-process call queues behind whoever
+is filling the same entry (elevate.hit's queue), so concurrent callers sleep instead of
+each parsing the config; everything else, and the filler, goes to the CLI. Those run
+under the one handler below: an error becomes one line on stderr and its exit code, an
+interrupt 130, a terminating signal 128+N.
+
+The lean launcher that scripts/install writes runs `main` under `python -I -S`: the hit and
+the queue need no site-packages; `site` is set up only before the CLI.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # elevate.errors.EXIT_FAILURE, not imported on a hit
 EXIT_INTERRUPTED = 130  # elevate.errors.EXIT_INTERRUPTED
 
-
 # The user's core-dump limit, as it was before the indexed hit set ours to 0: the command
 # `exec` runs gets it back.
 _user_core_limit: tuple[int, int] | None = None
@@ -29,47 +28,62 @@ _user_core_limit: tuple[int, int] | None = None
 
 def run(argv: list[str]) -> int:
     """Run elevate with `argv` (without the program name); the exit status."""
-    from . import ui
-    from .errors import CommandLineError, ElevateError, Terminated
-    from .hardening import disable_core_dumps, raise_on_signals
+    from . import hit
 
-    raise_on_signals()
+    queued = None
     try:
         # On an index miss, queue behind whoever fills the same entry before parsing anything
-        # (and before ctypes, for non-dumpable: a waiter holds no secret until it answers).
-        from .hitwait import wait_for_filler
-
-        answer = wait_for_filler(argv, os.environ, _say_waiting)
-        if answer is not None:
-            sys.stdout.write(answer)
-            sys.stdout.flush()
+        # (a waiter holds no secret until it answers, and then serve() made it non-dumpable).
+        text, queued = hit.wait_for_filler(argv, os.environ, _say_waiting)
+        if text is not None:
+            hit.write(text)
             return EXIT_OK
-        disable_core_dumps(_user_core_limit)
-        from .fastpath import try_fast_path
+        from .hardening import disable_core_dumps, raise_on_signals
 
-        if try_fast_path(argv):
-            return 0
+        raise_on_signals()
+        disable_core_dumps(_user_core_limit)
+        _enable_site()
         from .cli import run as run_cli
 
-        return run_cli(argv)
-    except CommandLineError as exc:
+        return run_cli(argv, queued_since=None if queued is None else queued.since)
+    except BaseException as exc:  # noqa: BLE001 - the one handler; anything else is raised again
+        return exit_status(exc)
+    finally:
+        if queued is not None:
+            queued.release()
+
+
+def exit_status(exc: BaseException) -> int:
+    """The one place that turns an error into one line on stderr and its exit status; what is
+    not elevate's to report is raised again. elevate.errors is imported here, not before: a
+    waiter of the hit queue that answers never needs it."""
+    from . import ui
+    from .errors import CommandLineError, ElevateError, Terminated
+
+    if isinstance(exc, CommandLineError):
         ui.stderr(exc.message)
         return exc.exit_code
-    except ElevateError as exc:
+    if isinstance(exc, ElevateError):
         ui.error(exc.message)
         return exc.exit_code
-    except KeyboardInterrupt:
+    if isinstance(exc, KeyboardInterrupt):
         ui.stderr("\nelevate: interrupted")
         return EXIT_INTERRUPTED
-    except Terminated as exc:
+    if isinstance(exc, Terminated):
         ui.stderr(f"elevate: terminated by signal {exc.signum}")
         return 128 + exc.signum
-    except BrokenPipeError:
+    if isinstance(exc, BrokenPipeError):
         return EXIT_FAILURE
-    finally:
-        from .hitwait import release
+    raise exc
 
-        release()
+
+def _enable_site() -> None:
+    """Under the lean launcher (-S), add site-packages (with its .pth files) for the CLI."""
+    if not sys.flags.no_site:
+        return
+    import site
+
+    site.main()
 
 
 def _say_waiting() -> None:
@@ -88,10 +102,14 @@ def indexed_hit(argv: list[str]) -> int | None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, _user_core_limit[1]))
     except (ImportError, ValueError, OSError):
         pass
-    from .hitindex import main_hit
+    from . import hit
 
     try:
-        return EXIT_OK if main_hit(argv) else None
+        text = hit.answer(argv, os.environ)
+        if text is None:
+            return None
+        hit.write(text)
+        return EXIT_OK
     except KeyboardInterrupt:
         sys.stderr.write("\nelevate: interrupted\n")
         return EXIT_INTERRUPTED
@@ -100,7 +118,7 @@ def indexed_hit(argv: list[str]) -> int | None:
 
 
 def main() -> None:
-    """The console script."""
+    """The console script, and the lean launcher's entry."""
     argv = sys.argv[1:]
     status = indexed_hit(argv)
     sys.exit(run(argv) if status is None else status)

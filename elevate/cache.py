@@ -3,10 +3,14 @@
 Entries live in a store (elevate.store: private 0600 files, or the OS keyring). A miss is
 filled under an exclusive per-entry OS lock (elevate.locks), and the cache is re-read once
 the lock is held, so any number of concurrent callers cost one MFA prompt and one
-AssumeRole.
+AssumeRole. The entry's text and when it may be served are elevate.disk's rules, which the
+cache hit (elevate.hit) applies too.
 
-This module is on the fast path of a cache hit: it must not import boto3, botocore,
-keyring or click.
+Entry names start with a digest of the key set, so `forget_key_set` finds every entry of a
+key set whose key was replaced or removed; an MFA session's key includes a fingerprint of
+the access key that made it, so a replaced key never signs with the old key's session.
+
+It must not import boto3, botocore, keyring or click.
 """
 
 from __future__ import annotations
@@ -21,24 +25,21 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from . import hitindex, locks
+from . import disk, locks
 from .config import resolve_region
 from .errors import CacheError, ElevateError
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, parse_utc
 from .store import FileStore, KeyringStore, Store, write_private
 from .usedcodes import UsedCodes
-from .validate import CLOCK_ALLOWANCE_SECONDS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = disk.FORMAT_VERSION
+KEY_MARKER = "keyset-"  # + the key set's digest + ".id": the fingerprint of its current key
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
-    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate.
-
-    The rule itself lives in elevate.hitindex (standard library only, for the cache hit),
-    so the hit and the full path can never disagree on where the cache is."""
-    return Path(hitindex.cache_dir(environ))
+    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate (elevate.disk)."""
+    return Path(disk.cache_dir(environ))
 
 
 def files(environ: Mapping[str, str]) -> FileStore:
@@ -85,18 +86,98 @@ def used_codes(environ: Mapping[str, str], clock: Optional[Callable[[], datetime
 
 
 def sts_endpoint(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> tuple[str, str]:
-    """(endpoint override, region) that decide which STS answers: part of every entry's key.
+    """(endpoint, region) that decide which STS answers: part of every entry's key.
 
     Credentials an endpoint gave are never served for another: pointing AWS_ENDPOINT_URL
-    back at the real STS must not keep serving what a test or hostile endpoint handed out.
+    (or an endpoint_url in ~/.aws/config) back at the real STS must not keep serving what a
+    test or hostile endpoint handed out.
     """
     environ = os.environ if environ is None else environ
-    endpoint = environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or ""
-    return endpoint, resolve_region(profile.region, environ)
+    return sts_endpoint_url(environ)[0], resolve_region(profile.region, environ)
+
+
+def sts_endpoint_url(environ: Mapping[str, str]) -> tuple[str, str]:
+    """(the STS endpoint URL botocore's configured-endpoint rules pick, or "" for STS's own,
+    where it came from). Our clients pin no AWS profile, so botocore reads [default]."""
+    import configparser
+
+    path = disk.aws_config_path(environ)
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return "", f"{path} cannot be read"
+    section = "profile default" if parser.has_section("profile default") else "default"
+    default = dict(parser.items(section)) if parser.has_section(section) else {}
+    ignore = environ.get(
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", default.get("ignore_configured_endpoint_urls", "")
+    )
+    if ignore.strip().lower() == "true":
+        return "", "STS default (configured endpoint URLs ignored)"
+    for name in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
+        if environ.get(name):
+            return environ[name], name
+    services = f"services {default.get('services', '')}"
+    if default.get("services") and parser.has_option(services, "sts"):
+        for line in parser.get(services, "sts").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip() == "endpoint_url" and value.strip():
+                return value.strip(), f"{path} [{services}] sts endpoint_url"
+    if default.get("endpoint_url"):
+        return default["endpoint_url"], f"{path} [{section}] endpoint_url"
+    return "", "STS default"
+
+
+def key_fingerprint(access_key_id: str) -> str:
+    """What names a key in cache keys: a digest, never the key ID itself."""
+    return _digest(["access-key", access_key_id])[:16]
+
+
+def _key_marker(key_set: str) -> str:
+    return KEY_MARKER + _key_set_prefix(key_set)
+
+
+def _key_set_prefix(key_set: str) -> str:
+    return _digest(["key-set", key_set])[:12]
+
+
+def known_key(key_set: str, environ: Mapping[str, str]) -> str:
+    """The fingerprint of the key `key_set` last elevated with (elevate.disk's private read), or ""."""
+    text = disk.read_private(disk.cache_dir(environ), _key_marker(key_set) + ".id") or ""
+    return text if len(text) == 16 and text.isascii() and text.isalnum() else ""
+
+
+def note_key(key_set: str, access_key_id: str, environ: Mapping[str, str]) -> None:
+    """Remember which key `key_set` holds now, for the keys of its entries (best effort)."""
+    fingerprint = key_fingerprint(access_key_id)
+    if known_key(key_set, environ) != fingerprint:
+        with contextlib.suppress(ElevateError, OSError):
+            files(environ).write(_key_marker(key_set), fingerprint, suffix=".id")
+
+
+def forget_key_set(key_set: str, environ: Mapping[str, str]) -> int:
+    """Remove every cached file of `key_set` (role entries, MFA sessions, their errors and the
+    key's fingerprint): its key was replaced or removed. The number removed."""
+    store = files(environ)
+    prefix = _key_set_prefix(key_set)
+    removed = 0
+    try:
+        names = os.listdir(store.directory)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith((prefix, _key_marker(key_set))) and name.endswith((".json", ".error", ".id")):
+            with contextlib.suppress(OSError):
+                os.unlink(store.directory / name)
+                removed += 1
+    return removed
 
 
 def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
-    """One entry per (role, MFA device, key set, session name, duration, STS endpoint, region)."""
+    """One entry per (key set, role, MFA device, session name, duration, STS endpoint, region).
+
+    Not per key: the entry is looked up before the keyring is read (a hit never reads it);
+    `forget_key_set` removes a replaced key's entries instead."""
     parts = [
         "creds",
         profile.role_arn,
@@ -106,48 +187,40 @@ def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> 
         str(profile.duration_seconds),
         *sts_endpoint(profile, environ),
     ]
-    return _digest(parts)
+    return _key_set_prefix(profile.key_set) + _digest(parts)
 
 
-def mfa_session_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
-    """One MFA session per (key set, MFA device, length, STS endpoint, region)."""
-    parts = ["mfa-session", profile.key_set, profile.mfa_serial, str(profile.mfa_session_seconds)]
-    return _digest([*parts, *sts_endpoint(profile, environ)])
+def mfa_session_key(
+    profile: Profile, environ: Optional[Mapping[str, str]] = None, fingerprint: Optional[str] = None
+) -> str:
+    """One MFA session per (key set and its key, MFA device, length, STS endpoint, region).
+
+    `fingerprint`: of the key just loaded from the keyring (else the one last noted), so a
+    replaced key never signs with the old key's session."""
+    environ = os.environ if environ is None else environ
+    key = known_key(profile.key_set, environ) if fingerprint is None else fingerprint
+    parts = ["mfa-session", profile.key_set, key, profile.mfa_serial, str(profile.mfa_session_seconds)]
+    return _key_set_prefix(profile.key_set) + _digest([*parts, *sts_endpoint(profile, environ)])
 
 
 def _digest(parts: list[str]) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:40]
 
 
-def encode(creds: SessionCredentials, label: str) -> str:
-    return json.dumps(
-        {
-            "version": FORMAT_VERSION,
-            "label": label,
-            "AccessKeyId": creds.access_key_id,
-            "SecretAccessKey": creds.secret_access_key,
-            "SessionToken": creds.session_token,
-            "Expiration": creds.expiration_iso(),
-        }
-    )
+def encode(creds: SessionCredentials, label: str, serve_until: int = 0) -> str:
+    """The entry's text (elevate.disk's codec)."""
+    values = (creds.access_key_id, creds.secret_access_key, creds.session_token, creds.expiration_iso())
+    return disk.encode_entry(*values, label, serve_until)
 
 
 def decode(text: str, role: bool = True) -> Optional[SessionCredentials]:
-    """Credentials from a cache entry, or None when it is damaged in any way. Role
-    credentials need a temporary key ID; an MFA session (`role` False) may have either."""
-    from .validate import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_KEY_ID, SESSION_TOKEN
-
-    try:
-        data = json.loads(text)
-        if data.get("version") != FORMAT_VERSION:
-            return None
-        values = (data["AccessKeyId"], data["SecretAccessKey"], data["SessionToken"])
-        shapes = (ACCESS_KEY_ID if role else SESSION_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN)
-        if not all(isinstance(v, str) and s.fullmatch(v) for v, s in zip(values, shapes, strict=True)):
-            return None
-        return SessionCredentials(*values, expiration=parse_utc(data["Expiration"]))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    """Credentials from a cache entry, or None when it is damaged in any way (elevate.disk's codec).
+    Role credentials need a temporary key ID; an MFA session (`role` False) may have either."""
+    found = disk.decode_entry(text, role)
+    if found is None:
         return None
+    key_id, secret, token, expiration, _, _ = found
+    return SessionCredentials(key_id, secret, token, expiration=parse_utc(expiration))
 
 
 class SessionCache:
@@ -166,21 +239,29 @@ class SessionCache:
         With `lifetime` (the duration asked of STS), an entry valid for longer than that
         plus a clock allowance is treated as damaged: no entry is served "for ever".
         """
-        text = self.store.read(key)
-        if text is None:
+        found = self.entry(key, role)
+        if found is None:
             return None
-        creds = decode(text, role)
-        if creds is None:
-            return None
-        left = creds.seconds_left(self.clock())
-        if left <= refresh_before:
-            return None
-        if lifetime is not None and left > lifetime + CLOCK_ALLOWANCE_SECONDS:
-            return None
-        return creds
+        creds, serve_until = found
+        life = 1 << 40 if lifetime is None else lifetime
+        expires = int(creds.expiration.timestamp())
+        return (
+            creds
+            if disk.fresh(expires, serve_until, self.clock().timestamp(), refresh_before, life)
+            else None
+        )
 
-    def put(self, key: str, creds: SessionCredentials, label: str) -> None:
-        self.store.write(key, encode(creds, label))
+    def entry(self, key: str, role: bool = True) -> Optional[tuple[SessionCredentials, int]]:
+        """The entry's credentials and serve-until time (0: none), fresh or not; None if absent or damaged."""
+        text = self.store.read(key)
+        found = None if text is None else disk.decode_entry(text, role)
+        if found is None:
+            return None
+        key_id, secret, token, expiration, _, serve_until = found
+        return SessionCredentials(key_id, secret, token, expiration=parse_utc(expiration)), serve_until
+
+    def put(self, key: str, creds: SessionCredentials, label: str, serve_until: int = 0) -> None:
+        self.store.write(key, encode(creds, label, serve_until))
         with contextlib.suppress(OSError):  # absent, or something odd we leave to `clear`
             self.locks.path(key, ".error").unlink()
 
@@ -188,55 +269,26 @@ class SessionCache:
         removed = self.store.delete(key)
         return self.locks.delete(key) or removed
 
-    def wait_for_fill(
+    @contextlib.contextmanager
+    def locked(
         self,
         key: str,
-        refresh_before: int,
         on_wait: Callable[[], None],
         timeout: float = LOCK_WAIT_SECONDS,
-        lifetime: Optional[int] = None,
-    ) -> Optional[SessionCredentials]:
-        """After a miss, wait for the entry's lock and read again: the fast path's wait.
-
-        Waiting here, before click and botocore are imported, keeps N concurrent callers
-        from each paying for those imports. On a hit the lock is released; on a miss it is
-        kept for this process's `locked` (so no other process slips in between), unless a
-        holder failed meanwhile: then only the waiting time is handed over, so `locked`
-        reports that failure.
-        """
-        path = self.locks.ensure() / f"{key}.lock"
-        started = locks.wait_began(time.time())  # earlier if this process queued (elevate.hitwait)
+        queued_since: Optional[float] = None,
+    ) -> Iterator[float]:
+        """Hold the entry's exclusive lock; yield the time we started waiting (epoch): now, or
+        `queued_since` when this process waited in the hit queue first (a failure recorded
+        since then is an answer to it too)."""
+        directory = self.locks.ensure()
+        path = directory / f"{key}.lock"
+        started = min(time.time(), queued_since or time.time())
         fd = locks.open_lock(path)
         try:
             locks.acquire(fd, timeout, on_wait, path)
-            creds = self.get(key, refresh_before, lifetime)
-            failed = creds is None and self.failure_since(key, started) is not None
-        except BaseException:
-            os.close(fd)
-            raise
-        if creds is not None or failed:
-            os.close(fd)
-            fd = -1
-        if creds is None:
-            locks.hand_over(path, fd, started)
-        return creds
-
-    @contextlib.contextmanager
-    def locked(
-        self, key: str, on_wait: Callable[[], None], timeout: float = LOCK_WAIT_SECONDS
-    ) -> Iterator[float]:
-        """Hold the entry's exclusive lock; yield the time we started waiting (epoch)."""
-        directory = self.locks.ensure()
-        path = directory / f"{key}.lock"
-        fd, started = locks.take_over(path)
-        try:
-            if fd < 0:
-                fd = locks.open_lock(path)
-                locks.acquire(fd, timeout, on_wait, path)
             yield started
         finally:
-            if fd >= 0:
-                os.close(fd)  # closing releases the lock
+            os.close(fd)  # closing releases the lock
 
     def record_failure(self, key: str, error: ElevateError) -> None:
         """Leave the holder's error for the processes waiting on the same entry."""

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from . import disk
+from .disk import DEFAULT_REFRESH_BEFORE
 from .errors import ConfigError, UsageError
-from .models import CACHE_MODES, DEFAULT_REFRESH_BEFORE, MFA_PROMPTS, Profile
+from .models import CACHE_MODES, MFA_PROMPTS, Profile
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -72,13 +74,8 @@ class Config:
 
 
 def config_path(explicit: Optional[str], environ: Mapping[str, str]) -> Path:
-    """--config, else $ELEVATE_CONFIG, else $XDG_CONFIG_HOME/elevate/config.toml."""
-    if explicit:
-        return Path(explicit).expanduser()
-    if environ.get("ELEVATE_CONFIG"):
-        return Path(environ["ELEVATE_CONFIG"]).expanduser()
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
-    return Path(base).expanduser() / "elevate" / "config.toml"
+    """--config, else $ELEVATE_CONFIG, else $XDG_CONFIG_HOME/elevate/config.toml (elevate.disk's rule)."""
+    return Path(disk.config_path(explicit, environ))
 
 
 def load_config(path: Path) -> Config:
@@ -91,7 +88,8 @@ def read_trusted(path: Path) -> str:
 
     The config names a command to run (mfa_process) and the role to assume, so a file, or a
     directory holding it, that another user could write would run their command as ours.
-    A symlink is followed, and both the link's directory and the target's are checked.
+    A symlink is followed, and both the link's directory and the target's are checked
+    (elevate.disk's rules, which the cache hit applies too).
     """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -107,8 +105,7 @@ def read_trusted(path: Path) -> str:
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{path}: the config is not a regular file")
         _check_owner(path, info, "the config file")
-        real = os.path.realpath(path)
-        for directory in {os.path.dirname(os.path.abspath(path)), os.path.dirname(real)}:
+        for directory in disk.config_directories(str(path)):
             try:
                 _check_owner(Path(directory), os.stat(directory), "the config file's directory")
             except OSError as exc:
@@ -135,13 +132,13 @@ def read_trusted(path: Path) -> str:
 
 def _check_owner(path: Path, info: os.stat_result, what: str) -> None:
     """Refuse `path` unless it belongs to us (or root) and group and others cannot write it."""
-    uid = os.geteuid() if hasattr(os, "geteuid") else None
-    if uid is not None and info.st_uid not in (uid, 0):
+    problem = disk.config_problem(info)
+    if problem == "owner":
         raise ConfigError(
             f"{path}: {what} belongs to another user (uid {info.st_uid}), who could make elevate "
             "run their commands as you: use a config of your own"
         )
-    if info.st_mode & 0o022:
+    if problem == "writable":
         raise ConfigError(
             f"{path}: {what} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o}), "
             f"who could make elevate run their commands as you: run `chmod go-w {path}`"

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from . import aws, keystore, mfa, notices, sts, ui
+from . import aws, disk, keystore, mfa, notices, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
 from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
@@ -49,6 +49,7 @@ class Elevator:
     sleep: Callable[[float], None] = time.sleep
     lock_timeout: float = LOCK_WAIT_SECONDS
     config_file: Optional[Path] = None
+    queued_since: Optional[float] = None  # when this process began waiting in the hit queue
 
     def __post_init__(self) -> None:
         if self.warn is ui.warn:  # the real default: warnings reach the terminal under credential_process
@@ -95,13 +96,15 @@ class Elevator:
             log.debug("session cache: another elevate process holds the lock; waiting")
             self.notify("waiting for the MFA prompt in another elevate process...")
 
-        with cache.locked(key, waiting, self.lock_timeout) as started:
+        with cache.locked(key, waiting, self.lock_timeout, self.queued_since) as started:
             log.debug("session cache: lock taken after %.2f s", time.monotonic() - started_at)
             hit = cache.get(key, profile.refresh_before_seconds, life)
             if hit is not None:
                 log.debug("session cache: filled by another process meanwhile (hit)")
                 return hit
             earlier = cache.failure_since(key, started)
+            previous = cache.entry(key)
+            refreshing = previous is not None and previous[0].seconds_left(self.clock()) > 0
             try:
                 if earlier is not None:
                     raise earlier
@@ -112,7 +115,8 @@ class Elevator:
                 if not fall_back:
                     raise
                 return self._fall_back(cache, key, exc, life)
-            self._store(cache, key, creds, f"{profile.name} {profile.role_arn}")
+            label = f"{profile.name} {profile.role_arn}"
+            self._store(cache, key, creds, label, self._serve_until(profile, creds, refreshing))
             log.debug("session cache: stored; elevation took %.2f s", time.monotonic() - started_at)
             if profile.duration_seconds < SHORTEST_USEFUL_DURATION:
                 self.warn(
@@ -133,10 +137,35 @@ class Elevator:
         self.warn(f"could not refresh ({error.message}); using the cached credentials, valid {left} s more")
         return previous
 
-    def _store(self, cache: cache_mod.SessionCache, key: str, creds: SessionCredentials, label: str) -> None:
+    def _serve_until(self, profile: Profile, creds: SessionCredentials, refreshing: bool) -> int:
+        """The serve-until time of credentials shorter than the refresh window (elevate.disk), and a
+        warning. Only when they replace live credentials: short ones from a first elevation may be
+        a one-off (a clock step), so the next call tries once more at once; when a refresh gives
+        short ones again they are served, with a refresh at most every SHORT_RETRY_SECONDS."""
+        if not refreshing:
+            return 0
+        now = self.clock().timestamp()
+        serve_until = disk.serve_until_for(creds.expiration.timestamp(), now, profile.refresh_before_seconds)
+        if serve_until:
+            self.warn(
+                f"profile {profile.name!r}: STS returned credentials that expire within "
+                f"refresh_before_seconds ({profile.refresh_before_seconds} s); they are served while they "
+                f"last, with a refresh tried at most every {disk.SHORT_RETRY_SECONDS} s: lower "
+                "refresh_before_seconds, or check the role's maximum session duration"
+            )
+        return serve_until
+
+    def _store(
+        self,
+        cache: cache_mod.SessionCache,
+        key: str,
+        creds: SessionCredentials,
+        label: str,
+        serve_until: int = 0,
+    ) -> None:
         """Cache `creds`; a cache that cannot be written must not lose credentials STS gave us."""
         try:
-            cache.put(key, creds, label)
+            cache.put(key, creds, label, serve_until)
         except CacheError as exc:
             self.warn(f"the credentials were not cached: {exc.message}")
 
@@ -163,13 +192,12 @@ class Elevator:
     ) -> SessionCredentials:
         keys = self.load_keys(profile.key_set)
         log.debug("key set %r: access key %s", profile.key_set, keystore.mask(keys.access_key_id))
+        if cache is not None:  # --no-cache and cache = "off" write nothing
+            cache_mod.note_key(profile.key_set, keys.access_key_id, self.environ)
         self._warn_key_age(profile, keys)
         region = resolve_region(profile.region, self.environ)
-        log.debug(
-            "region %s; endpoint %s",
-            region,
-            self.environ.get("AWS_ENDPOINT_URL_STS") or self.environ.get("AWS_ENDPOINT_URL") or "STS default",
-        )
+        endpoint, source = cache_mod.sts_endpoint_url(self.environ)
+        log.debug("region %s; STS endpoint %s (%s)", region, endpoint or "default", source)
         if profile.mfa_session_seconds:
             sessions = cache_mod.for_mfa_session(profile, self.environ, self.clock) if cache else None
             session = self._mfa_session(profile, keys, region, token, sessions)
@@ -214,7 +242,7 @@ class Elevator:
     ) -> SessionCredentials:
         """A cached MFA session (GetSessionToken), or a new one for one MFA code."""
         length = profile.mfa_session_seconds or 0
-        key = cache_mod.mfa_session_key(profile, self.environ)
+        key = cache_mod.mfa_session_key(profile, self.environ, cache_mod.key_fingerprint(keys.access_key_id))
         # An MFA session must outlive the role credentials minted from it.
         margin = min(profile.duration_seconds, length // 2)
         if cache is not None:
@@ -327,8 +355,15 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
     if cache is None:
         result["credentials"] = None
         return result
-    creds = cache.get(cache_mod.entry_key(profile, environ), 0, profile.duration_seconds)
-    result["credentials"] = _summary(creds, now)
+    found = cache.entry(cache_mod.entry_key(profile, environ))
+    result["credentials"] = None if found is None else _summary(found[0], now)
+    if found is not None:
+        expires = int(found[0].expiration.timestamp())
+        life = profile.duration_seconds
+        served = disk.fresh(expires, found[1], now.timestamp(), profile.refresh_before_seconds, life)
+        result["credentials"]["served"] = served
+        if found[1]:
+            result["credentials"]["serve_until"] = found[1]
     if profile.mfa_session_seconds:
         sessions = cache_mod.for_mfa_session(profile, environ, lambda: now)
         session = None

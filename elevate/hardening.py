@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import stat
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from .errors import Terminated
+from . import disk
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # signal (its enum wrapper), contextlib and collections.abc would cost a waiter
+    from types import TracebackType  # of the hit queue, which imports this, a third of its start-up
+
+SIGINT, SIGHUP = 2, 1  # the same numbers on every platform Python runs on
 
 _saved: tuple[int, int] | None = None
 
@@ -26,21 +28,7 @@ def disable_core_dumps(original: tuple[int, int] | None = None) -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, _saved[1]))
     except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
         _saved = None
-    _not_dumpable()
-
-
-def _not_dumpable() -> None:
-    """Linux: PR_SET_DUMPABLE 0, so other processes of this user cannot ptrace us or read
-    /proc/PID/mem while we hold secrets (an exec'd command is dumpable again)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
-    except (ImportError, OSError, AttributeError):
-        pass
+    disk.not_dumpable()
 
 
 # Taken when elevate starts (this module is imported first): a launcher that had already
@@ -70,7 +58,9 @@ def _stdout_reader_gone() -> bool:
 def end_if_orphaned() -> None:
     """Raise Terminated(SIGHUP) when our parent has died (see parent_gone)."""
     if parent_gone():
-        raise Terminated(signal.SIGHUP)
+        from .errors import Terminated  # here: a waiter of the hit queue imports this module
+
+        raise Terminated(SIGHUP)
 
 
 def restore_core_dumps() -> None:
@@ -94,28 +84,35 @@ def _on_signal(signum: int, _frame: object) -> None:
     if _deferring:
         _pending = signum
         return
-    if signum == signal.SIGINT:
+    if signum == SIGINT:
         raise KeyboardInterrupt
+    from .errors import Terminated
+
     raise Terminated(signum)
 
 
 def raise_on_signals() -> None:
     """SIGINT, SIGTERM, SIGHUP and SIGQUIT become exceptions, so cleanup runs before we exit."""
+    import signal
+
     for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
         number = getattr(signal, name, None)
         if number is not None:
             signal.signal(number, _on_signal)
 
 
-@contextmanager
-def signals_deferred() -> Iterator[None]:
+class signals_deferred:
     """Hold SIGINT/SIGTERM/SIGHUP until the block ends (e.g. while a child is being started,
     so that a signal cannot leave it running without anyone to stop it)."""
-    global _deferring, _pending
-    _deferring = True
-    try:
-        yield
-    finally:
+
+    def __enter__(self) -> None:
+        global _deferring
+        _deferring = True
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        global _deferring, _pending
         _deferring = False
         signum, _pending = _pending, None
         if signum is not None:

@@ -1,8 +1,8 @@
 """Per-entry exclusive OS locks (flock; msvcrt on Windows): the single flight of a cache fill.
 
 The kernel drops the lock of a holder that dies, so a waiter takes over. A waiter of the
-hit queue (elevate.hitwait) uses this module before anything heavy is imported, so it
-imports no pathlib or typing of its own.
+hit queue (elevate.hit) uses this module before anything heavy is imported, so it imports
+no pathlib, typing or collections.abc, and signal's C core rather than its enum wrapper.
 """
 
 from __future__ import annotations
@@ -10,50 +10,39 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
-from .errors import CacheError, LockTimeout
-from .hardening import end_if_orphaned
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .errors import LockTimeout
+
+# elevate.errors is imported only to raise: a waiter of the hit queue never needs it.
+_OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.25
 
-# Entry locks this process took in the fast path's wait and left for the full flow:
-# lock path -> (fd, or -1 when released, and the time the wait started).
-_HANDED_OVER: dict[str, tuple[int, float]] = {}
-# When this process began waiting in the hit queue (elevate.hitwait) behind a filler of the
-# same entry, if it did: a failure that filler recorded since then is an answer to us too.
-_QUEUED_SINCE: list[float] = []
-
 PathName = str | os.PathLike[str]
 
 
-def queued_since(started: float | None) -> None:
-    """Remember (or, with None, forget) when this process began waiting in the hit queue."""
-    _QUEUED_SINCE[:] = [] if started is None else [started]
-
-
-def wait_began(now: float) -> float:
-    """When this process began waiting for the entry: `now`, or earlier if it queued first."""
-    return min([now, *_QUEUED_SINCE])
-
-
-def hand_over(path: PathName, fd: int, started: float) -> None:
-    """Keep a held lock (or, with fd -1, only when the wait began) for a later `take_over`."""
-    _HANDED_OVER[os.fspath(path)] = (fd, started)
-
-
-def take_over(path: PathName) -> tuple[int, float]:
-    """The lock handed over for `path` (fd -1 if none or released) and when its wait began."""
-    return _HANDED_OVER.pop(os.fspath(path), (-1, wait_began(time.time())))
+def try_open_lock(path: PathName) -> int | None:
+    """The lock file's descriptor (created 0600), or None when it cannot be opened (a symlink
+    or a directory in its place, a read-only disk): `open_lock` says why."""
+    try:
+        return os.open(path, _OPEN, 0o600)
+    except OSError:
+        return None
 
 
 def open_lock(path: PathName) -> int:
     """The lock file's descriptor (created 0600; a symlink in its place is refused)."""
     try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        return os.open(path, _OPEN, 0o600)
     except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
+        from .errors import CacheError
+
         raise CacheError(f"cannot open the lock file {path} ({exc.strerror}): remove it") from exc
 
 
@@ -73,6 +62,8 @@ def acquire(fd: int, timeout: float, on_wait: Callable[[], None], path: PathName
 
 def timed_out(timeout: float, path: PathName) -> LockTimeout:
     """The error of a wait for `path` that reached its bound."""
+    from .errors import LockTimeout
+
     return LockTimeout(
         f"gave up after {timeout:.0f} s waiting for another elevate process "
         f"(lock {os.fspath(path)}); retry, or run `elevate clear` if it is stuck"
@@ -93,11 +84,19 @@ def wait_for(fd: int, timeout: float, shared: bool = False) -> bool:
     return _wait_for_lock(fd, timeout, shared)
 
 
+def _end_if_orphaned() -> None:
+    """elevate.hardening's check, imported once a wait has lasted a slice: a waiter of the hit
+    queue woken sooner never loads it."""
+    from .hardening import end_if_orphaned
+
+    end_if_orphaned()
+
+
 def _poll_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
     deadline = time.monotonic() + timeout
     pause = _POLL_FIRST
     while not _try_lock(fd, shared):
-        end_if_orphaned()
+        _end_if_orphaned()
         if time.monotonic() >= deadline:
             return False
         time.sleep(pause)
@@ -121,7 +120,8 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
 
 else:
     import fcntl
-    import signal
+
+    signal = __import__("_signal")  # signal's C core: `import signal` would load enum for its wrapper
 
     def _try_lock(fd: int, shared: bool = False) -> bool:
         try:
@@ -158,6 +158,6 @@ else:
                 except _Deadline:
                     # The alarm may land just after flock returned: then the lock is ours;
                     # the next try takes it at once (flock on a held lock is a no-op).
-                    end_if_orphaned()
+                    _end_if_orphaned()
         finally:
             signal.signal(signal.SIGALRM, previous)

@@ -6,13 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
 
+from .disk import DEFAULT_REFRESH_BEFORE
+
 DEFAULT_DURATION = 3600
-# botocore refreshes credentials with under 15 minutes left on every access (advisory
-# window), so entries are refreshed before that, with a margin: an SDK never sees
-# credentials from us that it would at once ask for again.
-SDK_REFRESH_WINDOW = 900
-REFRESH_MARGIN = 300
-DEFAULT_REFRESH_BEFORE = SDK_REFRESH_WINDOW + REFRESH_MARGIN
 DEFAULT_MAX_KEY_AGE_DAYS = 90
 CACHE_MODES = ("file", "keyring", "off")
 MFA_PROMPTS = ("auto", "terminal", "dialog", "none")

@@ -1,7 +1,7 @@
 """Where cache entries live: 0600 files in a private directory, or the OS keyring.
 
-A directory or file that another user could read, write or swap is refused, and files
-are written atomically. On the fast path: standard library only.
+A directory or file that another user could read, write or swap is refused (elevate.disk's
+rules, which the cache hit applies too), and files are written atomically.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Optional, Protocol
 
+from . import disk
 from .errors import CacheError
 
 STALE_TEMP_SECONDS = 60.0  # a write takes milliseconds; a temp file this old was abandoned
@@ -50,7 +51,7 @@ class FileStore:
         check_private_dir(self.directory)
         try:
             # O_NONBLOCK: a FIFO planted here must be refused below, not wait for a writer.
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(path, disk.PRIVATE_READ)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -61,17 +62,17 @@ class FileStore:
             # Checked before fdopen, which raises IsADirectoryError on a directory.
             check_private_file(path, os.fstat(fd))
             with os.fdopen(fd, "rb", closefd=False) as handle:
-                data = handle.read(1 << 20)
+                data = handle.read(disk.MAX_FILE_BYTES)
         except OSError as exc:
             raise CacheError(f"cache file {path} cannot be read ({exc.strerror})") from exc
         finally:
             os.close(fd)
         return data.decode("utf-8", "replace")
 
-    def write(self, key: str, text: str) -> None:
+    def write(self, key: str, text: str, suffix: str = ".json") -> None:
         self.ensure()
         self.sweep(STALE_TEMP_SECONDS)
-        write_private(self.path(key), text)
+        write_private(self.path(key, suffix), text)
 
     def sweep(self, older_than: float, key: str = "") -> int:
         """Remove temp files left by writes that were killed between write and rename
@@ -139,18 +140,19 @@ def check_private_dir(directory: Path) -> None:
         info = os.lstat(directory)
     except OSError as exc:
         raise CacheError(f"cache directory {directory}: {exc.strerror}") from exc
-    if stat.S_ISLNK(info.st_mode):
+    problem = disk.private_dir_problem(info)
+    if problem == "symlink":
         raise CacheError(
             f"cache directory {directory} is a symlink: refusing it; "
             "point ELEVATE_CACHE_DIR at a real directory"
         )
-    if not stat.S_ISDIR(info.st_mode):
+    if problem == "not a directory":
         raise CacheError(f"cache directory {directory} is not a directory")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+    if problem == "owner":
         raise CacheError(
             f"cache directory {directory} belongs to another user (uid {info.st_uid}): refusing it"
         )
-    if info.st_mode & 0o077:
+    if problem == "open":
         raise CacheError(
             f"cache directory {directory} is open to group or others "
             f"(mode {stat.S_IMODE(info.st_mode):o}): run `chmod 700 {directory}`"
@@ -158,13 +160,14 @@ def check_private_dir(directory: Path) -> None:
 
 
 def check_private_file(path: Path, info: os.stat_result) -> None:
-    if not stat.S_ISREG(info.st_mode):
+    problem = disk.private_file_problem(info)
+    if problem == "not a regular file":
         raise CacheError(f"cache file {path} is not a regular file: remove it with `elevate clear`")
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+    if problem == "owner":
         raise CacheError(
             f"cache file {path} belongs to another user (uid {info.st_uid}): refusing it; remove it"
         )
-    if info.st_mode & 0o077:
+    if problem == "open":
         raise CacheError(
             f"cache file {path} is readable by others (mode {stat.S_IMODE(info.st_mode):o}): "
             "its credentials may have leaked; remove it with `elevate clear` and elevate again"

@@ -9,11 +9,10 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms) on the hit queue
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # nor collections.abc or contextlib, which cost a waiter a third of its start-up
+    from types import TracebackType
     from typing import TextIO
 
 PREFIX = "elevate: "
@@ -51,23 +50,27 @@ def printable(text: str, limit: int = MAX_LINE) -> str:
     return "".join(out)
 
 
-@contextmanager
-def open_tty() -> Iterator[TextIO | None]:
+class open_tty:
     """The controlling terminal for reading and writing, or None when there is none."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:
-        yield None
-        return
-    # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.
-    # Unbuffered below, so a read takes one line from the terminal and no more.
-    tty = io.TextIOWrapper(
-        io.FileIO(fd, "r+"), encoding="utf-8", errors="replace", line_buffering=True, write_through=True
-    )
-    try:
-        yield tty
-    finally:
-        tty.close()
+
+    def __enter__(self) -> TextIO | None:
+        self.tty: TextIO | None = None
+        try:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            return None
+        # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.
+        # Unbuffered below, so a read takes one line from the terminal and no more.
+        self.tty = io.TextIOWrapper(
+            io.FileIO(fd, "r+"), encoding="utf-8", errors="replace", line_buffering=True, write_through=True
+        )
+        return self.tty
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self.tty is not None:
+            self.tty.close()
 
 
 def say(message: str) -> None:

@@ -77,7 +77,7 @@ def test_every_file_is_0600_from_birth_and_the_directory_0700(monkeypatch: pytes
     directory = cache_dir()
     assert stat.S_IMODE(directory.lstat().st_mode) == 0o700
     files = sorted(directory.iterdir())
-    assert {f.suffix for f in files} == {".json", ".lock", ".error"}
+    assert {f.suffix for f in files} == {".json", ".lock", ".error", ".id"}  # .id: the key's fingerprint
     for path in files:
         info = path.lstat()
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, path.name

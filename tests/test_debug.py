@@ -44,7 +44,7 @@ def test_debug_explains_each_step_and_prints_no_secret(fake_sts: FakeSts, tmp_pa
         "lock taken after",
         "keyring backend for 'work': elevate_testkeyring.FileKeyring",
         "key set 'work': access key AKIA************MPLE",
-        f"region eu-west-1; endpoint {fake_sts.url}",
+        f"region eu-west-1; STS endpoint {fake_sts.url} (AWS_ENDPOINT_URL)",
         "MFA code for arn:aws:iam::123456789012:mfa/dev from --token",
         f"STS GetCallerIdentity: endpoint {fake_sts.url}",
         "STS GetCallerIdentity: ok in",

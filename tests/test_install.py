@@ -50,7 +50,9 @@ def test_install_pins_links_warns_about_path_and_reruns(tmp_path: Path) -> None:
     first = _install(home, "/usr/bin:/bin")
     assert first.returncode == 0, first.stderr
     link = home / ".local" / "bin" / "elevate"
-    assert link.is_symlink()
+    # The lean launcher: python -I -S of the current venv, straight to elevate.__main__.
+    assert not link.is_symlink() and link.read_text().startswith("#!") and " -IS\n" in link.read_text()
+    assert "/aws-elevate/current/" in link.read_text().splitlines()[0]
     assert "is not on your PATH" in first.stderr
     version = subprocess.run([str(link), "--version"], capture_output=True, text=True, check=True)
     assert "elevate, version" in version.stdout

@@ -36,12 +36,14 @@ for command in (
 __all__ = ["cli", "run"]
 
 
-def run(argv: Sequence[str]) -> int:
-    """Parse `argv` and run the command; its exit status. Errors are raised to the caller."""
+def run(argv: Sequence[str], queued_since: float | None = None) -> int:
+    """Parse `argv` and run the command; its exit status. Errors are raised to the caller.
+
+    `queued_since`: when this process began waiting in the hit queue, if it did."""
     args = list(argv)
     debug = "--debug" in (args[: args.index("--")] if "--" in args else args)
     try:
-        result = cli.main(args=args, prog_name="elevate", standalone_mode=False)
+        result = cli.main(args=args, prog_name="elevate", standalone_mode=False, obj=queued_since)
     except ElevateError:
         if debug:
             log.exception("failure")

@@ -32,6 +32,8 @@ class App:
 
     config_option: Optional[str]
     debug: bool
+    # When this process began waiting in the hit queue behind a filler of the same entry.
+    queued_since: Optional[float] = None
 
     @property
     def environ(self) -> dict[str, str]:
@@ -59,7 +61,9 @@ class App:
         return profile
 
     def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> Any:
-        elevator = core.Elevator(environ=self.environ, config_file=self.config_path)
+        elevator = core.Elevator(
+            environ=self.environ, config_file=self.config_path, queued_since=self.queued_since
+        )
         return elevator.elevate(profile, token=token, use_cache=not no_cache)
 
     def region(self, profile: Profile) -> str:
@@ -111,7 +115,8 @@ class WholeHelpGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, config_option: Optional[str], debug: bool) -> None:
     """Turn keyring-held IAM keys and an MFA code into one-hour role credentials."""
-    ctx.obj = App(config_option, debug)
+    queued = ctx.obj if isinstance(ctx.obj, float) else None  # from run(): the hit queue's wait
+    ctx.obj = App(config_option, debug, queued)
     if debug:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("elevate: debug: %(message)s"))

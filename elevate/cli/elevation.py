@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hitindex, launch, mfa, output, server, ui
+from .. import cache, core, hit, launch, mfa, output, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
 from ..errors import MfaError, TerminalBusy, UsageError
@@ -155,11 +156,11 @@ def credential_process_cmd(app: App, profile: Optional[str], token: Optional[str
 def remember_hit(app: App, argument: Optional[str], profile: Profile) -> None:
     """Index the entry this validated profile uses, so the next call is an indexed hit."""
     if profile.cache == "file":
-        hitindex.record(
+        hit.record(
             app.environ,
             app.config_option,
             argument,
-            cache.entry_key(profile),
+            cache.entry_key(profile, app.environ),
             profile.refresh_before_seconds,
             profile.duration_seconds,
         )
@@ -191,7 +192,13 @@ def describe_entry(entry: Optional[dict[str, Any]], mode: str) -> str:
     left = entry["seconds_left"]
     if left <= 0:
         return f"expired at {entry['expiration']}"
-    return f"cached, {left // 60} min {left % 60} s left (until {entry['expiration']})"
+    text = f"cached, {left // 60} min {left % 60} s left (until {entry['expiration']})"
+    if entry.get("served") and entry.get("serve_until"):
+        until = entry["serve_until"] - int(time.time())
+        text += f"; shorter than the refresh window: served {until} s more, then refreshed"
+    if entry.get("served") is False:
+        text += "; will not be served (inside the profile's refresh_before_seconds): the next call elevates"
+    return text
 
 
 @click.command("clear")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional
 
 import click
 
-from .. import keyfile, keystore, ui
+from .. import cache, keyfile, keystore, ui
 from ..errors import ElevateError, UsageError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
@@ -43,6 +44,7 @@ def keys_add(name: str, force: bool) -> None:
         key_id, secret = stdin_lines(2, "the access key ID, then the secret access key")
     keys = keystore.check_keys(key_id, secret)
     keystore.put_keys(name, keys)
+    cache.forget_key_set(name, dict(os.environ))  # no entry or MFA session of a replaced key survives
     ui.stderr(f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}")
 
 
@@ -70,6 +72,7 @@ def keys_remove(name: str, yes: bool) -> None:
         if not click.confirm(question, default=False, err=True):
             raise ElevateError(f"{name!r} not removed")
     keystore.delete_keys(name)
+    cache.forget_key_set(name, dict(os.environ))
     ui.stderr(f"removed {name!r}")
 
 
@@ -134,3 +137,4 @@ def rotate_cmd(
     """
     profile = _profile_for_key_set(app, name, profile_name)
     Rotator(environ=app.environ, notify=say).rotate(name, profile, token, mfa_serial)
+    cache.forget_key_set(name, app.environ)  # the old key's entries and MFA session
