@@ -5,6 +5,10 @@ IAM and CloudFormation calls onboarding needs.
 A client never consults the default credential chain or the AWS_PROFILE setting, so an
 AWS_PROFILE whose credential_process is `elevate` itself cannot recurse. Endpoint
 overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which honours them.
+
+The elevation's STS calls (sts_client) go through elevate.stsquery: signed by botocore, sent
+with http.client, without a botocore client; onboarding (IAM, CloudFormation) uses clients.
+botocore.session is imported only when a client is made.
 """
 
 from __future__ import annotations
@@ -15,32 +19,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-import botocore.config
 import botocore.exceptions
-import botocore.session
 
+from . import stsquery
 from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
 from .models import SessionCredentials, SourceKeys
 from .ui import printable
 
 log = logging.getLogger("elevate")
-_CLIENT_CONFIG = botocore.config.Config(
-    connect_timeout=5,
-    read_timeout=15,
-    retries={"total_max_attempts": 3, "mode": "standard"},
-)
 _ERRORS: Mapping[str, type[AwsError]] = {
     "sts": StsError,
     "iam": IamError,
     "cloudformation": CloudFormationError,
 }
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
-MAX_RESPONSE_BYTES = 1 << 20  # STS and IAM answers are a few KB; a bigger one is hostile
-
-
-class ResponseTooLarge(Exception):
-    """An endpoint sent more than MAX_RESPONSE_BYTES: not read further, never parsed."""
-
+MAX_RESPONSE_BYTES = stsquery.MAX_RESPONSE_BYTES
+ResponseTooLarge = stsquery.ResponseTooLarge
 
 Keys = Union[SourceKeys, SessionCredentials]
 ClientFactory = Callable[..., Any]
@@ -48,6 +42,9 @@ ClientFactory = Callable[..., Any]
 
 def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
     """A botocore client signed with `keys` only; regional STS endpoint; bounded waits."""
+    import botocore.config
+    import botocore.session
+
     # Pin the profile to none: a missing AWS_PROFILE must not fail us, and the
     # credential chain it would select must never be consulted.
     session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
@@ -60,7 +57,11 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
             aws_access_key_id=keys.access_key_id,
             aws_secret_access_key=keys.secret_access_key,
             aws_session_token=token,
-            config=_CLIENT_CONFIG,
+            config=botocore.config.Config(
+                connect_timeout=stsquery.CONNECT_TIMEOUT,
+                read_timeout=stsquery.READ_TIMEOUT,
+                retries={"total_max_attempts": stsquery.MAX_ATTEMPTS, "mode": "standard"},
+            ),
         )
     except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
         raise ConfigError(
@@ -70,6 +71,19 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
         ) from exc
     _cap_responses(client)
     return client
+
+
+def sts_client(keys: Keys, region: str) -> Any:
+    """The elevation's STS client: elevate.stsquery's signed requests over http.client, or a
+    botocore client (make_client) where that transport does not apply or botocore refuses the
+    settings (the client then reports it as before)."""
+    try:
+        return stsquery.connect(keys, region)
+    except stsquery.Unsupported as why:
+        log.debug("STS through a botocore client: this transport does not cover %s", why)
+    except botocore.exceptions.BotoCoreError as exc:
+        log.debug("STS through a botocore client: %s", type(exc).__name__)
+    return make_client(keys, region)
 
 
 def _cap_responses(client: Any) -> None:
