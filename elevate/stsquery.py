@@ -161,8 +161,11 @@ def resolve(region: str, environ: Optional[Mapping[str, str]] = None) -> Route:
     else:  # botocore ignores both with an endpoint URL
         params["UseFIPS"] = bool(config.get("use_fips_endpoint"))
         params["UseDualStack"] = bool(config.get("use_dualstack_endpoint"))
+    # botocore's loader and search paths (AWS_DATA_PATH, ~/.aws/models first); the rule set is
+    # loaded by path: load_service_model would first list every service botocore knows.
     loader = botocore.loaders.create_loader(config.get("data_path"))
-    rules = loader.load_service_model("sts", "endpoint-rule-set-1")
+    version = loader.determine_latest_version("sts", "endpoint-rule-set-1")
+    rules = loader.load_data(f"sts/{version}/endpoint-rule-set-1")
     partitions = loader.load_data("partitions")
     endpoint = botocore.endpoint_provider.EndpointProvider(rules, partitions).resolve_endpoint(**params)
     if endpoint.headers:
@@ -203,6 +206,7 @@ class QueryClient:
         route: Route,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         token = keys.session_token if isinstance(keys, SessionCredentials) else None
         self._credentials = _Signing(keys.access_key_id, keys.secret_access_key, token)
@@ -211,6 +215,7 @@ class QueryClient:
         self._sleep = sleep
         self._jitter = jitter
         self._tls: Optional[ssl.SSLContext] = None
+        self._read_timeout = read_timeout
 
     def __repr__(self) -> str:
         return f"QueryClient({self.route.endpoint_url}, {self._credentials.access_key})"
@@ -341,9 +346,10 @@ class QueryClient:
     ) -> botocore.awsrequest.AWSResponse:
         exceptions = botocore.exceptions
         sock = connection.sock
-        deadline = time.monotonic() + READ_TIMEOUT
+        limit = self._read_timeout
+        deadline = time.monotonic() + limit
         try:
-            sock.settimeout(READ_TIMEOUT)
+            sock.settimeout(limit)
             connection.putrequest("POST", target, skip_host=True, skip_accept_encoding=True)
             connection.putheader("Host", host)
             connection.putheader("Accept-Encoding", "identity")
@@ -351,7 +357,8 @@ class QueryClient:
                 connection.putheader(name, value)
             connection.putheader("Content-Length", str(len(body)))
             connection.endheaders(body)
-            response = http.client.HTTPResponse(_Bounded(sock, deadline), method="POST")  # type: ignore[arg-type]
+            bounded: Any = _Bounded(sock, deadline, limit)  # what HTTPResponse reads from a socket
+            response = http.client.HTTPResponse(bounded, method="POST")
             response.begin()
             length = response.getheader("Content-Length")
             if length and length.strip().isdigit() and int(length) > MAX_RESPONSE_BYTES:
@@ -380,18 +387,20 @@ def _path(path: str, query: str) -> str:
 class _Bounded:
     """A socket as HTTPResponse reads it, with one deadline over every read of the answer."""
 
-    def __init__(self, sock: Any, deadline: float) -> None:
+    def __init__(self, sock: Any, deadline: float, limit: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._limit = limit
 
     def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
+        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline, self._limit))
 
 
 class _DeadlineReader(io.RawIOBase):
-    def __init__(self, sock: Any, deadline: float) -> None:
+    def __init__(self, sock: Any, deadline: float, limit: float) -> None:
         self._sock = sock
         self._deadline = deadline
+        self._limit = limit
 
     def readable(self) -> bool:
         return True
@@ -399,8 +408,8 @@ class _DeadlineReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         left = self._deadline - time.monotonic()
         if left <= 0:
-            raise TimeoutError(f"no complete answer within {READ_TIMEOUT} s")
-        self._sock.settimeout(min(left, READ_TIMEOUT))
+            raise TimeoutError(f"no complete answer within {self._limit} s")
+        self._sock.settimeout(min(left, self._limit))
         return int(self._sock.recv_into(buffer))
 
 
@@ -489,6 +498,7 @@ def connect(
     environ: Optional[Mapping[str, str]] = None,
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
+    read_timeout: float = READ_TIMEOUT,
 ) -> QueryClient:
     """A QueryClient for `region` (Unsupported, or a BotoCoreError, as resolve says)."""
-    return QueryClient(keys, resolve(region, environ), sleep, jitter)
+    return QueryClient(keys, resolve(region, environ), sleep, jitter, read_timeout)
