@@ -63,7 +63,7 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
                 retries={"total_max_attempts": stsquery.MAX_ATTEMPTS, "mode": "standard"},
             ),
         )
-    except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:  # an invalid region or endpoint URL
         raise ConfigError(
             f"cannot make an {service.upper()} client for region {region!r}: "
             f"{printable(str(exc), 500)}; check the profile's region, AWS_REGION / "
