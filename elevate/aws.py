@@ -6,6 +6,10 @@ A client never consults the default credential chain or the AWS_PROFILE setting,
 AWS_PROFILE whose credential_process is `elevate` itself cannot recurse; the one exception
 is `ambient_client`, for the admin tools, whose user is an admin and not a developer. Endpoint
 overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which honours them.
+
+The elevation's STS calls (sts_client) go through elevate.stsquery: signed by botocore, sent
+with http.client, without a botocore client; onboarding (IAM, CloudFormation) uses clients.
+botocore.session is imported only when a client is made.
 """
 
 from __future__ import annotations
@@ -16,39 +20,42 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-import botocore.config
 import botocore.exceptions
-import botocore.session
 
+from . import stsquery
 from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
 from .models import SessionCredentials, SourceKeys
 from .ui import printable
 
 log = logging.getLogger("elevate")
-_CLIENT_CONFIG = botocore.config.Config(
-    connect_timeout=5,
-    read_timeout=15,
-    retries={"total_max_attempts": 3, "mode": "standard"},
-)
 _ERRORS: Mapping[str, type[AwsError]] = {
     "sts": StsError,
     "iam": IamError,
     "cloudformation": CloudFormationError,
 }
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
-MAX_RESPONSE_BYTES = 1 << 20  # STS and IAM answers are a few KB; a bigger one is hostile
-
-
-class ResponseTooLarge(Exception):
-    """An endpoint sent more than MAX_RESPONSE_BYTES: not read further, never parsed."""
-
+MAX_RESPONSE_BYTES = stsquery.MAX_RESPONSE_BYTES
+ResponseTooLarge = stsquery.ResponseTooLarge
 
 Keys = Union[SourceKeys, SessionCredentials]
 ClientFactory = Callable[..., Any]
 
 
+def _client_config() -> Any:
+    """Bounded waits and botocore's standard retries, the same as the STS transport's."""
+    import botocore.config
+
+    return botocore.config.Config(
+        connect_timeout=stsquery.CONNECT_TIMEOUT,
+        read_timeout=stsquery.READ_TIMEOUT,
+        retries={"total_max_attempts": stsquery.MAX_ATTEMPTS, "mode": "standard"},
+    )
+
+
 def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
     """A botocore client signed with `keys` only; regional STS endpoint; bounded waits."""
+    import botocore.session
+
     # Pin the profile to none: a missing AWS_PROFILE must not fail us, and the
     # credential chain it would select must never be consulted.
     session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
@@ -61,9 +68,9 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
             aws_access_key_id=keys.access_key_id,
             aws_secret_access_key=keys.secret_access_key,
             aws_session_token=token,
-            config=_CLIENT_CONFIG,
+            config=_client_config(),
         )
-    except botocore.exceptions.BotoCoreError as exc:  # an invalid region or endpoint URL
+    except (botocore.exceptions.BotoCoreError, ValueError) as exc:  # an invalid region or endpoint URL
         raise ConfigError(
             f"cannot make an {service.upper()} client for region {region!r}: "
             f"{printable(str(exc), 500)}; check the profile's region, AWS_REGION / "
@@ -76,16 +83,31 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
 def ambient_client(service: str, profile: Optional[str] = None, region: Optional[str] = None) -> Any:
     """A botocore client from the default credential chain (or `profile`): the admin's own
     credentials, for the admin tools only; bounded waits as everywhere."""
+    import botocore.session
+
     try:
         session = botocore.session.Session(profile=profile)
         # IAM is global: the region only picks the partition's endpoint.
         region = region or session.get_config_variable("region") or "us-east-1"
-        return session.create_client(service, region_name=region, config=_CLIENT_CONFIG)
+        return session.create_client(service, region_name=region, config=_client_config())
     except botocore.exceptions.BotoCoreError as exc:  # an unknown profile, an invalid region
         raise ConfigError(
             f"cannot make an {_NAMES.get(service, service)} client: {printable(str(exc), 500)}; "
             "check --profile, --region and AWS_ENDPOINT_URL"
         ) from exc
+
+
+def sts_client(keys: Keys, region: str) -> Any:
+    """The elevation's STS client: elevate.stsquery's signed requests over http.client, or a
+    botocore client (make_client) where that transport does not apply or botocore refuses the
+    settings (the client then reports it as before)."""
+    try:
+        return stsquery.connect(keys, region)
+    except stsquery.Unsupported as why:
+        log.debug("STS through a botocore client: this transport does not cover %s", why)
+    except botocore.exceptions.BotoCoreError as exc:
+        log.debug("STS through a botocore client: %s", type(exc).__name__)
+    return make_client(keys, region)
 
 
 def _cap_responses(client: Any) -> None:

@@ -42,7 +42,7 @@ class Elevator:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = cache_mod.utcnow
     load_keys: Callable[[str], SourceKeys] = keystore.get_keys
-    client_factory: Callable[..., Any] = aws.make_client
+    client_factory: Callable[..., Any] = aws.sts_client
     code_source: Callable[..., str] = mfa.obtain_code
     notify: Callable[[str], None] = ui.tell
     warn: Callable[[str], None] = ui.warn

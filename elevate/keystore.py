@@ -95,6 +95,39 @@ SAFE_CHOICES = (
 )
 
 
+# keyring's own backend for each platform: what its discovery finds there when no other
+# backend package is installed.
+PLATFORM_BACKENDS = {
+    "linux": "keyring.backends.SecretService.Keyring",
+    "darwin": "keyring.backends.macOS.Keyring",
+    "win32": "keyring.backends.Windows.WinVaultKeyring",
+}
+_backend_chosen = False
+
+
+def choose_backend(platform: str = sys.platform) -> None:
+    """Set keyring's backend once, in keyring's own order but without its discovery where it can:
+    PYTHON_KEYRING_BACKEND, then keyring's config file (keyring.core's loaders, errors and all),
+    then this platform's backend imported directly when it is usable. Only when none is does
+    keyring discover on first use (the entry points of every installed package, every backend
+    imported and asked for its priority), as it always did."""
+    global _backend_chosen
+    if _backend_chosen:
+        return
+    _backend_chosen = True
+    import keyring.core
+
+    backend = keyring.core.load_env() or keyring.core.load_config()
+    if backend is None and platform in PLATFORM_BACKENDS:
+        try:
+            backend = keyring.core.load_keyring(PLATFORM_BACKENDS[platform])
+        except Exception as exc:  # noqa: BLE001 - not usable here: keyring's discovery decides
+            name = PLATFORM_BACKENDS[platform]
+            log.debug("keyring: %s not usable (%s); discovering backends", name, cause(exc))
+    if backend is not None:
+        keyring.set_keyring(backend)
+
+
 def _qualified(backend: object) -> str:
     return f"{type(backend).__module__}.{type(backend).__name__}"
 
@@ -232,6 +265,7 @@ def _index() -> list[str]:
 def _keyring_errors() -> Iterator[None]:
     """Translate any backend failure into a KeyringError with its real cause and a remedy."""
     try:
+        choose_backend()
         keyfile.unlock()
         yield
     except keyring.errors.NoKeyringError as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .. import hitindex, keyfile, keystore
+from .. import disk, keyfile, keystore
 from ..config import Config, config_path, load_config
 from ..errors import ElevateError
 from ..models import Profile
@@ -178,10 +178,10 @@ class Uninstaller:
     def _cache_dirs(self) -> list[Path]:
         """Where the cache is now, and where it would be without ELEVATE_CACHE_DIR or a runtime dir."""
         environ = dict(self.environ)
-        found = [Path(hitindex.cache_dir(environ))]
+        found = [Path(disk.cache_dir(environ))]
         for variable in ("ELEVATE_CACHE_DIR", "XDG_RUNTIME_DIR"):
             environ.pop(variable, None)
-            found.append(Path(hitindex.cache_dir(environ)))
+            found.append(Path(disk.cache_dir(environ)))
         return list(dict.fromkeys(found))
 
     def _backups(self) -> list[Path]:
