@@ -96,7 +96,9 @@ def sts_endpoint(profile: Profile, environ: Optional[Mapping[str, str]] = None) 
 
 
 def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
-    """One entry per (role, MFA device, key set, session name, duration, STS endpoint, region)."""
+    """One entry per (role, MFA device, key set, session name, duration, STS endpoint, region,
+    scope). A scope adds its name and the hash of the policies it sends, so an edited
+    policy never serves credentials minted under the old one; unscoped keys are unchanged."""
     parts = [
         "creds",
         profile.role_arn,
@@ -106,6 +108,8 @@ def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> 
         str(profile.duration_seconds),
         *sts_endpoint(profile, environ),
     ]
+    if profile.scope is not None:
+        parts += ["scope", profile.scope.name, profile.scope.digest]
     return _digest(parts)
 
 

@@ -14,8 +14,10 @@ import sys
 from typing import Optional
 
 
-def _parse(args: list[str]) -> Optional[tuple[Optional[str], str, Optional[str], Optional[str]]]:
-    """(config, command, profile, format) for the plain forms we serve, else None."""
+def _parse(
+    args: list[str],
+) -> Optional[tuple[Optional[str], str, Optional[str], Optional[str], Optional[str]]]:
+    """(config, command, profile, format, scope) for the plain forms we serve, else None."""
     rest = list(args)
     config: Optional[str] = None
     if rest and rest[0].startswith("--config="):
@@ -28,9 +30,14 @@ def _parse(args: list[str]) -> Optional[tuple[Optional[str], str, Optional[str],
     command = rest.pop(0)
     profile: Optional[str] = None
     fmt: Optional[str] = None
+    scope: Optional[str] = None
     while rest:
         item = rest.pop(0)
-        if command == "export" and item.startswith("--format="):
+        if item.startswith("--scope=") and scope is None:
+            scope = item.split("=", 1)[1]
+        elif item == "--scope" and rest and scope is None:
+            scope = rest.pop(0)
+        elif command == "export" and item.startswith("--format="):
             fmt = item.split("=", 1)[1]
         elif command == "export" and item == "--format" and rest:
             fmt = rest.pop(0)
@@ -38,7 +45,7 @@ def _parse(args: list[str]) -> Optional[tuple[Optional[str], str, Optional[str],
             profile = item
         else:
             return None
-    return config, command, profile, fmt
+    return config, command, profile, fmt, scope
 
 
 def try_fast_path(args: list[str]) -> bool:
@@ -46,8 +53,8 @@ def try_fast_path(args: list[str]) -> bool:
     parsed = _parse(args)
     if parsed is None:
         return False
-    config_option, command, profile_name, fmt = parsed
-    from . import cache, hitindex, output
+    config_option, command, profile_name, fmt, scope_option = parsed
+    from . import cache, hitindex, output, scopes
     from .config import config_path, load_config, resolve_region, select_profile
     from .errors import ElevateError, LockTimeout
 
@@ -55,7 +62,8 @@ def try_fast_path(args: list[str]) -> bool:
     if fmt is not None and fmt not in output.FORMATS:
         return False
     try:
-        profile = select_profile(load_config(config_path(config_option, environ)), profile_name, environ)
+        config = load_config(config_path(config_option, environ))
+        profile = scopes.narrowed(select_profile(config, profile_name, environ), scope_option, config.scopes)
         sessions = cache.for_profile(profile, environ) if profile.cache == "file" else None
         if sessions is None:
             return False
@@ -67,14 +75,15 @@ def try_fast_path(args: list[str]) -> bool:
             creds = sessions.wait_for_fill(key, profile.refresh_before_seconds, _say_waiting, lifetime=life)
         if creds is None:
             return False
-        hitindex.record(
-            environ,
-            config_option,
-            profile_name,
-            key,
-            profile.refresh_before_seconds,
-            profile.duration_seconds,
-        )
+        if scopes.indexable(profile, scope_option):
+            hitindex.record(
+                environ,
+                config_option,
+                profile_name,
+                key,
+                profile.refresh_before_seconds,
+                profile.duration_seconds,
+            )
         if command == "credential-process":
             text = output.credential_process_json(creds)
         else:
