@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from support.cli import elevate_argv, one_error_line, run_elevate
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
+from support.fakefederation import FakeFederation
 from support.fakests import FakeSts, SessionPolicy
 from support.provision import provision
 from support.realparts import require
@@ -352,6 +353,18 @@ def test_debug_names_the_policies_and_no_secret(fake_sts: FakeSts, work_keys: No
     for creds in issued:
         assert creds["SecretAccessKey"] not in done.stderr and creds["SessionToken"] not in done.stderr
     assert EXAMPLE_SECRET not in done.stderr and str(config) in done.stderr
+
+
+def test_login_signs_in_with_the_scoped_session(
+    fake_sts: FakeSts, work_keys: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_toml(dev_profile())
+    with FakeFederation() as fed:
+        monkeypatch.setenv("ELEVATE_FEDERATION_URL", fed.url)
+        _ok("login", "dev", "--scope", "read-only", "-t", "600001", "--stdout")
+        (request,) = fed.requests
+    assert fake_sts.session_policies() == [READ_ONLY]
+    assert json.loads(request["Session"])["sessionId"] == fake_sts.issued[-1]["AccessKeyId"]
 
 
 # -- moto and the real AWS CLI v2 ---------------------------------------------------------------
