@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from .errors import ConfigError, UsageError
 from .models import CACHE_MODES, DEFAULT_REFRESH_BEFORE, MFA_PROMPTS, Profile, Scope
-from .scopes import PARTITION, SCOPE_NAME, parse_scopes, resolve
+from .scopes import PARTITION, parse_scopes, resolve, valid_name
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -335,7 +335,7 @@ def _string_problem(key: str, value: str) -> Optional[str]:
         return f"{value!r} {NAME_RULE}"
     if key == "cache" and value not in CACHE_MODES:
         return f"{value!r} must be one of {', '.join(CACHE_MODES)}"
-    if key == "scope" and not SCOPE_NAME.fullmatch(value):
+    if key == "scope" and not valid_name(value):
         return f"{value!r} is not a scope name"
     if key == "mfa_prompt" and value not in MFA_PROMPTS:
         return f"{value!r} must be one of {', '.join(MFA_PROMPTS)}"

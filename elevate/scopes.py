@@ -29,11 +29,13 @@ from typing import Any, Optional
 from .errors import ConfigError
 from .models import Profile, Scope
 
+# Patterns as text, compiled (and cached by re) on first use: the cache hit's fast path imports
+# this module and a config without scopes never needs them.
 PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
-POLICY_ARN = re.compile(rf"^arn:({PARTITION}):iam::(aws|\d{{12}}):policy(?:/[\w+=,.@-]+)+$", re.ASCII)
-ROLE_ARN_PARTS = re.compile(rf"^arn:({PARTITION}):iam::(\d{{12}}):role/", re.ASCII)
+POLICY_ARN = rf"arn:({PARTITION}):iam::(aws|\d{{12}}):policy(?:/[\w+=,.@-]+)+"
+ROLE_ARN_PARTS = rf"arn:({PARTITION}):iam::(\d{{12}}):role/"
 # Scope names are shown in messages, `status` and the cache entry's label: a short safe set.
-SCOPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$", re.ASCII)
+SCOPE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"
 NAME_RULE = "must be 1-32 letters, digits or _.- (starting with a letter or digit)"
 
 READ_ONLY = "read-only"
@@ -53,6 +55,11 @@ _STATEMENT_KEYS = {"Sid", "Effect", "Action", "NotAction", "Resource", "NotResou
 _VERSIONS = ("2012-10-17", "2008-10-17")
 
 
+def valid_name(name: str) -> bool:
+    """Whether `name` may name a scope."""
+    return re.fullmatch(SCOPE_NAME, name, re.ASCII) is not None
+
+
 def parse_scopes(raw: Any, config: Path, read: Callable[[Path], str]) -> dict[str, Scope]:
     """The `[scopes.NAME]` tables of the config at `config`, validated.
 
@@ -65,8 +72,8 @@ def parse_scopes(raw: Any, config: Path, read: Callable[[Path], str]) -> dict[st
 
 
 def _scope(name: str, table: Any, config: Path, read: Callable[[Path], str]) -> Scope:
-    here = f"{config}: [scopes.{name}]" if SCOPE_NAME.fullmatch(name) else f"{config}: scope {name!r}"
-    if not SCOPE_NAME.fullmatch(name):
+    here = f"{config}: [scopes.{name}]" if valid_name(name) else f"{config}: scope {name!r}"
+    if not valid_name(name):
         raise ConfigError(f"{here}: the name {NAME_RULE}")
     if name in BUILT_INS:
         raise ConfigError(f"{here}: {name!r} is a built-in scope and cannot be redefined")
@@ -96,7 +103,7 @@ def _policy_arns(value: Any, here: str) -> tuple[str, ...]:
     if len(value) > MAX_POLICY_ARNS:
         raise ConfigError(f"{here}: policy_arns has {len(value)} ARNs; STS accepts at most {MAX_POLICY_ARNS}")
     for arn in value:
-        if not POLICY_ARN.fullmatch(arn) or len(arn) > MAX_PLAINTEXT_CHARS:
+        if not re.fullmatch(POLICY_ARN, arn, re.ASCII) or len(arn) > MAX_PLAINTEXT_CHARS:
             raise ConfigError(f"{here}: {arn[:100]!r} is not a policy ARN (arn:aws:iam::aws:policy/NAME)")
     if len(set(value)) != len(value):
         raise ConfigError(f"{here}: policy_arns names a policy twice")
@@ -200,9 +207,9 @@ def _strings(value: Any) -> bool:
 
 def resolve(name: str, defined: Mapping[str, Scope], role_arn: str) -> Optional[Scope]:
     """The scope called `name` for a role (None for `none`), or a ConfigError naming the choices."""
-    if not SCOPE_NAME.fullmatch(name):
+    if not valid_name(name):
         raise ConfigError(f"scope {name[:64]!r} {NAME_RULE}")
-    role = ROLE_ARN_PARTS.match(role_arn)
+    role = re.match(ROLE_ARN_PARTS, role_arn, re.ASCII)
     partition, account = (role.group(1), role.group(2)) if role else ("aws", "")
     if name == NONE:
         return None
@@ -213,7 +220,7 @@ def resolve(name: str, defined: Mapping[str, Scope], role_arn: str) -> Optional[
         known = ", ".join([*BUILT_INS, *sorted(defined)])
         raise ConfigError(f"unknown scope {name!r}; known scopes: {known}")
     for arn in scope.policy_arns:
-        match = POLICY_ARN.fullmatch(arn)
+        match = re.fullmatch(POLICY_ARN, arn, re.ASCII)
         if match and (match.group(1) != partition or match.group(2) not in ("aws", account)):
             raise ConfigError(
                 f"scope {name!r}: {arn} is not in the role's partition and account ({role_arn}): "
