@@ -33,13 +33,9 @@ STALE_BUT_USABLE_SECONDS = 60
 SHORTEST_USEFUL_DURATION = 1800
 # A code typed at the terminal and rejected by STS is asked for again, this many times in all.
 REJECTED_CODE_ATTEMPTS = 3
-# STS's answers to a session policy it cannot apply (too large once packed, not a policy).
-SCOPE_REFUSALS = (
-    "PackedPolicyTooLarge",
-    "MalformedPolicyDocument",
-    "InvalidParameterValue",
-    "ValidationError",
-)
+# AssumeRole's documented answers to a session policy it cannot apply (too large once packed,
+# not a policy); other errors (a ValidationError about the duration, say) are not the scope's.
+SCOPE_REFUSALS = ("PackedPolicyTooLarge", "MalformedPolicyDocument")
 
 
 @dataclass

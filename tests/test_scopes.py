@@ -13,6 +13,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -343,6 +344,14 @@ def test_a_scope_sts_refuses_fails_in_one_line_naming_it(
     assert "scope 'read-only' (a built-in scope) cannot be applied" in line
 
 
+def test_other_sts_errors_are_not_blamed_on_the_scope(fake_sts: FakeSts, work_keys: None) -> None:
+    write_toml(dev_profile())
+    message = "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    fake_sts.behave("AssumeRole", error=(400, "ValidationError", message))
+    line = one_error_line(run_elevate("export", "dev", "--scope", "read-only", "--token", "400003"))
+    assert "scope" not in line and "MaxSessionDuration" in line
+
+
 def test_debug_names_the_policies_and_no_secret(fake_sts: FakeSts, work_keys: None) -> None:
     config = write_toml(dev_profile() + f"[scopes.agent]\npolicy = '{json.dumps(POLICY)}'\n")
     done = _ok("--debug", "credential-process", "dev", "--scope", "agent", "--token", "500001")
@@ -365,6 +374,23 @@ def test_login_signs_in_with_the_scoped_session(
         (request,) = fed.requests
     assert fake_sts.session_policies() == [READ_ONLY]
     assert json.loads(request["Session"])["sessionId"] == fake_sts.issued[-1]["AccessKeyId"]
+
+
+FETCH = """
+import json, os, sys, urllib.request
+request = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"])
+request.add_header("Authorization", os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"])
+print(json.load(urllib.request.urlopen(request, timeout=10))["AccessKeyId"])
+"""
+
+
+def test_exec_server_serves_the_scoped_credentials(fake_sts: FakeSts, work_keys: None) -> None:
+    write_toml(dev_profile())
+    done = _ok(
+        "exec", "--server", "dev", "--scope", "read-only", "-t", "700001", "--", sys.executable, "-c", FETCH
+    )
+    assert fake_sts.session_policies() == [READ_ONLY]
+    assert done.stdout.strip() == fake_sts.issued[-1]["AccessKeyId"]
 
 
 # -- moto and the real AWS CLI v2 ---------------------------------------------------------------
