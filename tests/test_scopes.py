@@ -14,6 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from support.provision import provision
 from support.realparts import require
 from support.sessioncache import MfaScript
 
-from elevate import keystore, scopes
+from elevate import hitindex, keystore, scopes
 from elevate.config import load_config, parse_config
 from elevate.errors import ConfigError
 from elevate.models import SourceKeys
@@ -270,6 +271,26 @@ def test_each_scope_has_its_own_entry_served_by_the_hit_path(fake_sts: FakeSts, 
     assert "cleared" in _ok("clear", "dev").stderr
     after = json.loads(_ok("status", "--json").stdout)[0]
     assert after["credentials"] is None and "other_scopes" not in after
+
+
+def test_the_indexed_hit_serves_a_profile_scope_and_never_a_file_scope(
+    fake_sts: FakeSts, work_keys: None
+) -> None:
+    config = write_toml(
+        dev_profile().replace("[profiles.dev]", "[profiles.dev-ro]")
+        + 'scope = "read-only"\n'
+        + dev_profile().replace("[profiles.dev]", "[profiles.dev-file]")
+        + 'scope = "file"\n'
+        + FILE_SCOPE
+    )
+    (config.parent / "p.json").write_text(json.dumps(POLICY))
+    scoped = json.loads(_ok("credential-process", "dev-ro", "--token", "330001").stdout)
+    _ok("credential-process", "dev-file", "--token", "330002")
+    served = hitindex.serve_credential_process(None, "dev-ro", os.environ, time.time())
+    assert served is not None and json.loads(served)["AccessKeyId"] == scoped["AccessKeyId"]
+    # The index knows the config file, not the policy file it names: the full path decides.
+    assert hitindex.serve_credential_process(None, "dev-file", os.environ, time.time()) is None
+    assert fake_sts.session_policies() == [READ_ONLY, SessionPolicy((), COMPACT)]
 
 
 def test_a_scoped_call_first_does_not_index_its_answer_for_the_plain_one(
