@@ -174,7 +174,9 @@ def forget_key_set(key_set: str, environ: Mapping[str, str]) -> int:
 
 
 def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
-    """One entry per (key set, role, MFA device, session name, duration, STS endpoint, region).
+    """One entry per (key set, role, MFA device, session name, duration, STS endpoint, region,
+    scope). A scope adds its name and the hash of the policies it sends, so an edited policy
+    never serves credentials minted under the old one; unscoped keys are unchanged.
 
     Not per key: the entry is looked up before the keyring is read (a hit never reads it);
     `forget_key_set` removes a replaced key's entries instead."""
@@ -187,6 +189,8 @@ def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> 
         str(profile.duration_seconds),
         *sts_endpoint(profile, environ),
     ]
+    if profile.scope is not None:
+        parts += ["scope", profile.scope.name, profile.scope.digest]
     return _key_set_prefix(profile.key_set) + _digest(parts)
 
 

@@ -8,21 +8,22 @@ import shlex
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from . import disk
 from .disk import DEFAULT_REFRESH_BEFORE
 from .errors import ConfigError, UsageError
-from .models import CACHE_MODES, MFA_PROMPTS, Profile
+from .models import CACHE_MODES, MFA_PROMPTS, Profile, Scope
+from .scopes import PARTITION, parse_scopes, resolve, valid_name
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python < 3.11 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
-_PARTITION = r"aws(?:-cn|-us-gov|-iso(?:-[a-z])?)?"
+_PARTITION = PARTITION
 ROLE_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:role(?:/[\w+=,.@-]+)+$", re.ASCII)
 MFA_ARN = re.compile(rf"^arn:{_PARTITION}:iam::\d{{12}}:mfa(?:/[\w+=,.@-]+)+$", re.ASCII)
 HARDWARE_SERIAL = re.compile(r"^[A-Za-z0-9]{9,64}$", re.ASCII)
@@ -34,7 +35,7 @@ NAME_RULE = "must be 1-64 letters, digits or _.@+=-"
 DEFAULT_REGION = "us-east-1"
 MAX_CONFIG_BYTES = 1 << 20  # a real config is a few hundred bytes
 MAX_DEPTH = 8  # elevate's own schema nests two deep
-_TOP_KEYS = {"default_profile", "profiles"}
+_TOP_KEYS = {"default_profile", "profiles", "scopes"}
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ _FIELDS: dict[str, _Field] = {
     "mfa_session_seconds": _Field(int, 900, 129600),
     "max_key_age_days": _Field(int, 1, 3650),
     "mfa_prompt": _Field(str),
+    "scope": _Field(str),
 }
 _REQUIRED = ("role_arn", "mfa_serial")
 
@@ -71,6 +73,8 @@ class Config:
     default_profile: Optional[str] = None
     # Why default_profile cannot be used (it names no profile); an error only when it is used.
     default_problem: Optional[str] = None
+    # The [scopes.NAME] tables (built-ins are not listed: elevate.scopes.resolve knows them).
+    scopes: Mapping[str, Scope] = field(default_factory=dict)
 
 
 def config_path(explicit: Optional[str], environ: Mapping[str, str]) -> Path:
@@ -163,12 +167,14 @@ def parse_config(text: str, path: Path) -> Config:
         if key not in _TOP_KEYS:
             raise ConfigError(
                 f"{where.at(None, key)}: unknown key {key!r} "
-                "(expected default_profile and [profiles.NAME] tables)"
+                "(expected default_profile, [profiles.NAME] and [scopes.NAME] tables)"
             )
     raw_profiles = data.get("profiles", {})
     if not isinstance(raw_profiles, dict):
         raise ConfigError(f"{where.at(None, 'profiles')}: 'profiles' must be a table of [profiles.NAME]")
-    profiles = {name: _profile(name, raw, where) for name, raw in raw_profiles.items()}
+    # A policy file decides what the credentials can do: it is read under the config's own trust rules.
+    scopes = parse_scopes(data.get("scopes", {}), path, read_trusted)
+    profiles = {name: _profile(name, raw, where, scopes) for name, raw in raw_profiles.items()}
     default = data.get("default_profile")
     if default is not None:
         if not isinstance(default, str):
@@ -178,8 +184,10 @@ def parse_config(text: str, path: Path) -> Config:
                 f"{where.at(None, 'default_profile')}: default_profile {default!r} is not a "
                 f"profile; known profiles: {_known(profiles)}"
             )
-            return Config(path=path, profiles=profiles, default_profile=default, default_problem=problem)
-    return Config(path=path, profiles=profiles, default_profile=default)
+            return Config(
+                path=path, profiles=profiles, default_profile=default, default_problem=problem, scopes=scopes
+            )
+    return Config(path=path, profiles=profiles, default_profile=default, scopes=scopes)
 
 
 def _nesting(text: str) -> int:
@@ -259,7 +267,7 @@ def _known(profiles: Mapping[str, Profile]) -> str:
     return ", ".join(sorted(profiles)) or "(none)"
 
 
-def _profile(name: str, raw: Any, where: _Locator) -> Profile:
+def _profile(name: str, raw: Any, where: _Locator, scopes: Mapping[str, Scope]) -> Profile:
     if not NAME.fullmatch(name):
         raise ConfigError(f"{where.at(name, None)}: profile name {name!r} {NAME_RULE}")
     if not isinstance(raw, dict):
@@ -286,6 +294,11 @@ def _profile(name: str, raw: Any, where: _Locator) -> Profile:
             f"{where.at(name, 'refresh_before_seconds')}: profile {name!r}: refresh_before_seconds "
             f"({refresh}) must be less than duration_seconds ({duration})"
         )
+    if "scope" in values:
+        try:
+            values["scope"] = resolve(values["scope"], scopes, values["role_arn"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where.at(name, 'scope')}: profile {name!r}: {exc.message}") from exc
     return Profile(name=name, **values)
 
 
@@ -319,6 +332,8 @@ def _string_problem(key: str, value: str) -> Optional[str]:
         return f"{value!r} {NAME_RULE}"
     if key == "cache" and value not in CACHE_MODES:
         return f"{value!r} must be one of {', '.join(CACHE_MODES)}"
+    if key == "scope" and not valid_name(value):
+        return f"{value!r} is not a scope name"
     if key == "mfa_prompt" and value not in MFA_PROMPTS:
         return f"{value!r} must be one of {', '.join(MFA_PROMPTS)}"
     if key == "mfa_process":

@@ -12,17 +12,17 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from . import aws, disk, keystore, mfa, notices, sts, ui
+from . import aws, disk, keystore, mfa, notices, scopes, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
 from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
 from .locks import LOCK_WAIT_SECONDS
-from .models import Profile, SessionCredentials, SourceKeys
+from .models import Profile, Scope, SessionCredentials, SourceKeys
 from .usedcodes import UsedCodes
 
 log = logging.getLogger("elevate")
@@ -33,6 +33,9 @@ STALE_BUT_USABLE_SECONDS = 60
 SHORTEST_USEFUL_DURATION = 1800
 # A code typed at the terminal and rejected by STS is asked for again, this many times in all.
 REJECTED_CODE_ATTEMPTS = 3
+# AssumeRole's documented answers to a session policy it cannot apply (too large once packed,
+# not a policy); other errors (a ValidationError about the duration, say) are not the scope's.
+SCOPE_REFUSALS = ("PackedPolicyTooLarge", "MalformedPolicyDocument")
 
 
 @dataclass
@@ -116,7 +119,8 @@ class Elevator:
                     raise
                 return self._fall_back(cache, key, exc, life)
             label = f"{profile.name} {profile.role_arn}"
-            self._store(cache, key, creds, label, self._serve_until(profile, creds, refreshing))
+            labelled = f"{label} scope {profile.scope.name}" if profile.scope else label
+            self._store(cache, key, creds, labelled, self._serve_until(profile, creds, refreshing))
             log.debug("session cache: stored; elevation took %.2f s", time.monotonic() - started_at)
             if profile.duration_seconds < SHORTEST_USEFUL_DURATION:
                 self.warn(
@@ -175,9 +179,20 @@ class Elevator:
         try:
             return self._assume(profile, token, cache)
         except StsError as exc:
-            if aws.error_code(exc) != "AccessDenied" or isinstance(exc, MfaCodeRejected):
+            code = aws.error_code(exc)
+            if profile.scope is not None and code in SCOPE_REFUSALS:
+                raise self._explain_scope(exc, profile.scope) from exc
+            if code != "AccessDenied" or isinstance(exc, MfaCodeRejected):
                 raise
             raise self._explain_denial(exc, profile) from exc
+
+    def _explain_scope(self, exc: StsError, scope: Scope) -> StsError:
+        """A session policy STS refuses: one line naming the scope, and what to change."""
+        where = f"[scopes.{scope.name}] in {self.config_file or 'the config file'}"
+        fix = "use fewer or smaller policies" if "PackedPolicyTooLarge" in exc.message else "fix its policy"
+        if scope.name in scopes.BUILT_INS:
+            where, fix = "a built-in scope", "the role's account or partition may lack its managed policy"
+        return type(exc)(f"scope {scope.name!r} ({where}) cannot be applied: {exc.message}; {fix}")
 
     def _explain_denial(self, exc: StsError, profile: Profile) -> StsError:
         """AccessDenied on AssumeRole: point at the role_arn line, since a typo there looks the same."""
@@ -198,6 +213,7 @@ class Elevator:
         region = resolve_region(profile.region, self.environ)
         endpoint, source = cache_mod.sts_endpoint_url(self.environ)
         log.debug("region %s; STS endpoint %s (%s)", region, endpoint or "default", source)
+        log.debug("session policy: %s", scopes.describe(profile.scope))
         if profile.mfa_session_seconds:
             sessions = cache_mod.for_mfa_session(profile, self.environ, self.clock) if cache else None
             session = self._mfa_session(profile, keys, region, token, sessions)
@@ -286,6 +302,8 @@ class Elevator:
             duration_seconds=profile.duration_seconds,
             serial_number=profile.mfa_serial if code else None,
             token_code=code,
+            policy_arns=profile.scope.policy_arns if profile.scope else (),
+            policy=profile.scope.policy if profile.scope else None,
         )
 
     def _used_codes(self) -> UsedCodes:
@@ -347,11 +365,19 @@ class Elevator:
             )
 
 
-def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[datetime] = None) -> dict[str, Any]:
-    """What the cache holds for `profile`: never a secret."""
+def status_of(
+    profile: Profile,
+    environ: Mapping[str, str],
+    now: Optional[datetime] = None,
+    defined: Optional[Mapping[str, Scope]] = None,
+) -> dict[str, Any]:
+    """What the cache holds for `profile` (its own scope's entry, then any other scope's of
+    `defined` and the built-ins that holds something): never a secret."""
     now = now or datetime.now(timezone.utc)
     cache = cache_mod.for_profile(profile, environ, lambda: now)
     result: dict[str, Any] = {"profile": profile.name, "role_arn": profile.role_arn, "cache": profile.cache}
+    if profile.scope is not None:
+        result["scope"] = profile.scope.name
     if cache is None:
         result["credentials"] = None
         return result
@@ -364,6 +390,13 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
         result["credentials"]["served"] = served
         if found[1]:
             result["credentials"]["serve_until"] = found[1]
+    others = {}
+    for name, variant in scope_variants(profile, defined or {}).items():
+        summary = _summary(cache.get(cache_mod.entry_key(variant, environ), 0, variant.duration_seconds), now)
+        if summary is not None:
+            others[name] = summary
+    if others:
+        result["other_scopes"] = others
     if profile.mfa_session_seconds:
         sessions = cache_mod.for_mfa_session(profile, environ, lambda: now)
         session = None
@@ -375,18 +408,36 @@ def status_of(profile: Profile, environ: Mapping[str, str], now: Optional[dateti
     return result
 
 
+def scope_variants(profile: Profile, defined: Mapping[str, Scope]) -> dict[str, Profile]:
+    """`profile` under every other scope it can take (built-ins and `defined`), by scope name."""
+    own = profile.scope.name if profile.scope else scopes.NONE
+    variants = {}
+    for name in [*scopes.BUILT_INS, *sorted(defined)]:
+        if name == own:
+            continue
+        try:
+            variants[name] = replace(profile, scope=scopes.resolve(name, defined, profile.role_arn))
+        except ConfigError:  # e.g. a scope whose ARNs are of another partition: never used here
+            continue
+    return variants
+
+
 def _summary(creds: Optional[SessionCredentials], now: datetime) -> Optional[dict[str, Any]]:
     if creds is None:
         return None
     return {"expiration": creds.expiration_iso(), "seconds_left": int(creds.seconds_left(now))}
 
 
-def clear(profile: Profile, environ: Mapping[str, str]) -> bool:
-    """Remove the cached credentials (and MFA session) of `profile`."""
+def clear(
+    profile: Profile, environ: Mapping[str, str], defined: Optional[Mapping[str, Scope]] = None
+) -> bool:
+    """Remove the cached credentials of `profile` under every scope (and its MFA session)."""
     cache = cache_mod.for_profile(profile, environ)
     if cache is None:
         return False
     removed = cache.delete(cache_mod.entry_key(profile, environ))
+    for variant in scope_variants(profile, defined or {}).values():
+        removed = cache.delete(cache_mod.entry_key(variant, environ)) or removed
     sessions = cache_mod.for_mfa_session(profile, environ)
     if profile.mfa_session_seconds and sessions is not None:
         with contextlib.suppress(KeyringError):  # no keyring: nothing was kept there

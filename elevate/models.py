@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Optional
@@ -12,6 +13,26 @@ DEFAULT_DURATION = 3600
 DEFAULT_MAX_KEY_AGE_DAYS = 90
 CACHE_MODES = ("file", "keyring", "off")
 MFA_PROMPTS = ("auto", "terminal", "dialog", "none")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named session policy (elevate.scopes): STS grants the role's rights intersected with it.
+
+    `policy` is the inline policy exactly as sent (compact JSON); `policy_file` is where it
+    was read from, when it came from a file rather than the config itself.
+    """
+
+    name: str
+    policy_arns: tuple[str, ...] = ()
+    policy: Optional[str] = None
+    policy_file: Optional[str] = None
+
+    @property
+    def digest(self) -> str:
+        """A short hash of what STS is sent: part of the cache entry's key."""
+        text = "\0".join([*self.policy_arns, "\0", self.policy or ""])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,8 @@ class Profile:
     mfa_session_seconds: Optional[int] = None
     max_key_age_days: int = DEFAULT_MAX_KEY_AGE_DAYS
     mfa_prompt: str = "auto"
+    # The session policy this profile's credentials are narrowed to (None: the role's full rights).
+    scope: Optional[Scope] = None
 
     @property
     def key_set(self) -> str:

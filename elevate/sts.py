@@ -29,6 +29,9 @@ class AssumeRoleRequest:
     duration_seconds: int
     serial_number: Optional[str] = None
     token_code: Optional[str] = field(default=None, repr=False)
+    # The session policy of a scope (elevate.scopes): managed policy ARNs, inline JSON.
+    policy_arns: tuple[str, ...] = ()
+    policy: Optional[str] = None
 
 
 def sanitize_name(name: str) -> str:
@@ -59,6 +62,10 @@ def assume_role(
     }
     if request.source_identity:
         params["SourceIdentity"] = request.source_identity
+    if request.policy_arns:
+        params["PolicyArns"] = [{"arn": arn} for arn in request.policy_arns]
+    if request.policy is not None:
+        params["Policy"] = request.policy
     if request.serial_number and request.token_code:
         params["SerialNumber"] = request.serial_number
         params["TokenCode"] = request.token_code

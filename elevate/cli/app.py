@@ -17,7 +17,7 @@ from typing import Any, Optional, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from .. import __version__, core, ui
+from .. import __version__, core, scopes, ui
 from ..config import Config, config_path, load_config, resolve_region, select_profile
 from ..errors import ElevateError, UsageError
 from ..models import Profile
@@ -49,8 +49,10 @@ class App:
         log.debug("config file: %s", path)
         return load_config(path)
 
-    def profile(self, name: Optional[str]) -> Profile:
-        profile = select_profile(self.config(), name, self.environ)
+    def profile(self, name: Optional[str], scope: Optional[str] = None) -> Profile:
+        """The chosen profile; with `scope` (--scope), narrowed to that scope instead of its own."""
+        config = self.config()
+        profile = scopes.narrowed(select_profile(config, name, self.environ), scope, config.scopes)
         log.debug(
             "profile %s: role %s, key set %s, cache %s",
             profile.name,
@@ -58,6 +60,7 @@ class App:
             profile.key_set,
             profile.cache,
         )
+        log.debug("profile %s: %s", profile.name, scopes.describe(profile.scope))
         return profile
 
     def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> Any:
@@ -72,6 +75,11 @@ class App:
 
 def elevating(func: F) -> F:
     """The options every elevating command takes."""
+    func = click.option(
+        "--scope",
+        metavar="NAME",
+        help="Narrow the credentials to a scope: read-only, none, or a [scopes.NAME] of the config.",
+    )(func)
     func = click.option("--no-cache", is_flag=True, help="Neither read nor write the session cache.")(func)
     func = click.option(
         "-t",

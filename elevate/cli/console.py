@@ -29,11 +29,12 @@ def login_cmd(
     profile: Optional[str],
     token: Optional[str],
     no_cache: bool,
+    scope: Optional[str],
     to_stdout: bool,
     destination: Optional[str],
 ) -> None:
     """Open the AWS console as the elevated role (the sign-in URL is a credential for 15 min)."""
-    chosen = app.profile(profile)
+    chosen = app.profile(profile, scope)
     creds = app.elevate(chosen, token, no_cache)
     url = console.sign_in_url(
         creds,

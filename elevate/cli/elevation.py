@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hit, launch, mfa, output, server, ui
+from .. import cache, core, hit, launch, mfa, output, scopes, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
 from ..errors import MfaError, TerminalBusy, UsageError
@@ -24,12 +24,17 @@ from .app import App, complete_profiles, elevating, log
 )
 @click.pass_obj
 def export_cmd(
-    app: App, profile: Optional[str], token: Optional[str], no_cache: bool, fmt: Optional[str]
+    app: App,
+    profile: Optional[str],
+    token: Optional[str],
+    no_cache: bool,
+    scope: Optional[str],
+    fmt: Optional[str],
 ) -> None:
     """Print shell code that exports the credentials: eval "$(elevate export dev)"."""
     # Decided first: an unsupported $SHELL must fail before anyone is asked for a code.
     syntax = fmt or output.default_format(app.environ.get("SHELL"))
-    chosen = app.profile(profile)
+    chosen = app.profile(profile, scope)
     creds = app.elevate(chosen, token, no_cache)
     env = output.variables(creds, app.region(chosen), chosen.name)
     click.echo(output.render(syntax, env), nl=False)
@@ -58,7 +63,7 @@ def _positional(args: list[str]) -> list[str]:
     for arg in args:
         if skip:
             skip = False
-        elif arg in ("-t", "--token"):
+        elif arg in ("-t", "--token", "--scope"):
             skip = True
         elif not arg.startswith("-"):
             words.append(arg)
@@ -80,6 +85,7 @@ def exec_cmd(
     profile: Optional[str],
     token: Optional[str],
     no_cache: bool,
+    scope: Optional[str],
     force: bool,
     serve: bool,
 ) -> int:
@@ -92,7 +98,7 @@ def exec_cmd(
             f"already inside an elevated environment (ELEVATE_PROFILE={environ['ELEVATE_PROFILE']}); "
             "exit it first, or pass --force"
         )
-    chosen = app.profile(profile)
+    chosen = app.profile(profile, scope)
     argv = list(command) or [environ.get("SHELL") or "/bin/sh"]
     if serve:
         return _exec_with_server(app, chosen, token, no_cache, argv)
@@ -144,11 +150,13 @@ def _refresh_code(profile: Profile, token: Optional[str]) -> str:
 @click.command("credential-process")
 @elevating
 @click.pass_obj
-def credential_process_cmd(app: App, profile: Optional[str], token: Optional[str], no_cache: bool) -> None:
+def credential_process_cmd(
+    app: App, profile: Optional[str], token: Optional[str], no_cache: bool, scope: Optional[str]
+) -> None:
     """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
-    chosen = app.profile(profile)
+    chosen = app.profile(profile, scope)
     creds = app.elevate(chosen, token, no_cache)
-    if not no_cache:
+    if not no_cache and scopes.indexable(chosen, scope):
         remember_hit(app, profile, chosen)
     click.echo(output.credential_process_json(creds), nl=False)
 
@@ -174,12 +182,15 @@ def status_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     """Show what is cached for each profile, and for how long. Never a secret."""
     config = app.config()
     profiles = [select_profile(config, profile, {})] if profile else list(config.profiles.values())
-    report = [core.status_of(p, app.environ) for p in profiles]
+    report = [core.status_of(p, app.environ, defined=config.scopes) for p in profiles]
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
     for item in report:
-        click.echo(f"{item['profile']}: {describe_entry(item.get('credentials'), item['cache'])}")
+        own = f" (scope {item['scope']})" if item.get("scope") else ""
+        click.echo(f"{item['profile']}{own}: {describe_entry(item.get('credentials'), item['cache'])}")
+        for name, entry in item.get("other_scopes", {}).items():
+            click.echo(f"  scope {name}: {describe_entry(entry, item['cache'])}")
         if "mfa_session" in item:
             click.echo(f"  MFA session: {describe_entry(item['mfa_session'], item['cache'])}")
 
@@ -213,5 +224,5 @@ def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
     chosen = [] if clear_all else [select_profile(config, profile, app.environ)]
     profiles = list(config.profiles.values()) if clear_all else chosen
     for item in profiles:
-        removed = core.clear(item, app.environ)
+        removed = core.clear(item, app.environ, config.scopes)
         ui.stderr(f"{item.name}: {'cleared' if removed else 'nothing cached'}")

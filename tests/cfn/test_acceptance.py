@@ -31,6 +31,8 @@ PROPERTIES = [
     "fresh MFA: create another developer's access key",
     "fresh MFA: AssumeRole with a session name not the user name",
     "fresh MFA: AssumeRole as elevate does",
+    "elevated, no scope: write the probe parameter (ssm:PutParameter)",
+    "elevated with --scope read-only: the same write",
     "MFA session older than 60 s: create own access key",
     "MFA session older than 60 s: deactivate own MFA device",
 ]

@@ -58,6 +58,14 @@ class Request:
     session_token: Optional[str] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SessionPolicy:
+    """The session policy of one AssumeRole request, decoded from its form parameters."""
+
+    policy_arns: tuple[str, ...]
+    policy: Optional[str]
+
+
 def fake_access_key_id(prefix: str = "ASIA") -> str:
     return prefix + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
 
@@ -147,6 +155,17 @@ class FakeSts:
                 if request.action == action:
                     return dict(request.params)
         raise AssertionError(f"no {action} request was made")
+
+    def session_policies(self) -> list[SessionPolicy]:
+        """The session policy (PolicyArns, Policy) of every AssumeRole request, as STS received it."""
+        result = []
+        for request in self.of("AssumeRole"):
+            arns, number = [], 1
+            while f"PolicyArns.member.{number}.arn" in request.params:
+                arns.append(request.params[f"PolicyArns.member.{number}.arn"])
+                number += 1
+            result.append(SessionPolicy(tuple(arns), request.params.get("Policy")))
+        return result
 
     def of(self, action: str) -> list[Request]:
         with self._cond:
