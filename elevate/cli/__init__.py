@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 
 from ..errors import EXIT_INTERRUPTED, CommandLineError, ElevateError
-from . import console, elevation, keys, setup
+from . import admin, console, elevation, keys, setup
 from .app import cli, log
 
 for command in (
@@ -28,6 +28,7 @@ for command in (
     setup.mfa_group,
     setup.doctor_cmd,
     setup.completion_cmd,
+    admin.admin_group,
 ):
     cli.add_command(command)
 
