@@ -1,13 +1,19 @@
 """Validate, lint and deploy the aws-elevate CloudFormation templates, then print the outputs.
 
-Two modes:
+Four modes (also `elevate admin deploy MODE ...`; drift is `elevate admin drift`):
 
   deploy-stack stack     deploy a template (by default cloudformation/developer-access.yaml) as a
-                         stack in the account and region of the current credentials
+                         stack in the account and region of the current credentials, with
+                         termination protection and a stack policy that keeps the gate's
+                         resources from being replaced or deleted (unless --no-protection)
   deploy-stack stackset  deploy cloudformation/elevated-role.yaml as a service-managed StackSet
                          to the accounts of the given organizational units
+  deploy-stack drift     report, per account of the StackSet, whether the gate role's trust
+                         policy and boundary still match the template (exit 1 on drift)
+  deploy-stack window    open the onboarding window for N minutes (tags the users, sets the
+                         stack's OnboardingWindowEnds); it closes by itself
 
-Both validate the template with CloudFormation and lint it with cfn-lint first. Credentials,
+Deploying validates the template with CloudFormation and lints it with cfn-lint first. Credentials,
 region and endpoint come from the usual AWS environment (AWS_PROFILE, AWS_REGION, ...);
 AWS_ENDPOINT_URL (or --endpoint-url) points the script at another endpoint, such as a local moto
 server. Progress goes to stderr; the outputs (stack mode) go to stdout.
@@ -24,11 +30,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 # The templates ship with the repository, not the package: the defaults name the clone's copy.
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +44,27 @@ DEFAULT_STACK_TEMPLATE = REPO / "cloudformation" / "developer-access.yaml"
 DEFAULT_STACKSET_TEMPLATE = REPO / "cloudformation" / "elevated-role.yaml"
 CAPABILITIES = ["CAPABILITY_NAMED_IAM"]
 DONE_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE"}
+ONBOARDING_TAG = "elevate-onboarding"
+WINDOW_PARAMETER = "OnboardingWindowEnds"
+EXIT_DRIFT = 1
+EXIT_CANNOT_CHECK = 2
+# The resources that make the MFA gate (both templates): an update may change them in place but
+# neither replace nor delete them, which would open a gap or drop the trust's conditions.
+GATE_RESOURCES = ["ElevatedRole", "DeveloperPolicy", "DeveloperGroup", "GateBoundary"]
+STACK_POLICY = {
+    "Statement": [
+        {"Effect": "Allow", "Action": "Update:*", "Principal": "*", "Resource": "*"},
+        {
+            "Effect": "Deny",
+            "Action": ["Update:Replace", "Update:Delete"],
+            "Principal": "*",
+            "Resource": [f"LogicalResourceId/{name}" for name in GATE_RESOURCES],
+        },
+    ]
+}
+ALLOW_ALL_UPDATES = {
+    "Statement": [{"Effect": "Allow", "Action": "Update:*", "Principal": "*", "Resource": "*"}]
+}
 
 
 class DeployError(Exception):
@@ -194,12 +223,24 @@ def deploy_stack(args: argparse.Namespace) -> int:
     since = time.time() - 1
     if status is None:
         request["Parameters"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+        if args.no_protection:
+            say("--no-protection: no termination protection, no stack policy")
+        else:
+            request["EnableTerminationProtection"] = True
+            request["StackPolicyBody"] = json.dumps(STACK_POLICY)
         say(f"creating stack {args.stack_name}")
         cfn.create_stack(**request)
     else:
         # Like `aws cloudformation deploy`, parameters not given keep their previous values.
         previous = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0].get("Parameters", [])
         request["Parameters"] = kept_parameters(previous, params, declared)
+        if args.no_protection:
+            # For this update only: the stack policy stays for the next one.
+            say("--no-protection: this update may replace or delete the gate's resources")
+            request["StackPolicyDuringUpdateBody"] = json.dumps(ALLOW_ALL_UPDATES)
+        else:
+            request["StackPolicyBody"] = json.dumps(STACK_POLICY)
+            protect(cfn, args.stack_name)
         say(f"updating stack {args.stack_name} (was {status})")
         try:
             cfn.update_stack(**request)
@@ -207,6 +248,8 @@ def deploy_stack(args: argparse.Namespace) -> int:
             if "No updates are to be performed" not in str(exc):
                 raise
             say("no changes")
+            if not args.no_protection:
+                cfn.set_stack_policy(StackName=args.stack_name, StackPolicyBody=json.dumps(STACK_POLICY))
             return print_outputs(cfn, args.stack_name, args.json)
 
     final = _wait_stack(cfn, args.stack_name, since, args.timeout)
@@ -214,6 +257,13 @@ def deploy_stack(args: argparse.Namespace) -> int:
         raise DeployError(f"stack {args.stack_name} ended {final}")
     say(f"stack {args.stack_name} {final}")
     return print_outputs(cfn, args.stack_name, args.json)
+
+
+def protect(cfn: Any, name: str) -> None:
+    """Termination protection on, for a stack created without it (by an older deploy-stack)."""
+    if not cfn.describe_stacks(StackName=name)["Stacks"][0].get("EnableTerminationProtection"):
+        say(f"turning on termination protection of {name}")
+        cfn.update_termination_protection(StackName=name, EnableTerminationProtection=True)
 
 
 def print_outputs(cfn: Any, name: str, as_json: bool) -> int:
@@ -345,6 +395,189 @@ def deploy_stackset(args: argparse.Namespace) -> int:
     return 0
 
 
+def expected_trust(params: dict[str, str], partition: str) -> dict[str, Any]:
+    """The trust policy elevated-role.yaml gives the role for these StackSet parameters, as IAM
+    returns it. The drift fallback compares with it; the drift tests keep it equal to what the
+    template renders."""
+    trusted = params["TrustedAccountId"]
+    user_path = params.get("UserPath") or "/developers/"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DevelopersWithFreshMfaAndTheirOwnSourceIdentity",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{partition}:iam::{trusted}:root"},
+                "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
+                "Condition": {
+                    "ArnLike": {"aws:PrincipalArn": f"arn:{partition}:iam::{trusted}:user{user_path}*"},
+                    "Bool": {"aws:MultiFactorAuthPresent": "true"},
+                    "NumericLessThan": {"aws:MultiFactorAuthAge": params.get("MaxMfaAgeSeconds") or "3600"},
+                    "StringEquals": {
+                        "sts:SourceIdentity": "${aws:username}",
+                        "sts:RoleSessionName": "${aws:username}",
+                    },
+                },
+            }
+        ],
+    }
+
+
+def _canonical(document: Any) -> Any:
+    """A policy in a comparable form: JSON text parsed, numbers as strings, one-item lists as
+    the item, lists sorted (IAM and moto differ on all three)."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return document
+        if isinstance(document, (int, float)):
+            return str(document)
+    if isinstance(document, dict):
+        return {k: _canonical(v) for k, v in sorted(document.items())}
+    if isinstance(document, list):
+        items = [_canonical(v) for v in document]
+        if len(items) == 1:
+            return items[0]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
+    if isinstance(document, (int, float)) and not isinstance(document, bool):
+        return str(document)
+    return document
+
+
+def role_drift(iam: Any, params: dict[str, str], account: str, partition: str) -> list[str]:
+    """What differs between the gate role in `account` (read through `iam`) and the template
+    with these parameters; empty when nothing does."""
+    name = params.get("RoleName") or "DeveloperElevated"
+    try:
+        role = iam.get_role(RoleName=name)["Role"]
+    except ClientError as exc:
+        if "NoSuchEntity" in str(exc):
+            return [f"role {name} is missing"]
+        raise
+    found: list[str] = []
+    if _canonical(role["AssumeRolePolicyDocument"]) != _canonical(expected_trust(params, partition)):
+        found.append("trust policy differs from the template")
+    boundary_name = params.get("PermissionsBoundaryName") or f"{name}-gate-boundary"
+    boundary = f"arn:{partition}:iam::{account}:policy/{boundary_name}"
+    actual = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
+    if actual != boundary:
+        found.append(f"permissions boundary is {actual or 'none'}, not {boundary}")
+    if params.get("AllowRoleToEditGate", "false") != "true":
+        inline = iam.list_role_policies(RoleName=name)["PolicyNames"]
+        if "protect-the-mfa-gate" not in inline:
+            found.append("inline policy protect-the-mfa-gate is missing")
+    return found
+
+
+def _member_iam(sts: Any, account: str, partition: str, role_name: str, endpoint: str | None) -> Any:
+    """An IAM client in `account`, through the role an admin of the organization may assume."""
+    credentials = sts.assume_role(
+        RoleArn=f"arn:{partition}:iam::{account}:role/{role_name}", RoleSessionName="elevate-drift"
+    )["Credentials"]
+    return boto3.client(
+        "iam",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        endpoint_url=endpoint,
+        region_name=sts.meta.region_name,
+    )
+
+
+def _stackset_drift(cfn: Any, call: dict[str, str], timeout: float) -> dict[str, str] | None:
+    """Per account, CloudFormation's own drift status of the stack instance; None when drift
+    detection is unavailable (the caller then compares roles itself)."""
+    try:
+        operation_id = cfn.detect_stack_set_drift(**call)["OperationId"]
+        _wait_stackset_operation(cfn, call["StackSetName"], operation_id, call["CallAs"], timeout)
+        instances = cfn.list_stack_instances(**call)["Summaries"]
+    # An endpoint without the operation (moto) answers with something that is not XML.
+    except (ClientError, BotoCoreError, ResponseParserError, DeployError, KeyError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        say(f"StackSet drift detection unavailable ({reason}); comparing each account's role instead")
+        return None
+    statuses = {str(i["Account"]): str(i.get("DriftStatus") or "UNKNOWN") for i in instances}
+    if any(status in {"NOT_CHECKED", "UNKNOWN"} for status in statuses.values()):
+        say("StackSet drift detection left accounts unchecked; comparing each account's role instead")
+        return None
+    return statuses
+
+
+def check_drift(args: argparse.Namespace) -> int:
+    client = session_clients(args)
+    cfn = client("cloudformation")
+    call = {"StackSetName": args.stack_set_name, "CallAs": args.call_as}
+    stack_set = cfn.describe_stack_set(**call)["StackSet"]
+    params = {
+        str(p["ParameterKey"]): str(p.get("ParameterValue", "")) for p in stack_set.get("Parameters") or []
+    }
+    partition = str(stack_set.get("StackSetARN", "arn:aws:").split(":")[1])
+    accounts = sorted({str(i["Account"]) for i in cfn.list_stack_instances(**call)["Summaries"]})
+    if not accounts:
+        raise DeployError(f"StackSet {args.stack_set_name} has no stack instances")
+    statuses = None if args.compare_roles else _stackset_drift(cfn, call, args.timeout)
+    drifted = 0
+    if statuses is not None:
+        for account in accounts:
+            status = statuses.get(account, "UNKNOWN")
+            drifted += status != "IN_SYNC"
+            print(f"{account}\t{status}")
+    else:
+        sts = client("sts")
+        endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+        for account in accounts:
+            iam = _member_iam(sts, account, partition, args.member_role_name, endpoint)
+            found = role_drift(iam, params, account, partition)
+            drifted += bool(found)
+            print("\t".join([account, "DRIFTED" if found else "IN_SYNC", *found]))
+    say(
+        f"{drifted} of {len(accounts)} account(s) drifted"
+        if drifted
+        else f"{len(accounts)} account(s) in sync"
+    )
+    return EXIT_DRIFT if drifted else 0
+
+
+def open_window(args: argparse.Namespace) -> int:
+    """Tag the users and move the stack's OnboardingWindowEnds to now + N minutes."""
+    if not 0 <= args.minutes <= 7 * 24 * 60:
+        raise DeployError("--minutes must be between 0 (close now) and 10080 (a week)")
+    client = session_clients(args)
+    cfn = client("cloudformation")
+    stack = cfn.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+    previous = stack.get("Parameters") or []
+    declared = {str(p["ParameterKey"]) for p in previous}
+    if WINDOW_PARAMETER not in declared:
+        raise DeployError(
+            f"stack {args.stack_name} has no {WINDOW_PARAMETER} parameter: deploy the current template"
+        )
+    ends = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(minutes=args.minutes)
+    value = ends.strftime("%Y-%m-%dT%H:%M:%SZ")
+    iam = client("iam")
+    for user in args.users:
+        iam.tag_user(UserName=user, Tags=[{"Key": ONBOARDING_TAG, "Value": "true"}])
+        say(f"tagged {user} {ONBOARDING_TAG}=true")
+    since = time.time() - 1
+    say(f"setting {WINDOW_PARAMETER}={value} on stack {args.stack_name}")
+    try:
+        cfn.update_stack(
+            StackName=args.stack_name,
+            UsePreviousTemplate=True,
+            Parameters=kept_parameters(previous, {WINDOW_PARAMETER: value}, declared),
+            Capabilities=CAPABILITIES,
+        )
+    except ClientError as exc:
+        if "No updates are to be performed" not in str(exc):
+            raise
+    else:
+        final = _wait_stack(cfn, args.stack_name, since, args.timeout)
+        if final not in DONE_OK:
+            raise DeployError(f"stack {args.stack_name} ended {final}")
+    print(value)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deploy-stack",
@@ -379,6 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="template file (default: cloudformation/developer-access.yaml)",
     )
     stack.add_argument("--json", action="store_true", help="print the outputs as a JSON object")
+    stack.add_argument(
+        "--no-protection",
+        action="store_true",
+        help="create without termination protection and stack policy; on an update, let this "
+        "update replace or delete the gate's resources",
+    )
     stack.set_defaults(func=deploy_stack)
 
     stackset = modes.add_parser(
@@ -420,6 +659,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stackset.add_argument("--call-as", choices=["SELF", "DELEGATED_ADMIN"], default="SELF")
     stackset.set_defaults(func=deploy_stackset)
+
+    drift = modes.add_parser(
+        "drift",
+        parents=[common],
+        help="check the gate role in every account of the StackSet",
+        description="Report per account of the StackSet (stdout: account, IN_SYNC or DRIFTED, "
+        "what differs) whether the gate role still matches the template: CloudFormation's "
+        "StackSet drift detection where it is available, else the role read with GetRole "
+        "(through --member-role-name) and compared with the template's trust policy, boundary "
+        "and inline Deny. Exit status 0 in sync, 1 drift, 2 could not check.",
+    )
+    drift.add_argument("--stack-set-name", default="aws-elevate-elevated-role")
+    drift.add_argument("--call-as", choices=["SELF", "DELEGATED_ADMIN"], default="SELF")
+    drift.add_argument(
+        "--member-role-name",
+        default="OrganizationAccountAccessRole",
+        help="role to assume in each account for GetRole (default OrganizationAccountAccessRole)",
+    )
+    drift.add_argument(
+        "--compare-roles",
+        action="store_true",
+        help="skip StackSet drift detection and compare each account's role directly",
+    )
+    drift.set_defaults(func=check_drift)
+
+    window = modes.add_parser(
+        "window",
+        parents=[common],
+        help="open the onboarding window for N minutes",
+        description="Tag each --user elevate-onboarding=true and set the stack's "
+        "OnboardingWindowEnds to now + N minutes: until then those users may enrol an MFA "
+        "device with their key alone; after it IAM refuses, even if nobody runs `elevate mfa "
+        "enroll`. Prints the end time (UTC) on stdout. --minutes 0 closes it now.",
+    )
+    window.add_argument("--stack-name", default="aws-elevate-developer-access")
+    window.add_argument("--minutes", type=int, required=True)
+    window.add_argument("--user", dest="users", action="append", default=[], metavar="USER_NAME")
+    window.set_defaults(func=open_window)
     return parser
 
 
@@ -430,12 +707,9 @@ def main(argv: list[str] | None = None) -> int:
             region = resolve_region(args)
             args.regions = [region] if region else []
         return int(args.func(args))
-    except DeployError as exc:
+    except (DeployError, BotoCoreError, ClientError, ResponseParserError) as exc:
         say(f"error: {exc}")
-        return 1
-    except (BotoCoreError, ClientError) as exc:
-        say(f"error: {exc}")
-        return 1
+        return EXIT_CANNOT_CHECK if args.mode == "drift" else 1
 
 
 if __name__ == "__main__":

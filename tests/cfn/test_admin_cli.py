@@ -15,11 +15,17 @@ def test_admin_deploy_is_the_deploy_tool() -> None:
     done = run_elevate("admin", "deploy", "--help")
     assert done.returncode == 0, done.stderr
     assert "usage: deploy-stack" in done.stdout
-    for mode in ("stack", "stackset"):
+    for mode in ("stack", "stackset", "drift", "window"):
         assert mode in done.stdout
     stack = run_elevate("admin", "deploy", "stack", "--help")
     assert stack.returncode == 0, stack.stderr
-    assert "--stack-name" in stack.stdout
+    assert "--stack-name" in stack.stdout and "--no-protection" in stack.stdout
+
+
+def test_admin_drift_is_the_drift_mode() -> None:
+    done = run_elevate("admin", "drift", "--help")
+    assert done.returncode == 0, done.stderr
+    assert "--member-role-name" in done.stdout and "--stack-set-name" in done.stdout
 
 
 def test_admin_passes_the_exit_status_and_the_error_through() -> None:
