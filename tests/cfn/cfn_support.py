@@ -234,6 +234,10 @@ class Judge:
 
         self._group, self._node, self._policy = Group, Node, Policy
 
+    def policy(self, policy_arn: str, name: str, document: dict[str, Any]) -> Any:
+        """A policy object as PMapper takes it (for a service control policy, say)."""
+        return self._policy(policy_arn, name, document)
+
     def user(
         self,
         user_arn: str,
