@@ -12,7 +12,10 @@ from cfn.cfn_support import DEPLOY_STACK, run_deploy_stack
 
 
 def test_admin_deploy_is_the_deploy_tool() -> None:
-    done = run_elevate("admin", "deploy", "--help")
+    own = run_elevate("admin", "deploy", "--help")
+    assert own.returncode == 0, own.stderr
+    assert "Usage: elevate admin deploy" in own.stdout
+    done = run_deploy_stack(["--help"], dict(os.environ))
     assert done.returncode == 0, done.stderr
     assert "usage: deploy-stack" in done.stdout
     for mode in ("stack", "stackset", "drift", "window"):
@@ -23,9 +26,15 @@ def test_admin_deploy_is_the_deploy_tool() -> None:
 
 
 def test_admin_drift_is_the_drift_mode() -> None:
-    done = run_elevate("admin", "drift", "--help")
-    assert done.returncode == 0, done.stderr
-    assert "--member-role-name" in done.stdout and "--stack-set-name" in done.stdout
+    own = run_elevate("admin", "drift", "--help")
+    assert own.returncode == 0, own.stderr
+    assert "Usage: elevate admin drift" in own.stdout
+    # Its options reach the drift mode (an unknown one is argparse's error, exit 2).
+    done = run_elevate("admin", "drift", "--no-such-option")
+    assert done.returncode == 2
+    assert "deploy-stack: error: unrecognized arguments: --no-such-option" in done.stderr
+    modes = run_elevate("admin", "deploy", "drift", "--help")
+    assert "--member-role-name" in modes.stdout and "--stack-set-name" in modes.stdout
 
 
 def test_admin_passes_the_exit_status_and_the_error_through() -> None:
