@@ -1,1 +1,3 @@
-"""Admin tools: deploy the IAM stack, check its drift, audit developers' keys. The core never imports this package."""
+"""Admin tools: deploy the IAM stack, check its drift, audit developers' keys.
+
+The core never imports this package."""

@@ -23,6 +23,8 @@ PROPERTIES = [
     "key alone, window closed again: create a second device",
     "key alone: reopen own window (TagUser)",
     "key alone: create an access key",
+    "key alone: AssumeRole of a role trusting the user by name, no MFA condition",
+    'key alone: AssumeRole of a role trusting "*" in the account, no MFA condition',
     "key alone: AssumeRole without MFA",
     "AssumeRole of accept-test-role in a foreign account (policy simulator, with MFA)",
     "key + MFA code in the AssumeRole call (elevate's default flow)",
@@ -35,6 +37,7 @@ PROPERTIES = [
     "elevated with --scope read-only: the same write",
     "MFA session older than 60 s: create own access key",
     "MFA session older than 60 s: deactivate own MFA device",
+    "key alone, tagged, after OnboardingWindowEnds: create a second device",
 ]
 
 
@@ -51,6 +54,8 @@ def test_acceptance_runs_every_property_and_leaves_nothing_behind(cfn_moto: str)
             "--old-session-wait",
             "0",
             "--no-code-wait",
+            "--window-minutes",
+            "0",
         ],
         env=aws_env(cfn_moto),
         capture_output=True,
@@ -77,6 +82,7 @@ def test_acceptance_runs_every_property_and_leaves_nothing_behind(cfn_moto: str)
     iam = moto_client(cfn_moto, "iam")
     assert not [u for u in iam.list_users()["Users"] if u["UserName"].startswith(PREFIX)]
     assert not iam.list_virtual_mfa_devices()["VirtualMFADevices"]
+    assert not [r for r in iam.list_roles()["Roles"] if r["RoleName"].startswith(PREFIX)]
     cfn = moto_client(cfn_moto, "cloudformation")
     live = [
         s["StackName"] for s in cfn.list_stacks()["StackSummaries"] if s["StackStatus"] != "DELETE_COMPLETE"

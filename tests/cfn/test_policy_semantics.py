@@ -25,8 +25,6 @@ MFA session 11 hours old, and what fresh MFA may and may not do; each test names
 
 from __future__ import annotations
 
-import ast
-import copy
 import functools
 import json
 from dataclasses import dataclass
@@ -37,10 +35,14 @@ import pytest
 from cfn.cfn_support import (
     DEVELOPER_ACCESS,
     ELEVATED_ROLE,
+    as_iam_stores,
+    for_requester,
     import_pmapper,
+    inline_policy,
     load_template,
     moto_client,
     need,
+    with_resource_account,
 )
 
 IDENTITY = "111122223333"  # the identity account: users, group, policy and a role
@@ -116,54 +118,6 @@ NO_MFA: dict[str, str] = {}
 MFA_FALSE = {"aws:MultiFactorAuthPresent": "false"}
 
 
-def with_resource_account(context: dict[str, Any], resource: str) -> dict[str, Any]:
-    """Add aws:ResourceAccount as IAM sets it: the account field of the resource ARN."""
-    parts = resource.split(":")
-    if len(parts) >= 6 and parts[4] and "aws:ResourceAccount" not in context:
-        return {**context, "aws:ResourceAccount": parts[4]}
-    return context
-
-
-def inline_policy(url: str, account: str, role: str, name: str) -> dict[str, Any]:
-    """A role's inline policy as IAM holds it (moto returns Python's repr of it, not JSON)."""
-    raw = moto_client(url, "iam", account).get_role_policy(RoleName=role, PolicyName=name)
-    document = raw["PolicyDocument"]
-    if isinstance(document, str):
-        try:
-            document = json.loads(document)
-        except ValueError:
-            document = ast.literal_eval(document)
-    return dict(as_iam_stores(document))
-
-
-def as_iam_stores(document: Any) -> Any:
-    """Numbers in Condition values back to the strings CloudFormation passes (see module doc)."""
-    if isinstance(document, dict):
-        return {k: as_iam_stores(v) for k, v in document.items()}
-    if isinstance(document, list):
-        return [as_iam_stores(v) for v in document]
-    if isinstance(document, (int, float)) and not isinstance(document, bool):
-        return str(document)
-    return document
-
-
-def for_requester(document: dict[str, Any], principal_arn: str) -> dict[str, Any]:
-    """Replace ${aws:username} in Condition values as IAM does for this requester (see module
-    doc). Roles have no aws:username: the literal stays and can match no source identity."""
-    if ":user/" not in principal_arn:
-        return document
-    user_name = principal_arn.rsplit("/", 1)[1]
-    resolved = copy.deepcopy(document)
-    statements = resolved["Statement"]
-    for statement in statements if isinstance(statements, list) else [statements]:
-        for operator in (statement.get("Condition") or {}).values():
-            for key, value in operator.items():
-                values = value if isinstance(value, list) else [value]
-                values = [v.replace("${aws:username}", user_name) for v in values]
-                operator[key] = values if isinstance(value, list) else values[0]
-    return resolved
-
-
 @dataclass(frozen=True)
 class Rendered:
     developer_policy: dict[str, Any]
@@ -201,7 +155,9 @@ def trust_of(url: str, account: str) -> dict[str, Any]:
     return trust
 
 
-IDENTITY_PARAMS = {"RoleAccountIds": f"{IDENTITY},{MEMBER}"}
+# The onboarding window's end far ahead, so that the tag alone decides here (the end itself is
+# tested in test_attacks_gate.py).
+IDENTITY_PARAMS = {"RoleAccountIds": f"{IDENTITY},{MEMBER}", "OnboardingWindowEnds": "2099-01-01T00:00:00Z"}
 MEMBER_PARAMS = {"TrustedAccountId": IDENTITY}
 OWN_PARAMS = {"TrustedAccountId": STRANGER}
 OPT_OUT = "222233334444"  # developer-access.yaml with AllowRoleToEditGate=true
