@@ -235,7 +235,7 @@ def main() -> int:
     runs = max(5, opts.runs)
     codes = Codes()
     with tempfile.TemporaryDirectory(prefix="elevate-bench-cold-") as tmp, FakeSts(user_name="bench") as sts:
-        python, elevate, _ = user_install(Path(tmp))
+        python, elevate, _, _ = user_install(Path(tmp))
         box = Sandbox(Path(tmp), sts.url, python)
         argv = [python, elevate, "credential-process", "bench"]
         rows: dict[str, dict[str, float]] = {}
