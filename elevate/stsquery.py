@@ -196,6 +196,26 @@ def resolve(region: str, environ: Optional[Mapping[str, str]] = None) -> Route:
 _STS_OPERATION = SimpleNamespace(error_shapes=[], service_model=SimpleNamespace(service_name="sts"))
 
 
+def query_fields(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The Query protocol's flat form: a list is `Name.member.N`, a structure `Name.Key`
+    (PolicyArns=[{"arn": A}] is PolicyArns.member.1.arn=A), as botocore's serializer writes it."""
+    fields: dict[str, Any] = {}
+    for name, value in params.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            fields.update(query_fields(value, key + "."))
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value, 1):
+                member = f"{key}.member.{index}"
+                if isinstance(item, Mapping):
+                    fields.update(query_fields(item, member + "."))
+                else:
+                    fields[member] = item
+        else:
+            fields[key] = value
+    return fields
+
+
 class QueryClient:
     """GetCallerIdentity, AssumeRole and GetSessionToken with one key pair: what elevate asks of
     a botocore STS client, answered in the same shapes and failing with the same exceptions."""
@@ -277,7 +297,7 @@ class QueryClient:
             "query_string": "",
             "method": "POST",
             "headers": {"Content-Type": CONTENT_TYPE},
-            "body": {"Action": operation, "Version": API_VERSION, **params},
+            "body": {"Action": operation, "Version": API_VERSION, **query_fields(params)},
         }
         botocore.awsrequest.prepare_request_dict(request_dict, self.route.endpoint_url, user_agent=USER_AGENT)
         request = botocore.awsrequest.create_request_object(request_dict)

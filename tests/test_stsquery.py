@@ -136,6 +136,23 @@ CORPUS: list[tuple[str, Any, str, str, dict[str, Any]]] = [
         },
     ),
     ("session token call", KEYS, "us-gov-west-1", "", {"DurationSeconds": 43200, "SerialNumber": SERIAL}),
+    (
+        "assume role with a session policy (a scope): managed ARNs and an inline document",
+        KEYS,
+        "us-west-2",
+        "",
+        {
+            "RoleArn": ROLE,
+            "RoleSessionName": "alice",
+            "DurationSeconds": 3600,
+            "PolicyArns": [
+                {"arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                {"arn": "arn:aws:iam::123456789012:policy/team/narrow"},
+            ],
+            "Policy": '{"Version":"2012-10-17","Statement":'
+            '[{"Effect":"Deny","Action":"s3:*","Resource":"*"}]}',
+        },
+    ),
 ]
 
 
