@@ -8,13 +8,13 @@ cancelled ends in one line, and one that never answers is killed after a timeout
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from typing import Optional
 
+from . import programs
 from .errors import MfaError
 from .hardening import signals_deferred
 
@@ -31,41 +31,19 @@ def desktop_session(environ: Mapping[str, str], platform: str = sys.platform) ->
 
 
 def dialog_program(environ: Mapping[str, str], platform: str = sys.platform) -> Optional[str]:
-    """The dialog program to use (a path), or None when there is no desktop or no trusted program."""
+    """The dialog program to use (a path), or None when there is no desktop or no trusted program.
+
+    The person types the MFA code into this program, and it runs as us: only one in PATH's
+    trusted directories (elevate.programs) is used.
+    """
     if not desktop_session(environ, platform):
         return None
     names = ("osascript",) if platform == "darwin" else ("zenity", "kdialog")
-    directories = environ.get("PATH", os.defpath).split(os.pathsep)
     for name in names:
-        for directory in directories:
-            found = _trusted_program(directory, name)
-            if found:
-                return found
+        found = programs.find_trusted(name, environ)
+        if found:
+            return found
     return None
-
-
-def _trusted_program(directory: str, name: str) -> Optional[str]:
-    """`directory/name` if it is an executable only root or we could have put there.
-
-    The person types the MFA code into this program, and it runs as us: a relative PATH
-    entry ("", ".", "bin") would find one planted in the caller's working directory, and
-    a program or directory writable by group or others may have been swapped by someone else.
-    """
-    if not os.path.isabs(directory):
-        return None
-    found = shutil.which(name, path=directory)
-    if found is None:
-        return None
-    real = os.path.realpath(found)
-    uid = os.geteuid() if hasattr(os, "geteuid") else None
-    try:
-        checks = [os.stat(real), os.stat(os.path.dirname(real)), os.stat(directory)]
-    except OSError:
-        return None
-    for info in checks:
-        if info.st_mode & 0o022 or (uid is not None and info.st_uid not in (0, uid)):
-            return None
-    return found
 
 
 def dialog_argv(program: str, question: str, timeout: float) -> list[str]:
