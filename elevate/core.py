@@ -298,12 +298,12 @@ class Elevator:
         prompt = f"mfa_prompt {profile.mfa_prompt}"
         source = "--token" if token else "mfa_process" if profile.mfa_process else prompt
         log.debug("MFA code for %s from %s", profile.mfa_serial, source)
-        for _ in range(USED_CODE_TRIES):
+        for tries in range(1, USED_CODE_TRIES + 1):
             code = self.code_source(profile, token)
             if not used.was_used(profile.mfa_serial, code):
                 return code
             wait = mfa.seconds_to_next_code(self.clock())
-            if token is not None:
+            if token is not None or tries == USED_CODE_TRIES:
                 break
             if profile.mfa_process:
                 self._wait_for_next_code(profile)
