@@ -55,7 +55,8 @@ class Elevator:
     lock_timeout: float = LOCK_WAIT_SECONDS
     config_file: Optional[Path] = None
     # A failure recorded this recently is answered again without asking STS or the person: an
-    # SDK's default chain runs credential_process twice for one resolution (the JS SDK).
+    # SDK's default chain runs credential_process twice for one resolution (the JS SDK, each
+    # time through a shell of its own, so the runs share no parent to tell them by).
     failure_memory: float = 0.0
 
     def __post_init__(self) -> None:
@@ -109,7 +110,7 @@ class Elevator:
             if hit is not None:
                 log.debug("session cache: filled by another process meanwhile (hit)")
                 return hit
-            # Not with a --token: a new code is a new attempt.
+            # A --token is a new attempt; otherwise a failure of the last few seconds is answered again.
             memory = self.failure_memory if token is None else 0.0
             earlier = cache.failure_since(key, started - memory)
             try:

@@ -1,7 +1,8 @@
 """A desktop dialog that asks for the MFA code when there is no terminal: zenity, kdialog, osascript.
 
-The code comes back on the dialog's stdout, never through its argv; the dialog's argv
-holds only the question (the MFA device name, which is not secret). A dialog that is
+The code comes back on the dialog's stdout, never through its argv; the dialog's argv,
+which every user can read, holds only the question (the profile's name, not the MFA device
+ARN, which names the account and the user). A dialog that is
 cancelled ends in one line, and one that never answers is killed after a timeout.
 """
 
