@@ -195,7 +195,7 @@ def end_leftovers(grace: float = END_GRACE_SECONDS) -> None:
     """SIGTERM every process we adopted (and its process group), SIGKILL after `grace`."""
     deadline = time.monotonic() + grace
     sent: set[int] = set()
-    while _reap_adopted():
+    while _reap_adopted() and time.monotonic() < deadline + grace:  # bounded, even for the unkillable
         final = time.monotonic() >= deadline
         for pid in adopted_pids():
             if pid in sent and not final:
