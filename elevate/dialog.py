@@ -80,26 +80,32 @@ def ask(
         raise MfaError("no dialog program for the MFA code: install zenity or kdialog")
     name = os.path.basename(program)
     argv = dialog_argv(program, question, timeout)
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        # A signal while the child starts would leave a dialog open with nobody to read it.
-        with signals_deferred():
-            child = popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # toolkit warnings are noise on a credential_process stderr
-                env=dict(environ),
-                start_new_session=True,  # its own group, so a timeout kills it and its helpers
-            )
-    except OSError as exc:
-        raise MfaError(f"cannot open the MFA dialog {name!r}: {exc.strerror}") from exc
-    try:
-        out, _ = child.communicate(timeout=timeout)
+        try:
+            # A signal while the child starts would leave a dialog open with nobody to read it:
+            # it is held until the child is known, and then raised inside this `try`.
+            with signals_deferred():
+                started.append(
+                    popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,  # toolkit warnings: noise on credential_process's stderr
+                        env=dict(environ),
+                        start_new_session=True,  # its own group, so a timeout kills it and its helpers
+                    )
+                )
+        except OSError as exc:
+            raise MfaError(f"cannot open the MFA dialog {name!r}: {exc.strerror}") from exc
+        out, _ = started[0].communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MfaError(f"the MFA dialog got no answer within {timeout:.0f} s") from None
     finally:
-        if child.poll() is None:  # timed out, or we are being interrupted: close the dialog
-            _kill_group(child)
+        for child in started:
+            if child.poll() is None:  # timed out, or we are being interrupted: close the dialog
+                _kill_group(child)
+    child = started[0]
     if child.returncode != 0:
         # zenity, kdialog and osascript all exit non-zero for Cancel (zenity 5 for its own timeout).
         raise MfaError(f"the MFA dialog was cancelled ({name} exit status {child.returncode})")

@@ -120,29 +120,35 @@ def _from_process(
 ) -> str:
     argv = shlex.split(command)
     program = process_program(argv[0], environ)
+    started: list[subprocess.Popen[bytes]] = []
     with tty_opener() as tty:
         try:
-            # A signal while the child starts would leave it running with nobody to stop it.
-            with signals_deferred():
-                child = popen(
-                    argv,
-                    executable=program,
-                    stdin=tty if tty is not None else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=tty if tty is not None else sys.stderr,
-                )
-        except FileNotFoundError:
-            raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
-        except PermissionError:
-            raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
-        except OSError as exc:
-            raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
-        try:
-            out = _wait_for(child)
+            try:
+                # A signal while the child starts would leave it running with nobody to stop it:
+                # it is held until the child is known, and then raised inside this `try`.
+                with signals_deferred():
+                    started.append(
+                        popen(
+                            argv,
+                            executable=program,
+                            stdin=tty if tty is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE,
+                            stderr=tty if tty is not None else sys.stderr,
+                        )
+                    )
+            except FileNotFoundError:
+                raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
+            except PermissionError:
+                raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
+            except OSError as exc:
+                raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
+            out = _wait_for(started[0])
         finally:
-            if child.poll() is None:  # timed out, or we are being interrupted: stop it
-                child.kill()
-                child.wait()
+            for child in started:
+                if child.poll() is None:  # timed out, or we are being interrupted: stop it
+                    child.kill()
+                    child.wait()
+    child = started[0]
     if child.returncode != 0:
         raise MfaError(f"mfa_process {argv[0]!r} failed with exit status {child.returncode}")
     code = normalize_code(out.decode("utf-8", "replace"))

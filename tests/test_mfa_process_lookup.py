@@ -9,9 +9,13 @@ others; anything else is refused in one line that says which.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import stat
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.cli import one_error_line, run_elevate
@@ -20,8 +24,9 @@ from support.constants import ROLE, SERIAL
 from support.fakests import FakeSts
 from support.sessioncache import example_keys
 
-from elevate import mfa
-from elevate.errors import MfaError
+from elevate import hardening, mfa
+from elevate.errors import MfaError, Terminated
+from elevate.models import Profile
 
 COMMAND = "ykman oath accounts code -s aws"
 
@@ -69,3 +74,36 @@ def test_a_name_in_a_trusted_directory_runs_and_one_others_can_replace_does_not(
         mfa.process_program("ykman", {"PATH": str(shared)})
     with pytest.raises(MfaError, match=r"command not found in PATH's trusted directories: 'ykman'"):
         mfa.process_program("ykman", {"PATH": str(tmp_path / "nowhere")})
+
+
+def test_a_signal_while_mfa_process_starts_still_stops_it(tmp_path: Path) -> None:
+    """A signal held while the child starts (signals_deferred) is raised once it is known, and
+    must still stop it: before, it was raised before the clean-up that ends the child was in
+    place, and an mfa_process (holding elevate's stderr) outlived elevate."""
+    program = tmp_path / "slow-code"
+    program.write_text("#!/bin/sh\nsleep 30\necho 123456\n")
+    program.chmod(stat.S_IRWXU)
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(subprocess.Popen(*args, **kwargs))
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the start is guarded
+        return started[-1]
+
+    previous = {
+        s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+    }
+    hardening.raise_on_signals()
+    try:
+        profile = Profile(name="dev", role_arn=ROLE, mfa_serial=SERIAL, keys="dev", mfa_process=str(program))
+        with pytest.raises(Terminated):
+            mfa.obtain_code(profile, None, tty_opener=lambda: contextlib.nullcontext(None), popen=popen)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for child in started:
+            alive = child.poll() is None
+            if alive:
+                child.kill()
+            child.wait()
+    assert not alive, "mfa_process outlived the signal"
