@@ -306,11 +306,19 @@ class SessionCache:
             data = json.loads(self.locks.read(key, ".error") or "{}")
             if float(data["time"]) < since:
                 return None
-            error = ElevateError(f"another elevate process failed: {data['message']}")
+            error = FailedElsewhere(str(data["message"]))
             error.exit_code = int(data["exit_code"])
             return error
         except (CacheError, OSError, ValueError, KeyError, TypeError):
             return None
+
+
+class FailedElsewhere(ElevateError):
+    """The error another elevate process recorded for the same entry, answered again."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"another elevate process failed: {reason}")
+        self.reason = reason
 
 
 def utcnow() -> datetime:

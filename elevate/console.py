@@ -2,17 +2,23 @@
 
 The role session goes to the endpoint (HTTPS, or plain HTTP on loopback for tests) and a
 sign-in token comes back. That token is a credential for 15 minutes: it appears only in
-the returned URL, never in a log line or an error message. Errors name the endpoint's host,
-never its full URL, since the request's query carries the session.
+the returned URL, never in a log line, an error message or an argv (every user can read a
+browser's argv in /proc while it starts): the browser is given a private file that redirects
+to the URL, and the file is removed soon after. Errors name the endpoint's host, never its
+full URL, since the request's query carries the session.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import re
+import secrets
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.parse
@@ -20,10 +26,12 @@ import urllib.request
 import webbrowser
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 from .errors import FederationError, UsageError
 from .models import SessionCredentials
+from .store import FileStore, write_private
 
 log = logging.getLogger("elevate")
 
@@ -33,6 +41,13 @@ ISSUER = "aws-elevate"
 SESSION_DURATION_RANGE = (900, 43200)
 _TOKEN = re.compile(r"^[A-Za-z0-9_\-+/=.%]{16,8192}$", re.ASCII)
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# How long the redirect file (holding the sign-in URL) stays for the browser to read it.
+REDIRECT_FILE_SECONDS = 30.0
+_REMOVER = (
+    "import os, sys, time\n"
+    "time.sleep(float(sys.argv[2]))\n"
+    "try:\n    os.unlink(sys.argv[1])\nexcept OSError:\n    pass\n"
+)
 
 
 @dataclass(frozen=True)
@@ -241,14 +256,63 @@ def system_browser(url: str) -> bool:
             os.environ["PATH"] = before
 
 
-def open_in_browser(url: str, opener: Callable[[str], bool] = system_browser) -> None:
-    """Open `url` in the system browser (FederationError when none could be started)."""
+def redirect_page(url: str) -> str:
+    """An HTML page that sends the browser on to `url` at once (and a link, should it not)."""
+    quoted = html.escape(url, quote=True)
+    return (
+        '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+        '<meta name="referrer" content="no-referrer">'
+        f'<meta http-equiv="refresh" content="0;url={quoted}"><title>aws-elevate</title></head>\n'
+        f'<body><a href="{quoted}">Sign in to the AWS console</a></body></html>\n'
+    )
+
+
+def write_redirect(url: str, directory: Path) -> Path:
+    """A 0600 file in the private directory `directory` that redirects to `url`."""
+    folder = FileStore(directory).ensure()
+    page = folder / f"login-{secrets.token_hex(8)}.html"
+    write_private(page, redirect_page(url))
+    return page
+
+
+def remove_later(path: Path, seconds: float) -> None:
+    """Remove `path` after `seconds`, from a small process of its own (elevate exits at once)."""
     try:
-        opened = opener(url)
+        subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _REMOVER, str(path), str(seconds)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError:
+        log.debug("cannot start the remover of the redirect file; removing it now")
+        path.unlink(missing_ok=True)
+
+
+def open_in_browser(
+    url: str,
+    directory: Path,
+    opener: Callable[[str], bool] = system_browser,
+    *,
+    linger: float = REDIRECT_FILE_SECONDS,
+    remover: Callable[[Path, float], None] = remove_later,
+) -> None:
+    """Open `url` in the system browser through a private redirect file in `directory`, so the
+    URL is never in the browser's argv (FederationError when no browser could be started)."""
+    page = write_redirect(url, directory)
+    try:
+        opened = opener(page.as_uri())
     except webbrowser.Error:
         opened = False
+    except BaseException:
+        page.unlink(missing_ok=True)
+        raise
     if not opened:
+        page.unlink(missing_ok=True)
         raise FederationError("no web browser could be started: use --stdout and open the URL yourself")
+    remover(page, linger)
 
 
 def _short(reason: object) -> str:

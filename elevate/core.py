@@ -27,6 +27,8 @@ from .usedcodes import UsedCodes
 
 log = logging.getLogger("elevate")
 
+# Under credential_process a failure this recent is answered again (see Elevator.failure_memory).
+SDK_FAILURE_MEMORY_SECONDS = 3.0
 # A failed refresh falls back to cached credentials with at least this long left.
 STALE_BUT_USABLE_SECONDS = 60
 # Credentials shorter than this spend most of their life inside botocore's refresh window.
@@ -36,6 +38,9 @@ REJECTED_CODE_ATTEMPTS = 3
 # AssumeRole's documented answers to a session policy it cannot apply (too large once packed,
 # not a policy); other errors (a ValidationError about the duration, say) are not the scope's.
 SCOPE_REFUSALS = ("PackedPolicyTooLarge", "MalformedPolicyDocument")
+# A code source that keeps giving used codes (the same code retyped; mfa_process while other
+# elevate runs on the same device take each new code) is tried this many times, a window apart.
+USED_CODE_TRIES = 3
 
 
 @dataclass
@@ -53,6 +58,10 @@ class Elevator:
     lock_timeout: float = LOCK_WAIT_SECONDS
     config_file: Optional[Path] = None
     queued_since: Optional[float] = None  # when this process began waiting in the hit queue
+    # A failure recorded this recently is answered again without asking STS or the person: an
+    # SDK's default chain runs credential_process twice for one resolution (the JS SDK, each
+    # time through a shell of its own, so the runs share no parent to tell them by).
+    failure_memory: float = 0.0
 
     def __post_init__(self) -> None:
         if self.warn is ui.warn:  # the real default: warnings reach the terminal under credential_process
@@ -105,7 +114,9 @@ class Elevator:
             if hit is not None:
                 log.debug("session cache: filled by another process meanwhile (hit)")
                 return hit
-            earlier = cache.failure_since(key, started)
+            # A --token is a new attempt; otherwise a failure of the last few seconds is answered again.
+            memory = self.failure_memory if token is None else 0.0
+            earlier = cache.failure_since(key, started - memory)
             previous = cache.entry(key)
             refreshing = previous is not None and previous[0].seconds_left(self.clock()) > 0
             try:
@@ -232,7 +243,8 @@ class Elevator:
     def _with_code(
         self, profile: Profile, token: Optional[str], attempt: Callable[[str], SessionCredentials]
     ) -> SessionCredentials:
-        """`attempt(code)`; a code typed at the prompt that STS rejects is asked for again."""
+        """`attempt(code)`; a code typed at the prompt that STS rejects is asked for again, and
+        one from mfa_process that another elevate used meanwhile waits for the next window."""
         typed = token is None and not profile.mfa_process
         for tries in range(1, REJECTED_CODE_ATTEMPTS + 1):
             code = self._code(profile, token)
@@ -240,9 +252,13 @@ class Elevator:
                 creds = attempt(code)
             except MfaCodeRejected as exc:
                 explained = self._explain_rejection(exc, profile, code)
-                if not typed or tries == REJECTED_CODE_ATTEMPTS or explained is exc:
+                raced = token is None and self._used_codes().was_used(profile.mfa_serial, code)
+                if tries == REJECTED_CODE_ATTEMPTS or explained is exc or not (typed or raced):
                     raise explained from exc
-                self.notify(f"{explained.message}. Try again.")
+                if typed:
+                    self.notify(f"{explained.message}. Try again.")
+                else:  # mfa_process: another elevate on this device took the code first
+                    self._wait_for_next_code(profile)
                 continue
             self._used_codes().remember(profile.mfa_serial, code)
             return creds
@@ -310,7 +326,9 @@ class Elevator:
         return cache_mod.used_codes(self.environ, self.clock)
 
     def _code(self, profile: Profile, token: Optional[str]) -> str:
-        """An MFA code STS has not accepted yet; waits out the window for mfa_process."""
+        """An MFA code STS has not accepted yet. mfa_process is run again after the next code
+        appears (a few windows at most: other elevate runs on the device may take codes too);
+        at the prompt the person is told and asked again."""
         used = self._used_codes()
         last = used.last_use(profile.mfa_serial)
         now = self.clock()
@@ -327,20 +345,28 @@ class Elevator:
         prompt = f"mfa_prompt {profile.mfa_prompt}"
         source = "--token" if token else "mfa_process" if profile.mfa_process else prompt
         log.debug("MFA code for %s from %s", profile.mfa_serial, source)
-        code = self.code_source(profile, token)
-        if used.was_used(profile.mfa_serial, code):
+        for tries in range(1, USED_CODE_TRIES + 1):
+            code = self.code_source(profile, token)
+            if not used.was_used(profile.mfa_serial, code):
+                return code
             wait = mfa.seconds_to_next_code(self.clock())
-            if profile.mfa_process and token is None:
-                self.notify(f"that code was already used; waiting {wait} s for the next one")
-                self.sleep(wait + 1)
-                code = self.code_source(profile, token)
-                if not used.was_used(profile.mfa_serial, code):
-                    return code
-            raise MfaError(
-                f"that MFA code was already used and STS accepts each code once: wait {wait} s "
-                "for the next code"
-            )
-        return code
+            if token is not None or tries == USED_CODE_TRIES:
+                break
+            if profile.mfa_process:
+                self._wait_for_next_code(profile)
+            else:
+                self.notify(
+                    f"that code was already used (each code works once); type the next one, in {wait} s"
+                )
+        raise MfaError(
+            f"that MFA code was already used and STS accepts each code once: wait "
+            f"{mfa.seconds_to_next_code(self.clock())} s for the next code"
+        )
+
+    def _wait_for_next_code(self, profile: Profile) -> None:
+        wait = mfa.seconds_to_next_code(self.clock())
+        self.notify(f"that code was already used; waiting {wait} s for the next one")
+        self.sleep(wait + 1)
 
     def _explain_rejection(self, exc: MfaCodeRejected, profile: Profile, code: str) -> ElevateError:
         wait = mfa.seconds_to_next_code(self.clock())

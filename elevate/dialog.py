@@ -1,20 +1,21 @@
 """A desktop dialog that asks for the MFA code when there is no terminal: zenity, kdialog, osascript.
 
-The code comes back on the dialog's stdout, never through its argv; the dialog's argv
-holds only the question (the MFA device name, which is not secret). A dialog that is
+The code comes back on the dialog's stdout, never through its argv; the dialog's argv,
+which every user can read, holds only the question (the profile's name, not the MFA device
+ARN, which names the account and the user). A dialog that is
 cancelled ends in one line, and one that never answers is killed after a timeout.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from typing import Optional
 
+from . import programs
 from .errors import MfaError
 from .hardening import signals_deferred
 
@@ -31,41 +32,19 @@ def desktop_session(environ: Mapping[str, str], platform: str = sys.platform) ->
 
 
 def dialog_program(environ: Mapping[str, str], platform: str = sys.platform) -> Optional[str]:
-    """The dialog program to use (a path), or None when there is no desktop or no trusted program."""
+    """The dialog program to use (a path), or None when there is no desktop or no trusted program.
+
+    The person types the MFA code into this program, and it runs as us: only one in PATH's
+    trusted directories (elevate.programs) is used.
+    """
     if not desktop_session(environ, platform):
         return None
     names = ("osascript",) if platform == "darwin" else ("zenity", "kdialog")
-    directories = environ.get("PATH", os.defpath).split(os.pathsep)
     for name in names:
-        for directory in directories:
-            found = _trusted_program(directory, name)
-            if found:
-                return found
+        found = programs.find_trusted(name, environ)
+        if found:
+            return found
     return None
-
-
-def _trusted_program(directory: str, name: str) -> Optional[str]:
-    """`directory/name` if it is an executable only root or we could have put there.
-
-    The person types the MFA code into this program, and it runs as us: a relative PATH
-    entry ("", ".", "bin") would find one planted in the caller's working directory, and
-    a program or directory writable by group or others may have been swapped by someone else.
-    """
-    if not os.path.isabs(directory):
-        return None
-    found = shutil.which(name, path=directory)
-    if found is None:
-        return None
-    real = os.path.realpath(found)
-    uid = os.geteuid() if hasattr(os, "geteuid") else None
-    try:
-        checks = [os.stat(real), os.stat(os.path.dirname(real)), os.stat(directory)]
-    except OSError:
-        return None
-    for info in checks:
-        if info.st_mode & 0o022 or (uid is not None and info.st_uid not in (0, uid)):
-            return None
-    return found
 
 
 def dialog_argv(program: str, question: str, timeout: float) -> list[str]:
@@ -101,26 +80,32 @@ def ask(
         raise MfaError("no dialog program for the MFA code: install zenity or kdialog")
     name = os.path.basename(program)
     argv = dialog_argv(program, question, timeout)
+    started: list[subprocess.Popen[bytes]] = []
     try:
-        # A signal while the child starts would leave a dialog open with nobody to read it.
-        with signals_deferred():
-            child = popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,  # toolkit warnings are noise on a credential_process stderr
-                env=dict(environ),
-                start_new_session=True,  # its own group, so a timeout kills it and its helpers
-            )
-    except OSError as exc:
-        raise MfaError(f"cannot open the MFA dialog {name!r}: {exc.strerror}") from exc
-    try:
-        out, _ = child.communicate(timeout=timeout)
+        try:
+            # A signal while the child starts would leave a dialog open with nobody to read it:
+            # it is held until the child is known, and then raised inside this `try`.
+            with signals_deferred():
+                started.append(
+                    popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.DEVNULL,  # toolkit warnings: noise on credential_process's stderr
+                        env=dict(environ),
+                        start_new_session=True,  # its own group, so a timeout kills it and its helpers
+                    )
+                )
+        except OSError as exc:
+            raise MfaError(f"cannot open the MFA dialog {name!r}: {exc.strerror}") from exc
+        out, _ = started[0].communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MfaError(f"the MFA dialog got no answer within {timeout:.0f} s") from None
     finally:
-        if child.poll() is None:  # timed out, or we are being interrupted: close the dialog
-            _kill_group(child)
+        for child in started:
+            if child.poll() is None:  # timed out, or we are being interrupted: close the dialog
+                _kill_group(child)
+    child = started[0]
     if child.returncode != 0:
         # zenity, kdialog and osascript all exit non-zero for Cancel (zenity 5 for its own timeout).
         raise MfaError(f"the MFA dialog was cancelled ({name} exit status {child.returncode})")

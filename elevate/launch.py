@@ -7,6 +7,8 @@ deliver Ctrl-C twice and turn a graceful stop into a forced one), the exit statu
 command's own, and no Python process lingers holding the secrets. `exec --server` needs
 elevate to stay alive as the credential server, so `supervise` runs the command as a child
 instead and passes on the signals sent to elevate (not a terminal's, which reach both).
+On Linux it also adopts what the command leaves behind (a child subreaper), so a daemon the
+command started, even in a session of its own, stays in view after the command ends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from .errors import LaunchError
@@ -89,6 +92,23 @@ _TTOU = (signal.SIGTTOU,) if hasattr(signal, "SIGTTOU") else ()
 # si_code of a signal the kernel itself sent: a terminal's interrupt, quit or hang-up goes to the whole
 # foreground process group, the child included, so passing it on would deliver it twice.
 SI_KERNEL = 0x80
+PR_SET_CHILD_SUBREAPER = 36
+# After a signal asked elevate to end: what the command left gets this long after SIGTERM.
+END_GRACE_SECONDS = 3.0
+
+
+def adopt_orphans() -> bool:
+    """Become a child subreaper (Linux): descendants whose parent ends are reparented to us,
+    not to init, so none of them leaves our view. False where that is not possible."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 def can_supervise() -> bool:
@@ -125,6 +145,8 @@ def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
     # Python ignores SIGPIPE and SIGXFSZ; the command gets the defaults, as under a shell.
     extra = (getattr(signal, "SIGPIPE", None), getattr(signal, "SIGXFSZ", None))
     resets = [s for s in (*FORWARDED, *extra) if s is not None]
+    _asked_to_end.clear()
+    adopt_orphans()
     try:
         pid = os.posix_spawnp(argv[0], list(argv), dict(env), setsigmask=(), setsigdef=resets)
     except FileNotFoundError:
@@ -141,7 +163,79 @@ def supervise(argv: Sequence[str], env: Mapping[str, str]) -> int:
             return code if code >= 0 else 128 - code
         if info is None or info.si_signo not in FORWARDED or info.si_code == SI_KERNEL:
             continue
+        _asked_to_end.append(info.si_signo)
         try:
             os.kill(pid, info.si_signo)
         except ProcessLookupError:
             continue  # it just ended; the next round reaps it
+
+
+_asked_to_end: list[int] = []  # signals sent to elevate itself while it supervised
+
+
+def outlast_leftovers(tell: Callable[[list[int]], None], poll: float = 0.5) -> None:
+    """After the command ended (call inside `signals_held`): reap what it left behind until
+    nothing remains; `tell(pids)` once if anything does. A signal sent to elevate, before or
+    now (Ctrl-C included, which a detached process never gets), ends what remains instead."""
+    if _asked_to_end:
+        end_leftovers()
+        return
+    told = False
+    while _reap_adopted():
+        if not told:
+            tell(adopted_pids())
+            told = True
+        info = signal.sigtimedwait(_WATCHED, poll)
+        if info is not None and info.si_signo in FORWARDED:
+            end_leftovers()
+            return
+
+
+def end_leftovers(grace: float = END_GRACE_SECONDS) -> None:
+    """SIGTERM every process we adopted (and its process group), SIGKILL after `grace`."""
+    deadline = time.monotonic() + grace
+    sent: set[int] = set()
+    while _reap_adopted() and time.monotonic() < deadline + grace:  # bounded, even for the unkillable
+        final = time.monotonic() >= deadline
+        for pid in adopted_pids():
+            if pid in sent and not final:
+                continue
+            sent.add(pid)
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL if final else signal.SIGTERM)
+                except OSError:
+                    pass  # not a group leader, or already gone
+        time.sleep(0.05)
+
+
+def _reap_adopted() -> bool:
+    """Reap whatever has ended; whether any child of ours remains."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if pid == 0:
+            return True
+
+
+def adopted_pids() -> list[int]:
+    """Our living children (after the command: what it left behind), from /proc; [] elsewhere."""
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[0] != b"Z" and fields[1] == str(me).encode():
+            found.append(int(entry))
+    return sorted(found)

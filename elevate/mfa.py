@@ -23,9 +23,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Optional, TextIO
 
-from . import dialog
-from .errors import MfaError, TerminalBusy, UsageError
-from .hardening import end_if_orphaned, signals_deferred
+from . import dialog, programs
+from .errors import MfaError, TerminalBusy, Terminated, UsageError
+from .hardening import end_if_orphaned, parent_gone, signals_deferred
 from .models import Profile
 from .ui import open_tty
 
@@ -34,6 +34,11 @@ TOTP_STEP = 30  # AWS virtual and hardware TOTP devices use RFC 6238's 30-second
 PROMPT_TIMEOUT = 300.0
 PROCESS_TIMEOUT = 120.0
 _ATTEMPTS = 3
+# Under credential_process the caller decides how long a prompt may take.
+SDK_DEADLINE_NOTE = (
+    "some SDKs stop waiting for credential_process after 60 s (Go's, and so Terraform): "
+    "if this prompt ends, run the command again"
+)
 
 
 def normalize_code(raw: str) -> Optional[str]:
@@ -64,18 +69,20 @@ def obtain_code(
     environ: Optional[Mapping[str, str]] = None,
     ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
     tell_background: bool = True,
+    for_sdk: bool = False,
 ) -> str:
     """The MFA code for `profile` from the first source that applies.
 
     From a background job it raises TerminalBusy, after saying so on the terminal unless
     `tell_background` is False (the caller then says it its own way); likewise when a program
     has the terminal out of line mode (a full-screen editor, a REPL): a read would take its keys.
+    `for_sdk` (credential_process): the prompt says that the caller may stop waiting.
     """
     if token is not None:
         return check_token(token)
-    if profile.mfa_process:
-        return _from_process(profile.mfa_process, tty_opener, popen)
     env = os.environ if environ is None else environ
+    if profile.mfa_process:
+        return _from_process(profile.mfa_process, tty_opener, popen, env)
     if profile.mfa_prompt == "none":
         raise MfaError(
             f'profile {profile.name!r} has mfa_prompt = "none": pass -t/--token CODE or set mfa_process'
@@ -84,7 +91,7 @@ def obtain_code(
         return _from_dialog(profile, env, ask_dialog)
     with tty_opener() as tty:
         if tty is not None:
-            return _from_prompt(profile, tty, tell_background)
+            return _from_prompt(profile, tty, tell_background, for_sdk)
     if profile.mfa_prompt == "auto" and dialog.desktop_session(env):
         return _from_dialog(profile, env, ask_dialog)
     raise MfaError(
@@ -96,7 +103,9 @@ def obtain_code(
 def _from_dialog(
     profile: Profile, environ: Mapping[str, str], ask_dialog: Callable[[str, Mapping[str, str]], str]
 ) -> str:
-    answer = ask_dialog(f"MFA code for {profile.mfa_serial}", environ)
+    # The dialog's argv is visible to every user (ps): the profile's name, not the device ARN
+    # (which names the account and the user).
+    answer = ask_dialog(f"MFA code for aws-elevate profile {profile.name}", environ)
     code = normalize_code(answer)
     if code is None:
         raise MfaError("the MFA dialog did not return a six-digit code")
@@ -107,36 +116,67 @@ def _from_process(
     command: str,
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]],
     popen: Callable[..., subprocess.Popen[bytes]],
+    environ: Mapping[str, str],
 ) -> str:
     argv = shlex.split(command)
+    program = process_program(argv[0], environ)
+    started: list[subprocess.Popen[bytes]] = []
     with tty_opener() as tty:
         try:
-            # A signal while the child starts would leave it running with nobody to stop it.
-            with signals_deferred():
-                child = popen(
-                    argv,
-                    stdin=tty if tty is not None else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=tty if tty is not None else sys.stderr,
-                )
-        except FileNotFoundError:
-            raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
-        except PermissionError:
-            raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
-        except OSError as exc:
-            raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
-        try:
-            out = _wait_for(child)
+            try:
+                # A signal while the child starts would leave it running with nobody to stop it:
+                # it is held until the child is known, and then raised inside this `try`.
+                with signals_deferred():
+                    started.append(
+                        popen(
+                            argv,
+                            executable=program,
+                            stdin=tty if tty is not None else subprocess.DEVNULL,
+                            stdout=subprocess.PIPE,
+                            stderr=tty if tty is not None else sys.stderr,
+                        )
+                    )
+            except FileNotFoundError:
+                raise MfaError(f"mfa_process: command not found: {argv[0]!r}") from None
+            except PermissionError:
+                raise MfaError(f"mfa_process: {argv[0]!r} is not executable") from None
+            except OSError as exc:
+                raise MfaError(f"mfa_process: cannot run {argv[0]!r}: {exc.strerror}") from None
+            out = _wait_for(started[0])
         finally:
-            if child.poll() is None:  # timed out, or we are being interrupted: stop it
-                child.kill()
-                child.wait()
+            for child in started:
+                if child.poll() is None:  # timed out, or we are being interrupted: stop it
+                    child.kill()
+                    child.wait()
+    child = started[0]
     if child.returncode != 0:
         raise MfaError(f"mfa_process {argv[0]!r} failed with exit status {child.returncode}")
     code = normalize_code(out.decode("utf-8", "replace"))
     if code is None:
         raise MfaError(f"mfa_process {argv[0]!r} did not print a six-digit code")
     return code
+
+
+def process_program(name: str, environ: Mapping[str, str]) -> str:
+    """The program mfa_process runs: an absolute path as given, else a bare name found in
+    PATH's trusted directories (elevate.programs), as for the dialog; MfaError otherwise."""
+    if os.path.isabs(name):
+        return name
+    if os.sep in name or (os.altsep and os.altsep in name):
+        raise MfaError(
+            f"mfa_process: {name!r} is a relative path, which would run from the working directory: "
+            "give its absolute path"
+        )
+    found = programs.find_trusted(name, environ)
+    if found is not None:
+        return found
+    passed_over = programs.untrusted_match(name, environ)
+    if passed_over is not None:
+        raise MfaError(
+            f"mfa_process: {name!r} is found only at {passed_over!r}, through a relative PATH entry or "
+            "a place others can write: give the absolute path of the one you mean"
+        )
+    raise MfaError(f"mfa_process: command not found in PATH's trusted directories: {name!r}")
 
 
 def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
@@ -152,7 +192,7 @@ def _wait_for(child: subprocess.Popen[bytes]) -> bytes:
                 raise MfaError(f"mfa_process gave no code within {PROCESS_TIMEOUT:.0f} s") from None
 
 
-def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True) -> str:
+def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True, for_sdk: bool = False) -> str:
     if in_background(tty):
         # The digits typed would go to the shell, not to us: say so now rather than wait.
         message = (
@@ -169,10 +209,12 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True) ->
             "elevate cannot read the MFA code there: pass -t/--token CODE or set mfa_process "
             f"in profile {profile.name!r}"
         )
+    if for_sdk:
+        tty.write(f"elevate: {SDK_DEADLINE_NOTE}\n")
     for _ in range(_ATTEMPTS):
         tty.write(f"MFA code for {profile.mfa_serial}: ")
         tty.flush()
-        line = _read_line(tty)
+        line = _told_why_if_ended(tty, lambda: _read_line(tty))
         if line is None:
             raise MfaError("no MFA code entered")
         code = normalize_code(line)
@@ -180,6 +222,21 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True) ->
             return code
         tty.write("An MFA code is six digits. Try again.\n")
     raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
+
+
+def _told_why_if_ended(tty: TextIO, read: Callable[[], Optional[str]]) -> Optional[str]:
+    """`read()`; when elevate is ended meanwhile (a signal, or whoever asked is gone), the
+    terminal says why before the prompt vanishes: the caller's stderr is often swallowed."""
+    try:
+        return read()
+    except Terminated as exc:
+        why = (
+            "the program that asked for credentials stopped waiting"
+            if exc.signum == signal.SIGHUP and parent_gone()
+            else f"elevate was stopped ({signal.Signals(exc.signum).name})"
+        )
+        _write_anyway(tty, f"\nelevate: {why} while the MFA code was being asked for: {SDK_DEADLINE_NOTE}\n")
+        raise
 
 
 def in_background(tty: TextIO) -> bool:

@@ -1,6 +1,7 @@
 """Warnings that reach the person even when stderr is swallowed: under credential_process the
 AWS CLI and the SDKs drop a successful child's stderr, so a warning also goes to the terminal
-(/dev/tty) when there is one, at most once a day per warning text.
+(/dev/tty) when there is one, at most once a day per warning text. Errors likewise (Terraform
+and the JS SDK's default chain hide a failed child's stderr too), at most once a minute each.
 
 Which warnings were shown when is kept hashed in a private file of the cache directory
 (elevate.store's checks: 0700 directory, 0600 file, no symlinks).
@@ -24,6 +25,8 @@ from .errors import ElevateError
 from .store import FileStore
 
 STATE_KEY = "warned"
+ERRORS_KEY = "told-errors"
+ERROR_REPEAT_SECONDS = 60  # an error's text reaches the terminal at most this often
 KEEP_DAYS = 7  # entries older than this are dropped when the file is rewritten
 
 
@@ -88,3 +91,43 @@ def _ordinal(day: str) -> Optional[int]:
         return datetime.fromisoformat(day).date().toordinal()
     except ValueError:
         return None
+
+
+def error(
+    message: str,
+    directory: Path,
+    *,
+    key: Optional[str] = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = ui.open_tty,
+    stderr_is_terminal: Callable[[], bool] = _stderr_is_terminal,
+) -> None:
+    """`elevate: error: MESSAGE` on the terminal when stderr is not that terminal (stderr gets
+    it from the one exit point), at most once per ERROR_REPEAT_SECONDS for the same `key`
+    (default: the message), so a client that retries does not fill the screen."""
+    if stderr_is_terminal():
+        return
+    files = FileStore(directory)
+    now = clock().timestamp()
+    try:
+        told = json.loads(files.read(ERRORS_KEY) or "{}")
+    except (ElevateError, ValueError):
+        told = {}
+    if not isinstance(told, dict):
+        told = {}
+    digest = _digest(key if key is not None else message)
+    last = told.get(digest)
+    if isinstance(last, (int, float)) and 0 <= now - last < ERROR_REPEAT_SECONDS:
+        return
+    with tty_opener() as tty:
+        if tty is None:
+            return
+        with contextlib.suppress(OSError):
+            tty.write(f"{ui.PREFIX}error: {ui.printable(message)}\n")
+            tty.flush()
+    kept = {
+        k: v for k, v in told.items() if isinstance(v, (int, float)) and 0 <= now - v < ERROR_REPEAT_SECONDS
+    }
+    kept[digest] = now
+    with contextlib.suppress(ElevateError):  # no record: at worst it is shown again
+        files.write(ERRORS_KEY, json.dumps(kept, sort_keys=True))

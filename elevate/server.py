@@ -7,6 +7,12 @@ static keys. Anyone on the machine can connect to a loopback port, and a browser
 reach it through DNS rebinding, so every request must name the bound address in its Host
 header, come from a loopback peer and carry the token (compared in constant time); anything
 else gets a JSON error and never a credential. A request never waits without bound.
+
+A connection from another user (the peer socket's owner in the kernel's socket table, Linux)
+is closed before it takes one of the bounded slots, and anyone gets about a second to send
+the request. Once the command has ended the server is retired, not closed: its port stays
+bound, answering 410 with no credential, for as long as processes the command left behind
+may still hold the URL, so another user cannot take the port and answer them.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
+import os
 import secrets
 import socket
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
@@ -27,8 +35,41 @@ from .supply import CredentialSupply, Unavailable
 HOST = "127.0.0.1"
 PATH = "/credentials"
 TOKEN_BYTES = 32  # 256 bits
-SOCKET_TIMEOUT_SECONDS = 5.0  # for each read, and for the whole request line and headers
+SOCKET_TIMEOUT_SECONDS = 5.0  # for each read
+REQUEST_SECONDS = 1.0  # for the whole request line and headers: a real SDK sends them at once
 MAX_CONNECTIONS = 64
+TCP_TABLE = "/proc/net/tcp"
+
+# Who owns the peer's socket: (peer address, our address) -> uid, or None when unknown.
+PeerOwner = Callable[[tuple[str, int], tuple[str, int]], Optional[int]]
+
+
+def socket_owner(peer: tuple[str, int], ours: tuple[str, int], table: str = TCP_TABLE) -> Optional[int]:
+    """The uid owning the IPv4 TCP socket bound at `peer` and connected to `ours`, from the
+    kernel's socket table (Linux; every user may read it), or None when it cannot be told."""
+    wanted = (_table_address(peer), _table_address(ours))
+    try:
+        with open(table, encoding="ascii", errors="replace") as rows:
+            next(rows, None)  # the header
+            for row in rows:
+                fields = row.split()
+                if len(fields) > 7 and (fields[1], fields[2]) == wanted:
+                    return int(fields[7])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _table_address(address: tuple[str, int]) -> str:
+    """`127.0.0.1:PORT` as /proc/net/tcp writes it: the address in host byte order, in hex."""
+    packed = socket.inet_aton(address[0])
+    return f"{int.from_bytes(packed, 'little'):08X}:{address[1]:04X}"
+
+
+def allowed_peer(owner: Optional[int], uid: Optional[int]) -> bool:
+    """Whether a connection whose socket belongs to `owner` may take a slot: ours or root's
+    (root can read everything anyway), or unknown (the token still decides)."""
+    return owner is None or uid is None or owner in (uid, 0)
 
 
 def check_bind_host(host: str) -> str:
@@ -52,6 +93,8 @@ class CredentialServer:
         token: Optional[str] = None,
         max_connections: int = MAX_CONNECTIONS,
         socket_timeout: float = SOCKET_TIMEOUT_SECONDS,
+        request_seconds: float = REQUEST_SECONDS,
+        peer_owner: PeerOwner = socket_owner,
     ) -> None:
         self.supply = supply
         self._host = check_bind_host(host)
@@ -60,6 +103,9 @@ class CredentialServer:
             raise ServerError("the credential server's token must carry at least 256 bits")
         self._max_connections = max_connections
         self._socket_timeout = socket_timeout
+        self._request_seconds = min(request_seconds, socket_timeout)
+        self._peer_owner = peer_owner
+        self._retired = False
         self._httpd: Optional[_Httpd] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -80,9 +126,10 @@ class CredentialServer:
         class Handler(_Handler):
             server_owner = owner
             timeout = self._socket_timeout
+            request_seconds = self._request_seconds
 
         try:
-            self._httpd = _Httpd((self._host, 0), Handler, self._max_connections)
+            self._httpd = _Httpd((self._host, 0), Handler, self._max_connections, self._peer_allowed)
         except OSError as exc:
             raise ServerError(f"cannot listen on {self._host}: {exc.strerror}") from exc
         self._thread = threading.Thread(
@@ -99,6 +146,20 @@ class CredentialServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd = None
+
+    def retire(self) -> None:
+        """The command has ended: keep the port, answer 410 to everything, hand out nothing more."""
+        self._retired = True
+        self.supply.drop()
+
+    @property
+    def retired(self) -> bool:
+        return self._retired
+
+    def _peer_allowed(self, peer: tuple[str, int]) -> bool:
+        ours = (self._host, self.port)
+        uid = os.getuid() if hasattr(os, "getuid") else None
+        return allowed_peer(self._peer_owner(peer, ours), uid)
 
     @property
     def port(self) -> int:
@@ -141,9 +202,23 @@ class _Httpd(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = False
 
-    def __init__(self, address: tuple[str, int], handler: type[_Handler], limit: int) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[_Handler],
+        limit: int,
+        peer_allowed: Callable[[tuple[str, int]], bool],
+    ) -> None:
         self._slots = threading.BoundedSemaphore(limit)
+        self._peer_allowed = peer_allowed
         super().__init__(address, handler)
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Another user's connection is closed here, before it takes a slot or a thread."""
+        try:
+            return self._peer_allowed((str(client_address[0]), int(client_address[1])))
+        except (ValueError, TypeError, IndexError, OSError):
+            return True  # not an IPv4 peer we can look up: the checks of each request decide
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self._slots.acquire(blocking=False):
@@ -164,6 +239,7 @@ class _Httpd(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server_owner: CredentialServer
+    request_seconds: float = REQUEST_SECONDS
     server_version = "elevate"
     sys_version = ""
     protocol_version = "HTTP/1.0"
@@ -174,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Also bound the whole request, not each read: a client that sends a byte just inside
         every socket timeout would otherwise hold its slot for as long as it likes."""
         super().setup()
-        self._cutter = threading.Timer(float(self.timeout or SOCKET_TIMEOUT_SECONDS), self._cut)
+        self._cutter = threading.Timer(self.request_seconds, self._cut)
         self._cutter.daemon = True
         self._cutter.start()
 
@@ -210,6 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         self._request_read()
+        if self.server_owner.retired:
+            self._answer(410, "Gone", "the command this server ran for has ended")
+            return
         refusal = self._refusal()
         if refusal is not None:
             self._answer(*refusal)

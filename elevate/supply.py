@@ -103,6 +103,12 @@ class CredentialSupply:
             return self._usable(current, flight.error or Unavailable("the refresh gave no credentials"))
         return flight.result
 
+    def drop(self) -> None:
+        """Forget what is held (the command has ended); a refresh still running is discarded."""
+        with self._lock:
+            self._current, self._error = None, None
+            self._fetch = _nothing
+
     def _taken_up(self) -> Optional[SessionCredentials]:
         """During a pause: fresh credentials another elevate process cached meanwhile, if any."""
         cached = self._peek()
@@ -136,7 +142,10 @@ class CredentialSupply:
             flight.error = ElevateError(f"refreshing the credentials failed ({type(exc).__name__})")
         failed = None
         with self._lock:
-            if flight.result is not None:
+            if self._fetch is _nothing:  # dropped meanwhile: keep nothing, tell nobody
+                flight.result = None
+                flight.error = Unavailable("the command this server ran for has ended")
+            elif flight.result is not None:
                 self._current = flight.result
                 self._failures, self._retry_at, self._error = 0, 0.0, None
             else:
@@ -149,6 +158,10 @@ class CredentialSupply:
         flight.done.set()
         if failed is not None:
             self._on_failure(failed)
+
+
+def _nothing() -> SessionCredentials:
+    raise Unavailable("the command this server ran for has ended")
 
 
 def _fresh(error: ElevateError) -> ElevateError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,7 @@ from support.sessioncache import (
 )
 
 from elevate import cache as cache_mod
+from elevate import core
 from elevate.models import SourceKeys
 
 # -- freshness --------------------------------------------------------------------------------
@@ -141,6 +143,7 @@ def test_an_answer_elevate_refuses_is_not_cached(
     assert not entry_path().exists()
     assert files_containing(key_id, cache_dir()) == []
     fake_sts.reset("AssumeRole")
+    time.sleep(core.SDK_FAILURE_MEMORY_SECONDS)  # the same client asking at once is told the same
     done = run_elevate("credential-process", "dev")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["AccessKeyId"] == fake_sts.issued[0]["AccessKeyId"]

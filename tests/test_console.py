@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -217,9 +219,18 @@ def test_an_endpoint_that_drips_its_answer_is_bounded_in_total(where: str) -> No
 def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
     fake_sts: FakeSts, fed: FakeFederation, tmp_path: Path
 ) -> None:
-    seen = tmp_path / "browser-argv"
+    """The browser gets a private file that redirects to the sign-in URL: the token is in no
+    argv (every user reads argv in /proc while the browser starts), the file is 0600 in the
+    private cache directory, and the browser can follow it."""
+    seen, page_seen, others = tmp_path / "browser-argv", tmp_path / "page", tmp_path / "cmdlines"
     browser = tmp_path / "browser"
-    browser.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{seen}"\n')
+    browser.write_text(
+        "#!/bin/sh\n"
+        f'printf "%s\\n" "$@" > "{seen}"\n'
+        f'cat /proc/$$/cmdline /proc/[0-9]*/cmdline > "{others}" 2>/dev/null\n'
+        f'cat "$(printf "%s" "$1" | sed "s|^file://||")" > "{page_seen}"\n'
+        f'stat -c %a "$(printf "%s" "$1" | sed "s|^file://||")" >> "{page_seen}.mode"\n'
+    )
     browser.chmod(stat.S_IRWXU)
     env = {**os.environ, "BROWSER": str(browser)}
     done = run_elevate("--debug", "login", "dev", "-t", "123456", env=env)
@@ -230,7 +241,34 @@ def test_debug_never_shows_the_token_and_the_browser_gets_the_url(
     for secret in secrets_of(fake_sts, fed):
         assert secret not in done.stderr
     opened = seen.read_text().splitlines()
-    assert len(opened) == 1 and parse_qs(urlsplit(opened[0]).query)["SigninToken"] == [token]
+    assert len(opened) == 1 and token not in opened[0]
+    page = Path(urlsplit(opened[0]).path)
+    assert opened[0].startswith("file://") and page.parent == Path(os.environ["ELEVATE_CACHE_DIR"])
+    assert (page_seen.with_name("page.mode")).read_text().strip() == "600"
+    assert token not in others.read_text(errors="replace")  # no process's argv holds it
+    found = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', page_seen.read_text())
+    assert found is not None
+    target = html.unescape(found.group(1))
+    assert parse_qs(urlsplit(target).query)["SigninToken"] == [token]
+
+
+def test_the_redirect_file_is_removed_soon_after(tmp_path: Path) -> None:
+    opened: list[str] = []
+
+    def opener(uri: str) -> bool:
+        opened.append(uri)
+        return True
+
+    url = "https://example.invalid/federation?Action=login&SigninToken=" + "t" * 40 + "&x=<\"'>"
+    console.open_in_browser(url, tmp_path / "private", opener, linger=0.5)
+    (page,) = (tmp_path / "private").glob("login-*.html")
+    assert opened == [page.as_uri()] and stat.S_IMODE(page.stat().st_mode) == 0o600
+    assert html.unescape(page.read_text()).count(url) == 2  # the refresh and the link
+    assert "\"'>" not in page.read_text()  # quoted: the URL cannot end the attribute
+    deadline = time.monotonic() + 10
+    while page.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not page.exists()
 
 
 @pytest.mark.parametrize("entry", ["", ".", "bin"])
@@ -252,7 +290,10 @@ def test_a_browser_planted_in_the_working_directory_never_gets_the_url(tmp_path:
         "HOME": str(tmp_path),
         "PYTHONPATH": os.pathsep.join(sys.path),
     }
-    script = "from elevate import console; console.open_in_browser('https://example.invalid/?SigninToken=x')"
+    script = (
+        "import pathlib; from elevate import console; console.open_in_browser("
+        f"'https://example.invalid/?SigninToken=x', pathlib.Path({str(tmp_path / 'private')!r}))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60
     )
@@ -261,9 +302,10 @@ def test_a_browser_planted_in_the_working_directory_never_gets_the_url(tmp_path:
     assert done.returncode != 0 and "no web browser could be started" in done.stderr
 
 
-def test_no_browser_is_one_line() -> None:
+def test_no_browser_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(FederationError, match="use --stdout"):
-        console.open_in_browser("https://example.invalid/", opener=lambda url: False)
+        console.open_in_browser("https://example.invalid/", tmp_path, opener=lambda url: False)
+    assert list(tmp_path.glob("login-*")) == []  # nothing left behind
 
 
 def test_partitions_have_their_own_endpoints_and_consoles() -> None:

@@ -85,7 +85,7 @@ class Asker:
 def test_auto_without_a_terminal_asks_a_dialog_on_a_desktop() -> None:
     asker = Asker(" 123 456\n")
     code = mfa.obtain_code(profile(), None, tty_opener=no_tty, environ={"DISPLAY": ":0"}, ask_dialog=asker)
-    assert code == "123456" and asker.questions == [f"MFA code for {SERIAL}"]
+    assert code == "123456" and asker.questions == ["MFA code for aws-elevate profile dev"]
 
 
 def test_auto_prefers_the_terminal() -> None:
@@ -244,7 +244,11 @@ def test_a_fake_zenity_gives_the_code_on_stdout_and_nothing_secret_in_argv(tmp_p
     fake_dialog(bindir, "echo 135790")
     assert mfa.obtain_code(profile(), None, tty_opener=no_tty, environ=desktop(bindir)) == "135790"
     argv = (bindir / "argv").read_text()
-    assert SERIAL in argv and "135790" not in argv and EXAMPLE_SECRET not in argv
+    assert "135790" not in argv and EXAMPLE_SECRET not in argv
+    # Every user can read a dialog's argv: it names the profile, not the device ARN (which
+    # names the account and the IAM user).
+    assert "profile dev" in argv
+    assert SERIAL not in argv and SERIAL.split(":")[4] not in argv and "alice" not in argv
 
 
 def test_no_dialog_program_on_a_desktop_is_one_line(tmp_path: Path) -> None:

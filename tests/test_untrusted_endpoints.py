@@ -23,7 +23,7 @@ from support.fakests import FakeSts, fake_access_key_id, fake_secret
 from support.untrusted import SERIAL, config_path
 from support.untrusted import write_marked_config as write_config
 
-from elevate import cache
+from elevate import cache, core
 from elevate.config import load_config
 from elevate.models import SessionCredentials, SourceKeys
 from elevate.ui import printable
@@ -64,6 +64,7 @@ def test_hostile_sts_answers_are_refused_and_never_cached(
     cached = list(Path(os.environ["ELEVATE_CACHE_DIR"]).glob("*.json"))
     assert all(key_id not in p.read_text() for p in cached)
     fake_sts.reset("AssumeRole")
+    time.sleep(core.SDK_FAILURE_MEMORY_SECONDS)  # the same client asking at once is told the same
     done = run_elevate("credential-process", "dev")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["AccessKeyId"].startswith("ASIA")

@@ -6,6 +6,7 @@ arrive as ElevateError and go up to elevate.__main__, the one place that reports
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -17,7 +18,7 @@ from typing import Any, Optional, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from .. import __version__, core, scopes, ui
+from .. import __version__, core, mfa, scopes, ui
 from ..config import Config, config_path, load_config, resolve_region, select_profile
 from ..errors import ElevateError, UsageError
 from ..models import Profile
@@ -63,10 +64,15 @@ class App:
         log.debug("profile %s: %s", profile.name, scopes.describe(profile.scope))
         return profile
 
-    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> Any:
+    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False) -> Any:
+        """Role credentials for `profile`; `for_sdk` under credential_process (the prompt says the
+        caller may stop waiting; a failure of the last few seconds is answered again)."""
         elevator = core.Elevator(
             environ=self.environ, config_file=self.config_path, queued_since=self.queued_since
         )
+        if for_sdk:
+            elevator.code_source = functools.partial(mfa.obtain_code, for_sdk=True)
+            elevator.failure_memory = core.SDK_FAILURE_MEMORY_SECONDS
         return elevator.elevate(profile, token=token, use_cache=not no_cache)
 
     def region(self, profile: Profile) -> str:

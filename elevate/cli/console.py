@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .. import console
+from .. import cache, console
 from .app import App, elevating, log
 
 
@@ -47,5 +47,5 @@ def login_cmd(
     if to_stdout:
         click.echo(url)
         return
-    log.debug("opening the console sign-in URL in the system browser")
-    console.open_in_browser(url)
+    log.debug("opening the console sign-in URL in the system browser, through a private file")
+    console.open_in_browser(url, cache.cache_dir(app.environ))

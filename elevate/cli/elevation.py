@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import time
 from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hit, launch, mfa, output, scopes, server, ui
+from .. import cache, core, hit, launch, mfa, notices, output, scopes, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import MfaError, TerminalBusy, UsageError
+from ..errors import ElevateError, MfaError, TerminalBusy, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -128,7 +129,21 @@ def _exec_with_server(
     with launch.signals_held(), server.CredentialServer(supply) as srv:
         env = launch.child_environment(app.environ, srv.variables(app.region(chosen), chosen.name))
         log.debug("serving credentials on %s; running %s", srv.authority, argv[0])
-        return launch.supervise(argv, env)
+        status = launch.supervise(argv, env)
+        # What the command left behind still holds the URL and the token: keep the port (410,
+        # no credentials) until it ends, so no other user can take the port and answer it.
+        srv.retire()
+        launch.outlast_leftovers(lambda pids: ui.warn(_leftovers_message(pids)))
+        return status
+
+
+def _leftovers_message(pids: list[int]) -> str:
+    which = f" (PID {', '.join(map(str, pids[:8]))}{', ...' if len(pids) > 8 else ''})" if pids else ""
+    return (
+        f"the command has ended, but processes it started still run{which}: they know the "
+        "credential server's address, so elevate keeps its port, answering with no credentials, "
+        f"until they end; Ctrl-C or `kill {os.getpid()}` ends them now"
+    )
 
 
 def _refresh_code(profile: Profile, token: Optional[str]) -> str:
@@ -154,8 +169,14 @@ def credential_process_cmd(
     app: App, profile: Optional[str], token: Optional[str], no_cache: bool, scope: Optional[str]
 ) -> None:
     """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
-    chosen = app.profile(profile, scope)
-    creds = app.elevate(chosen, token, no_cache)
+    try:
+        chosen = app.profile(profile, scope)
+        creds = app.elevate(chosen, token, no_cache, for_sdk=True)
+    except ElevateError as exc:
+        # Terraform and the JS SDK's default chain hide elevate's stderr: the terminal says why.
+        told = exc.reason if isinstance(exc, cache.FailedElsewhere) else exc.message
+        notices.error(exc.message, cache.cache_dir(app.environ), key=told)
+        raise
     if not no_cache and scopes.indexable(chosen, scope):
         remember_hit(app, profile, chosen)
     click.echo(output.credential_process_json(creds), nl=False)
