@@ -132,3 +132,48 @@ def test_uninstall_removes_only_what_elevate_made(set_up: dict[str, Path]) -> No
     assert "left:" in done.stderr and "the program" in done.stderr, "a non-scripts/install program is left"
     again = run_elevate("uninstall", "--yes")
     assert again.returncode == 0 and "nothing of elevate's found" in again.stderr
+
+
+# --- what is not elevate's stays (an attacker's review) ------------------------------------------
+
+
+def test_uninstall_leaves_a_cache_directory_holding_more_than_elevates(
+    set_up: dict[str, Path], tmp_path: Path
+) -> None:
+    """ELEVATE_CACHE_DIR names the directory itself: pointed at a private directory of the user's
+    own (a home, ~/.ssh), uninstall must not delete what elevate did not put there."""
+    mine = tmp_path / "mine"
+    (mine / "projects").mkdir(parents=True)
+    mine.chmod(0o700)
+    (mine / "notes.txt").write_text("mine\n")
+    (mine / "projects" / "plan.md").write_text("mine too\n")
+    (mine / "0123456789ab0123456789abcdef0123456789abcdef01234567.json").write_text("{}")
+    env = {**os.environ, "ELEVATE_CACHE_DIR": str(mine)}
+    done = run_elevate("uninstall", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert (mine / "notes.txt").read_text() == "mine\n"
+    assert (mine / "projects" / "plan.md").read_text() == "mine too\n"
+    assert str(mine) in done.stderr[done.stderr.index("left:") :], "what it left is said"
+
+
+def test_uninstall_shreds_no_backup_that_is_a_symlink_or_a_second_link(
+    set_up: dict[str, Path], tmp_path: Path
+) -> None:
+    """A name that looks like a plaintext backup but is a symlink or a hard link to another file:
+    the other file is neither overwritten nor deleted, and the rest of the uninstall runs."""
+    aws = set_up["aws_config"].parent
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    linked = target / "precious"
+    linked.write_text("precious\n")
+    pointed = target / "pointed-at"
+    pointed.write_text("pointed at\n")
+    os.link(linked, aws / "credentials.elevate-backup-20260101T000001Z")
+    (aws / "credentials.elevate-backup-20260101T000002Z").symlink_to(pointed)
+    done = run_elevate("uninstall", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert linked.read_text() == "precious\n"
+    assert pointed.read_text() == "pointed at\n"
+    assert not set_up["backup"].exists(), "the real backup is still shredded"
+    assert not set_up["cache"].exists()

@@ -14,13 +14,14 @@ import contextlib
 import os
 import shlex
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .. import hitindex, keyfile, keystore
+from .. import disk, keyfile, keystore
 from ..config import Config, config_path, load_config
 from ..errors import ElevateError
 from ..models import Profile
@@ -86,8 +87,18 @@ class Uninstaller:
             awsfiles.section_header(name) + f" in {awsfiles.config_path(self.environ)}"
             for name in self._elevate_profiles()
         ]
-        plan.cache_dirs = [d for d in self._cache_dirs() if d.exists()]
-        plan.backups = sorted(self._backups())
+        for directory in self._cache_dirs():
+            problem = _not_a_cache(directory) if os.path.lexists(directory) else "absent"
+            if problem is None:
+                plan.cache_dirs.append(directory)
+            elif problem != "absent":
+                plan.left.append(f"{directory}: {problem}, so it is not elevate's to delete")
+        for backup in sorted(self._backups()):
+            problem = _not_a_backup(backup)
+            if problem is None:
+                plan.backups.append(backup)
+            else:
+                plan.left.append(f"{backup}: {problem}, so it is neither overwritten nor deleted")
         plan.keyring_files = self._keyring_files(plan)
         plan.program = [p for p in self._program() if os.path.lexists(p)]
         if not plan.program:
@@ -115,11 +126,11 @@ class Uninstaller:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # ~/.config/elevate, when nothing else is in it
         for directory in plan.cache_dirs:
-            shutil.rmtree(directory, ignore_errors=True)
-            removed.append(f"the cache {directory}")
+            if _remove_cache(directory):
+                removed.append(f"the cache {directory}")
         for backup in plan.backups:
-            shred(backup)
-            removed.append(f"the plaintext key backup {backup} (overwritten, then deleted)")
+            if shred(backup):
+                removed.append(f"the plaintext key backup {backup} (overwritten, then deleted)")
         for path in plan.keyring_files:
             keyfile.lock()
             path.unlink(missing_ok=True)
@@ -178,10 +189,10 @@ class Uninstaller:
     def _cache_dirs(self) -> list[Path]:
         """Where the cache is now, and where it would be without ELEVATE_CACHE_DIR or a runtime dir."""
         environ = dict(self.environ)
-        found = [Path(hitindex.cache_dir(environ))]
+        found = [Path(disk.cache_dir(environ))]
         for variable in ("ELEVATE_CACHE_DIR", "XDG_RUNTIME_DIR"):
             environ.pop(variable, None)
-            found.append(Path(hitindex.cache_dir(environ)))
+            found.append(Path(disk.cache_dir(environ)))
         return list(dict.fromkeys(found))
 
     def _backups(self) -> list[Path]:
@@ -189,7 +200,7 @@ class Uninstaller:
         if not credentials.parent.is_dir():
             return []
         prefix = f"{credentials.name}.elevate-backup-"
-        return [p for p in credentials.parent.iterdir() if p.name.startswith(prefix) and p.is_file()]
+        return [p for p in credentials.parent.iterdir() if p.name.startswith(prefix)]
 
     def _keyring_files(self, plan: Plan) -> list[Path]:
         files = []
@@ -258,18 +269,79 @@ def _other_services(path: Path) -> list[str]:
     return [s for s in parser.sections() if s not in ours]
 
 
-def shred(path: Path) -> None:
-    """Overwrite the file's bytes with zeros (flushed to disk), then unlink it.
+# What elevate writes in its cache directory: entries, MFA sessions, used codes and notices
+# (.json), failures (.error), locks (.lock), key fingerprints (.id), the hit index (.idx)
+# and the temporary files of atomic writes (.tmp).
+_CACHE_SUFFIXES = (".json", ".error", ".lock", ".id", ".idx", ".tmp")
+
+
+def _not_a_cache(directory: Path) -> Optional[str]:
+    """Why `directory` is not (only) elevate's cache, else None: ELEVATE_CACHE_DIR names the
+    directory itself, so it may point at a home, ~/.ssh or / that must never be deleted."""
+    try:
+        problem = disk.private_dir_problem(os.lstat(directory))
+        if problem is not None:
+            return f"the cache directory is {'not private' if problem == 'open' else problem}"
+        for name in os.listdir(directory):
+            info = os.lstat(directory / name)
+            if not stat.S_ISREG(info.st_mode) or not name.endswith(_CACHE_SUFFIXES):
+                return f"it holds {name!r}, which elevate did not make"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    return None
+
+
+def _remove_cache(directory: Path) -> bool:
+    """Remove elevate's cache directory, checked again (it may have changed since the plan)."""
+    if _not_a_cache(directory) is not None:
+        return False
+    for name in os.listdir(directory):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(directory / name)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+    return True
+
+
+def _not_a_backup(path: Path) -> Optional[str]:
+    """Why `path` is not a plaintext backup that shred may overwrite, else None."""
+    try:
+        return _backup_problem(os.lstat(path))
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+
+
+def _backup_problem(info: os.stat_result) -> Optional[str]:
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        return "it belongs to another user"
+    if info.st_nlink != 1:
+        return "it is also linked elsewhere"
+    return None
+
+
+def shred(path: Path) -> bool:
+    """Overwrite the file's bytes with zeros (flushed to disk), then unlink it; False (nothing
+    touched) when it is no longer one file of the user's own: no symlink is followed, and a
+    file with another link is not overwritten.
 
     On copy-on-write or journalling file systems and SSDs the old blocks may survive: this is
     the best a program can do, not a guarantee (SECURITY.md)."""
-    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-    with contextlib.suppress(FileNotFoundError):
+    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
         fd = os.open(path, flags)
-        try:
-            size = os.fstat(fd).st_size
-            os.write(fd, b"\0" * size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.unlink(path)
+    except OSError:  # gone, a symlink (ELOOP), a FIFO without a reader (ENXIO)
+        return False
+    try:
+        info = os.fstat(fd)
+        if _backup_problem(info) is not None:
+            return False
+        os.write(fd, b"\0" * info.st_size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    return True
