@@ -177,3 +177,20 @@ def test_uninstall_shreds_no_backup_that_is_a_symlink_or_a_second_link(
     assert pointed.read_text() == "pointed at\n"
     assert not set_up["backup"].exists(), "the real backup is still shredded"
     assert not set_up["cache"].exists()
+
+
+def test_uninstall_removes_the_lean_launcher_and_no_other_elevate_program(sealed_env: Path) -> None:
+    """scripts/install writes ~/.local/bin/elevate as a file (the lean launcher), not a link:
+    uninstall removes that one, and leaves an `elevate` of the user's own in its place."""
+    install = sealed_env / ".local" / "share" / "aws-elevate"
+    launcher = sealed_env / ".local" / "bin" / "elevate"
+    launcher.parent.mkdir(parents=True)
+    for shebang in ("#!/usr/bin/env python3", f"#!{install}/current/bin/python -IS"):
+        (install / "venvs" / "v.abc123").mkdir(parents=True, exist_ok=True)
+        launcher.write_text(f"{shebang}\nfrom elevate.__main__ import main\nmain()\n")
+        done = run_elevate("uninstall", "--yes")
+        assert done.returncode == 0, done.stderr
+        assert not install.exists()
+        if shebang.startswith("#!/usr/bin/env"):
+            assert launcher.read_text().startswith(shebang), "someone else's elevate is left"
+    assert not launcher.exists(), f"the launcher is left: {done.stderr}"

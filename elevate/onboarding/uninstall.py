@@ -223,9 +223,27 @@ class Uninstaller:
         found = []
         if os.path.islink(link) and os.readlink(link).startswith(str(install)):
             found.append(link)
+        elif _is_launcher(link, install):
+            found.append(link)
         if (install / "venvs").is_dir():
             found.append(install)
         return found
+
+
+def _is_launcher(path: Path, install: Path) -> bool:
+    """Whether `path` is the lean launcher scripts/install wrote for `install` (a regular file
+    whose first line runs its "current" virtualenv's python), not a program of the user's."""
+    first = f"#!{install}/current/bin/python -IS\n".encode()
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(first)) == first
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _our_sections(ini: awsfiles.IniText) -> list[tuple[str, awsfiles.Section]]:
