@@ -92,6 +92,15 @@ def test_a_report_without_a_documented_column_is_refused() -> None:
     assert caught.value.exit_code == 2
 
 
+def test_a_report_the_csv_reader_cannot_read_is_refused_in_one_line() -> None:
+    """A field over the csv module's limit (an endpoint's hostile report) is an AuditError
+    (one line, exit 2), not a traceback."""
+    content = "\n".join([HEADER, report_line("mallory", arn="x" * 200_000)]).encode()
+    with pytest.raises(AuditError, match="cannot be read as CSV") as caught:
+        auditing.parse_credential_report(content)
+    assert caught.value.exit_code == 2
+
+
 def test_text_from_the_report_cannot_write_to_the_terminal() -> None:
     content = "\n".join(
         [
