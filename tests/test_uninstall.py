@@ -194,3 +194,15 @@ def test_uninstall_removes_the_lean_launcher_and_no_other_elevate_program(sealed
         if shebang.startswith("#!/usr/bin/env"):
             assert launcher.read_text().startswith(shebang), "someone else's elevate is left"
     assert not launcher.exists(), f"the launcher is left: {done.stderr}"
+
+
+def test_uninstall_deletes_no_config_path_that_is_not_an_elevate_config(set_up: dict[str, Path]) -> None:
+    """ELEVATE_CONFIG (or --config) pointed by mistake at another file, here the AWS config
+    itself: uninstall takes its elevate blocks out and leaves the file, never deletes it."""
+    aws_config = set_up["aws_config"]
+    env = {**os.environ, "ELEVATE_CONFIG": str(aws_config)}
+    done = run_elevate("uninstall", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert aws_config.exists(), "the AWS config was deleted as if it were elevate's config"
+    assert "[profile work]\nregion = us-west-2\n" in aws_config.read_text()
+    assert str(aws_config) in done.stderr[done.stderr.index("left:") :]

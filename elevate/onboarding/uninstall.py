@@ -71,13 +71,17 @@ class Uninstaller:
         plan = Plan()
         path = config_path(config_option, self.environ)
         if path.exists():
-            plan.config = path
             config: Optional[Config] = None
             try:
                 config = load_config(path)
             except ElevateError as exc:
-                plan.left.append(f"cached credentials of the profiles in {path} (unreadable: {exc.message})")
+                # Only a file elevate reads as its config is its to delete: ELEVATE_CONFIG or
+                # --config may name another file by mistake (even ~/.aws/config).
+                plan.left.append(
+                    f"{path} and the cached credentials of its profiles (unreadable: {exc.message})"
+                )
             if config is not None:
+                plan.config = path
                 plan.profiles = list(config.profiles.values())
         try:
             plan.key_sets = [name for name, _ in keystore.list_key_sets()]
