@@ -236,14 +236,22 @@ class Uninstaller:
 
 def _is_launcher(path: Path, install: Path) -> bool:
     """Whether `path` is the lean launcher scripts/install wrote for `install` (a regular file
-    whose first line runs its "current" virtualenv's python), not a program of the user's."""
-    first = f"#!{install}/current/bin/python -IS\n".encode()
+    whose first line runs its "current" virtualenv's python, or, for a path with a blank in
+    it, whose first two exec it through sh), not a program of the user's."""
+    python = f"{install}/current/bin/python"
+    heads = (
+        f"#!{python} -IS\n".encode(),
+        ("#!/bin/sh\n'''exec' " + shlex.quote(python) + ' -IS "$0" "$@"\n').encode(),
+    )
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return False
     try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, len(first)) == first
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        start = os.read(fd, max(len(head) for head in heads))
+        return any(start.startswith(head) for head in heads)
     except OSError:
         return False
     finally:
