@@ -79,7 +79,7 @@ def test_a_key_replaced_outside_elevate_never_signs_with_the_old_keys_mfa_sessio
     assert signer(fake_sts, "AssumeRole") != keys.access_key_id
 
 
-@pytest.mark.parametrize("command", [["keys", "remove", "dev"]])
+@pytest.mark.parametrize("command", [["keys", "remove", "dev", "--yes"]])
 def test_keys_remove_clears_the_key_sets_files(
     fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript, mfa_session_profile: Profile, command: list[str]
 ) -> None:
