@@ -36,6 +36,9 @@ _ERRORS: Mapping[str, type[AwsError]] = {
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
 MAX_RESPONSE_BYTES = stsquery.MAX_RESPONSE_BYTES
 ResponseTooLarge = stsquery.ResponseTooLarge
+# The admin tools' cap: a credential report of elevate.admin.audit's MAX_REPORT_ROWS users,
+# base64 in XML, is under this.
+MAX_ADMIN_RESPONSE_BYTES = 64 << 20
 
 Keys = Union[SourceKeys, SessionCredentials]
 ClientFactory = Callable[..., Any]
@@ -89,12 +92,14 @@ def ambient_client(service: str, profile: Optional[str] = None, region: Optional
         session = botocore.session.Session(profile=profile)
         # IAM is global: the region only picks the partition's endpoint.
         region = region or session.get_config_variable("region") or "us-east-1"
-        return session.create_client(service, region_name=region, config=_client_config())
+        client = session.create_client(service, region_name=region, config=_client_config())
     except botocore.exceptions.BotoCoreError as exc:  # an unknown profile, an invalid region
         raise ConfigError(
             f"cannot make an {_NAMES.get(service, service)} client: {printable(str(exc), 500)}; "
             "check --profile, --region and AWS_ENDPOINT_URL"
         ) from exc
+    _cap_responses(client, MAX_ADMIN_RESPONSE_BYTES)
+    return client
 
 
 def sts_client(keys: Keys, region: str) -> Any:
@@ -110,8 +115,8 @@ def sts_client(keys: Keys, region: str) -> Any:
     return make_client(keys, region)
 
 
-def _cap_responses(client: Any) -> None:
-    """Read at most MAX_RESPONSE_BYTES of any answer (botocore would read all of it into memory).
+def _cap_responses(client: Any, limit: int = MAX_RESPONSE_BYTES) -> None:
+    """Read at most `limit` bytes of any answer (botocore would read all of it into memory).
 
     The request is sent through the client's own HTTP session, streamed, from a
     before-send handler; botocore then parses the capped body as usual.
@@ -127,10 +132,10 @@ def _cap_responses(client: Any) -> None:
             response = http.send(request)
         finally:
             request.stream_output = streaming
-        body = response.raw.read(MAX_RESPONSE_BYTES + 1)
-        if len(body) > MAX_RESPONSE_BYTES:
+        body = response.raw.read(limit + 1)
+        if len(body) > limit:
             response.raw.close()
-            raise ResponseTooLarge(f"more than {MAX_RESPONSE_BYTES // 1024} KiB")
+            raise ResponseTooLarge(f"more than {limit // 1024} KiB")
         response._content = body
         return response
 

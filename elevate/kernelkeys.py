@@ -72,17 +72,26 @@ def _find(description: str) -> Optional[int]:
         )
     except OSError:  # ENOKEY, EKEYEXPIRED, EKEYREVOKED, ENOSYS, EPERM (seccomp): not held
         return None
-    try:
-        buffer = ctypes.create_string_buffer(4096 + len(description))
-        _keyctl(_KEYCTL_DESCRIBE, ctypes.c_long(serial), buffer, ctypes.c_long(len(buffer)))
-        kind, uid, _gid, perm, _ = buffer.value.decode().split(";", 4)
-    except (OSError, ValueError):
+    described = _describe(serial)
+    if described is None:
         return None
+    kind, uid, perm = described
     # Someone else's key, or one that others may read, is not ours to trust.
-    if kind != "user" or int(uid) != os.getuid() or int(perm, 16) & 0x00FFFFFF:
-        log.debug("kernel keyring: ignoring %s (type %s, uid %s, perm %s)", description, kind, uid, perm)
+    if kind != "user" or uid != os.getuid() or perm & 0x00FFFFFF:
+        log.debug("kernel keyring: ignoring %s (type %s, uid %s, perm %x)", description, kind, uid, perm)
         return None
     return serial
+
+
+def _describe(serial: int) -> Optional[tuple[str, int, int]]:
+    """(type, owner uid, permissions) of a key or keyring, or None."""
+    try:
+        buffer = ctypes.create_string_buffer(8192)
+        _keyctl(_KEYCTL_DESCRIBE, ctypes.c_long(serial), buffer, ctypes.c_long(len(buffer)))
+        kind, uid, _gid, perm, _ = buffer.value.decode().split(";", 4)
+        return kind, int(uid), int(perm, 16)
+    except (OSError, ValueError):
+        return None
 
 
 def load(description: str) -> Optional[bytes]:
@@ -114,6 +123,13 @@ def store(description: str, payload: bytes, seconds: int) -> bool:
     except OSError as exc:
         log.debug("kernel keyring: no session keyring (%s)", exc.strerror)
         return False
+    # Only in a session keyring of our own: every process of its session possesses what it
+    # holds, so root under `sudo` (which keeps the invoking user's session keyring) must
+    # not leave its unlock where that user's processes can read it.
+    owner = _describe(keyring)
+    if owner is None or owner[1] != os.getuid():
+        log.debug("kernel keyring: the session keyring is not ours; holding nothing there")
+        return False
     serial = int(
         libc.syscall(
             ctypes.c_long(add_key),
@@ -126,6 +142,11 @@ def store(description: str, payload: bytes, seconds: int) -> bool:
     )
     if serial < 0:
         log.debug("kernel keyring: add_key failed (%s)", os.strerror(ctypes.get_errno()))
+        return False
+    described = _describe(serial)
+    if described is None or described[1] != os.getuid():  # a key of another's, updated in place
+        log.debug("kernel keyring: add_key updated a key that is not ours; dropping it")
+        _invalidate(serial)
         return False
     try:
         _keyctl(_KEYCTL_SETPERM, ctypes.c_long(serial), ctypes.c_ulong(PERMISSIONS))

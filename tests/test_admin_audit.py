@@ -92,6 +92,15 @@ def test_a_report_without_a_documented_column_is_refused() -> None:
     assert caught.value.exit_code == 2
 
 
+def test_a_report_the_csv_reader_cannot_read_is_refused_in_one_line() -> None:
+    """A field over the csv module's limit (an endpoint's hostile report) is an AuditError
+    (one line, exit 2), not a traceback."""
+    content = "\n".join([HEADER, report_line("mallory", arn="x" * 200_000)]).encode()
+    with pytest.raises(AuditError, match="cannot be read as CSV") as caught:
+        auditing.parse_credential_report(content)
+    assert caught.value.exit_code == 2
+
+
 def test_text_from_the_report_cannot_write_to_the_terminal() -> None:
     content = "\n".join(
         [
@@ -610,3 +619,55 @@ def test_no_admin_credentials_could_not_audit() -> None:
     assert "could not audit: GenerateCredentialReport failed: Unable to locate credentials" in one_error_line(
         none, exit_code=2
     )
+
+
+# --- a hostile endpoint --------------------------------------------------------------------------
+
+
+def test_an_endless_answer_is_not_read_into_memory() -> None:
+    """An endpoint (AWS_ENDPOINT_URL) that answers with more than any credential report of
+    MAX_REPORT_ROWS users: the admin's client stops reading at its cap, one error line, exit 2."""
+    import http.server
+    import os
+    import threading
+
+    from elevate import aws
+
+    total = aws.MAX_ADMIN_RESPONSE_BYTES + (8 << 20)
+    sent: list[int] = []
+
+    class Endless(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(total))
+            self.end_headers()
+            chunk, done = b" " * (1 << 20), 0
+            try:
+                while done < total:
+                    self.wfile.write(chunk)
+                    done += len(chunk)
+            except OSError:
+                pass
+            sent.append(done)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}",
+            "AWS_ACCESS_KEY_ID": EXAMPLE_ID,
+            "AWS_SECRET_ACCESS_KEY": EXAMPLE_SECRET,
+        }
+        done = run_elevate("admin", "audit", env=env, timeout=120)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = one_error_line(done, exit_code=2)
+    assert "KiB" in line or "MiB" in line, line
+    assert sent and max(sent) < total, f"the client read the whole {total} bytes ({sent})"

@@ -213,3 +213,21 @@ def test_install_configure_uninstall_leaves_nothing_of_elevate_in_home(
             data = path.read_bytes()
             assert not any(secret in data for secret in secrets), f"{path} holds the key"
             assert b"elevate" not in data, f"{path} still mentions elevate"
+
+
+@pytest.mark.slow
+def test_the_launcher_of_a_home_with_a_blank_runs_elevate_not_a_neighbour(tmp_path: Path) -> None:
+    """The kernel ends a #! interpreter at the first blank: under HOME=".../my home" the lean
+    launcher must not run ".../my" (which anyone who can write the parent could plant)."""
+    home = tmp_path / "my home"
+    home.mkdir()
+    marker = tmp_path / "planted-ran"
+    planted = tmp_path / "my"
+    planted.write_text(f"#!/bin/sh\ntouch '{marker}'\n")
+    planted.chmod(0o755)
+    done = _install(home, "/usr/bin:/bin")
+    assert done.returncode == 0, done.stderr
+    launcher = home / ".local" / "bin" / "elevate"
+    version = subprocess.run([str(launcher), "--version"], capture_output=True, text=True)
+    assert not marker.exists(), "the launcher ran the planted neighbour"
+    assert version.returncode == 0 and "elevate, version" in version.stdout, version.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,80 @@ def test_uninstall_removes_only_what_elevate_made(set_up: dict[str, Path]) -> No
     assert "left:" in done.stderr and "the program" in done.stderr, "a non-scripts/install program is left"
     again = run_elevate("uninstall", "--yes")
     assert again.returncode == 0 and "nothing of elevate's found" in again.stderr
+
+
+# --- what is not elevate's stays (an attacker's review) ------------------------------------------
+
+
+def test_uninstall_leaves_a_cache_directory_holding_more_than_elevates(
+    set_up: dict[str, Path], tmp_path: Path
+) -> None:
+    """ELEVATE_CACHE_DIR names the directory itself: pointed at a private directory of the user's
+    own (a home, ~/.ssh), uninstall must not delete what elevate did not put there."""
+    mine = tmp_path / "mine"
+    (mine / "projects").mkdir(parents=True)
+    mine.chmod(0o700)
+    (mine / "notes.txt").write_text("mine\n")
+    (mine / "projects" / "plan.md").write_text("mine too\n")
+    (mine / "0123456789ab0123456789abcdef0123456789abcdef01234567.json").write_text("{}")
+    env = {**os.environ, "ELEVATE_CACHE_DIR": str(mine)}
+    done = run_elevate("uninstall", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert (mine / "notes.txt").read_text() == "mine\n"
+    assert (mine / "projects" / "plan.md").read_text() == "mine too\n"
+    assert str(mine) in done.stderr[done.stderr.index("left:") :], "what it left is said"
+
+
+def test_uninstall_shreds_no_backup_that_is_a_symlink_or_a_second_link(
+    set_up: dict[str, Path], tmp_path: Path
+) -> None:
+    """A name that looks like a plaintext backup but is a symlink or a hard link to another file:
+    the other file is neither overwritten nor deleted, and the rest of the uninstall runs."""
+    aws = set_up["aws_config"].parent
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    linked = target / "precious"
+    linked.write_text("precious\n")
+    pointed = target / "pointed-at"
+    pointed.write_text("pointed at\n")
+    os.link(linked, aws / "credentials.elevate-backup-20260101T000001Z")
+    (aws / "credentials.elevate-backup-20260101T000002Z").symlink_to(pointed)
+    done = run_elevate("uninstall", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert linked.read_text() == "precious\n"
+    assert pointed.read_text() == "pointed at\n"
+    assert not set_up["backup"].exists(), "the real backup is still shredded"
+    assert not set_up["cache"].exists()
+
+
+def test_uninstall_removes_the_lean_launcher_and_no_other_elevate_program(sealed_env: Path) -> None:
+    """scripts/install writes ~/.local/bin/elevate as a file (the lean launcher), not a link:
+    uninstall removes that one, and leaves an `elevate` of the user's own in its place."""
+    install = sealed_env / ".local" / "share" / "aws-elevate"
+    launcher = sealed_env / ".local" / "bin" / "elevate"
+    launcher.parent.mkdir(parents=True)
+    python = shlex.quote(f"{install}/current/bin/python")
+    through_sh = "#!/bin/sh\n'''exec' " + python + " -IS \"$0\" \"$@\"\n' '''"
+    for shebang in ("#!/usr/bin/env python3", f"#!{install}/current/bin/python -IS", through_sh):
+        (install / "venvs" / "v.abc123").mkdir(parents=True, exist_ok=True)
+        launcher.write_text(f"{shebang}\nfrom elevate.__main__ import main\nmain()\n")
+        done = run_elevate("uninstall", "--yes")
+        assert done.returncode == 0, done.stderr
+        assert not install.exists()
+        if shebang.startswith("#!/usr/bin/env"):
+            assert launcher.read_text().startswith(shebang), "someone else's elevate is left"
+        else:
+            assert not launcher.exists(), f"the launcher is left: {done.stderr}"
+
+
+def test_uninstall_deletes_no_config_path_that_is_not_an_elevate_config(set_up: dict[str, Path]) -> None:
+    """ELEVATE_CONFIG (or --config) pointed by mistake at another file, here the AWS config
+    itself: uninstall takes its elevate blocks out and leaves the file, never deletes it."""
+    aws_config = set_up["aws_config"]
+    env = {**os.environ, "ELEVATE_CONFIG": str(aws_config)}
+    done = run_elevate("uninstall", "--yes", env=env)
+    assert done.returncode == 0, done.stderr
+    assert aws_config.exists(), "the AWS config was deleted as if it were elevate's config"
+    assert "[profile work]\nregion = us-west-2\n" in aws_config.read_text()
+    assert str(aws_config) in done.stderr[done.stderr.index("left:") :]

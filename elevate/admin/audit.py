@@ -129,7 +129,16 @@ def parse_credential_report(content: bytes, generated: Optional[datetime] = None
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise AuditError("the credential report is not UTF-8 text: not auditing from it") from exc
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_rows(csv.DictReader(io.StringIO(text)), generated)
+    except csv.Error as exc:  # a field over the csv module's limit, and the like
+        reason = printable(str(exc), 120)
+        raise AuditError(
+            f"the credential report cannot be read as CSV ({reason}): not auditing from it"
+        ) from exc
+
+
+def _parse_rows(reader: csv.DictReader[str], generated: Optional[datetime]) -> CredentialReport:
     missing = [c for c in _NEEDED if c not in (reader.fieldnames or ())]
     if missing:
         raise AuditError(

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,13 +71,17 @@ class Uninstaller:
         plan = Plan()
         path = config_path(config_option, self.environ)
         if path.exists():
-            plan.config = path
             config: Optional[Config] = None
             try:
                 config = load_config(path)
             except ElevateError as exc:
-                plan.left.append(f"cached credentials of the profiles in {path} (unreadable: {exc.message})")
+                # Only a file elevate reads as its config is its to delete: ELEVATE_CONFIG or
+                # --config may name another file by mistake (even ~/.aws/config).
+                plan.left.append(
+                    f"{path} and the cached credentials of its profiles (unreadable: {exc.message})"
+                )
             if config is not None:
+                plan.config = path
                 plan.profiles = list(config.profiles.values())
         try:
             plan.key_sets = [name for name, _ in keystore.list_key_sets()]
@@ -86,8 +91,18 @@ class Uninstaller:
             awsfiles.section_header(name) + f" in {awsfiles.config_path(self.environ)}"
             for name in self._elevate_profiles()
         ]
-        plan.cache_dirs = [d for d in self._cache_dirs() if d.exists()]
-        plan.backups = sorted(self._backups())
+        for directory in self._cache_dirs():
+            problem = _not_a_cache(directory) if os.path.lexists(directory) else "absent"
+            if problem is None:
+                plan.cache_dirs.append(directory)
+            elif problem != "absent":
+                plan.left.append(f"{directory}: {problem}, so it is not elevate's to delete")
+        for backup in sorted(self._backups()):
+            problem = _not_a_backup(backup)
+            if problem is None:
+                plan.backups.append(backup)
+            else:
+                plan.left.append(f"{backup}: {problem}, so it is neither overwritten nor deleted")
         plan.keyring_files = self._keyring_files(plan)
         plan.program = [p for p in self._program() if os.path.lexists(p)]
         if not plan.program:
@@ -115,11 +130,11 @@ class Uninstaller:
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # ~/.config/elevate, when nothing else is in it
         for directory in plan.cache_dirs:
-            shutil.rmtree(directory, ignore_errors=True)
-            removed.append(f"the cache {directory}")
+            if _remove_cache(directory):
+                removed.append(f"the cache {directory}")
         for backup in plan.backups:
-            shred(backup)
-            removed.append(f"the plaintext key backup {backup} (overwritten, then deleted)")
+            if shred(backup):
+                removed.append(f"the plaintext key backup {backup} (overwritten, then deleted)")
         for path in plan.keyring_files:
             keyfile.lock()
             path.unlink(missing_ok=True)
@@ -189,7 +204,7 @@ class Uninstaller:
         if not credentials.parent.is_dir():
             return []
         prefix = f"{credentials.name}.elevate-backup-"
-        return [p for p in credentials.parent.iterdir() if p.name.startswith(prefix) and p.is_file()]
+        return [p for p in credentials.parent.iterdir() if p.name.startswith(prefix)]
 
     def _keyring_files(self, plan: Plan) -> list[Path]:
         files = []
@@ -212,9 +227,35 @@ class Uninstaller:
         found = []
         if os.path.islink(link) and os.readlink(link).startswith(str(install)):
             found.append(link)
+        elif _is_launcher(link, install):
+            found.append(link)
         if (install / "venvs").is_dir():
             found.append(install)
         return found
+
+
+def _is_launcher(path: Path, install: Path) -> bool:
+    """Whether `path` is the lean launcher scripts/install wrote for `install` (a regular file
+    whose first line runs its "current" virtualenv's python, or, for a path with a blank in
+    it, whose first two exec it through sh), not a program of the user's."""
+    python = f"{install}/current/bin/python"
+    heads = (
+        f"#!{python} -IS\n".encode(),
+        ("#!/bin/sh\n'''exec' " + shlex.quote(python) + ' -IS "$0" "$@"\n').encode(),
+    )
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        start = os.read(fd, max(len(head) for head in heads))
+        return any(start.startswith(head) for head in heads)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _our_sections(ini: awsfiles.IniText) -> list[tuple[str, awsfiles.Section]]:
@@ -258,18 +299,79 @@ def _other_services(path: Path) -> list[str]:
     return [s for s in parser.sections() if s not in ours]
 
 
-def shred(path: Path) -> None:
-    """Overwrite the file's bytes with zeros (flushed to disk), then unlink it.
+# What elevate writes in its cache directory: entries, MFA sessions, used codes and notices
+# (.json), failures (.error), locks (.lock), key fingerprints (.id), the hit index (.idx)
+# and the temporary files of atomic writes (.tmp).
+_CACHE_SUFFIXES = (".json", ".error", ".lock", ".id", ".idx", ".tmp")
+
+
+def _not_a_cache(directory: Path) -> Optional[str]:
+    """Why `directory` is not (only) elevate's cache, else None: ELEVATE_CACHE_DIR names the
+    directory itself, so it may point at a home, ~/.ssh or / that must never be deleted."""
+    try:
+        problem = disk.private_dir_problem(os.lstat(directory))
+        if problem is not None:
+            return f"the cache directory is {'not private' if problem == 'open' else problem}"
+        for name in os.listdir(directory):
+            info = os.lstat(directory / name)
+            if not stat.S_ISREG(info.st_mode) or not name.endswith(_CACHE_SUFFIXES):
+                return f"it holds {name!r}, which elevate did not make"
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    return None
+
+
+def _remove_cache(directory: Path) -> bool:
+    """Remove elevate's cache directory, checked again (it may have changed since the plan)."""
+    if _not_a_cache(directory) is not None:
+        return False
+    for name in os.listdir(directory):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(directory / name)
+    with contextlib.suppress(OSError):
+        directory.rmdir()
+    return True
+
+
+def _not_a_backup(path: Path) -> Optional[str]:
+    """Why `path` is not a plaintext backup that shred may overwrite, else None."""
+    try:
+        return _backup_problem(os.lstat(path))
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+
+
+def _backup_problem(info: os.stat_result) -> Optional[str]:
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISREG(info.st_mode):
+        return "it is not a regular file"
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        return "it belongs to another user"
+    if info.st_nlink != 1:
+        return "it is also linked elsewhere"
+    return None
+
+
+def shred(path: Path) -> bool:
+    """Overwrite the file's bytes with zeros (flushed to disk), then unlink it; False (nothing
+    touched) when it is no longer one file of the user's own: no symlink is followed, and a
+    file with another link is not overwritten.
 
     On copy-on-write or journalling file systems and SSDs the old blocks may survive: this is
     the best a program can do, not a guarantee (SECURITY.md)."""
-    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0)
-    with contextlib.suppress(FileNotFoundError):
+    flags = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
         fd = os.open(path, flags)
-        try:
-            size = os.fstat(fd).st_size
-            os.write(fd, b"\0" * size)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.unlink(path)
+    except OSError:  # gone, a symlink (ELOOP), a FIFO without a reader (ENXIO)
+        return False
+    try:
+        info = os.fstat(fd)
+        if _backup_problem(info) is not None:
+            return False
+        os.write(fd, b"\0" * info.st_size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    return True
