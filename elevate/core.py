@@ -20,10 +20,10 @@ from typing import Any, Optional
 from . import aws, disk, keystore, mfa, notices, scopes, sts, ui
 from . import cache as cache_mod
 from .config import locate, resolve_region
-from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, MfaError, StsError
+from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, StsError
 from .locks import LOCK_WAIT_SECONDS
+from .mfagate import MfaGate
 from .models import Profile, Scope, SessionCredentials, SourceKeys
-from .usedcodes import UsedCodes
 
 log = logging.getLogger("elevate")
 
@@ -33,14 +33,9 @@ SDK_FAILURE_MEMORY_SECONDS = 3.0
 STALE_BUT_USABLE_SECONDS = 60
 # Credentials shorter than this spend most of their life inside botocore's refresh window.
 SHORTEST_USEFUL_DURATION = 1800
-# A code typed at the terminal and rejected by STS is asked for again, this many times in all.
-REJECTED_CODE_ATTEMPTS = 3
 # AssumeRole's documented answers to a session policy it cannot apply (too large once packed,
 # not a policy); other errors (a ValidationError about the duration, say) are not the scope's.
 SCOPE_REFUSALS = ("PackedPolicyTooLarge", "MalformedPolicyDocument")
-# A code source that keeps giving used codes (the same code retyped; mfa_process while other
-# elevate runs on the same device take each new code) is tried this many times, a window apart.
-USED_CODE_TRIES = 3
 
 
 @dataclass
@@ -234,35 +229,11 @@ class Elevator:
             return sts.assume_role(client, request, self.clock())
         client = self.client_factory(keys, region)
         name = self._user_name(profile, client)
-        return self._with_code(
+        return self._gate().send(
             profile,
             token,
             lambda code: sts.assume_role(client, self._request(profile, name, code), self.clock()),
         )
-
-    def _with_code(
-        self, profile: Profile, token: Optional[str], attempt: Callable[[str], SessionCredentials]
-    ) -> SessionCredentials:
-        """`attempt(code)`; a code typed at the prompt that STS rejects is asked for again, and
-        one from mfa_process that another elevate used meanwhile waits for the next window."""
-        typed = token is None and not profile.mfa_process
-        for tries in range(1, REJECTED_CODE_ATTEMPTS + 1):
-            code = self._code(profile, token)
-            try:
-                creds = attempt(code)
-            except MfaCodeRejected as exc:
-                explained = self._explain_rejection(exc, profile, code)
-                raced = token is None and self._used_codes().was_used(profile.mfa_serial, code)
-                if tries == REJECTED_CODE_ATTEMPTS or explained is exc or not (typed or raced):
-                    raise explained from exc
-                if typed:
-                    self.notify(f"{explained.message}. Try again.")
-                else:  # mfa_process: another elevate on this device took the code first
-                    self._wait_for_next_code(profile)
-                continue
-            self._used_codes().remember(profile.mfa_serial, code)
-            return creds
-        raise MfaError("no MFA code accepted")  # pragma: no cover - the loop returns or raises
 
     def _mfa_session(
         self,
@@ -286,7 +257,7 @@ class Elevator:
             if hit is not None:
                 return hit
         client = self.client_factory(keys, region)
-        session = self._with_code(
+        session = self._gate().send(
             profile,
             token,
             lambda code: sts.get_session_token(client, length, profile.mfa_serial, code, self.clock()),
@@ -322,63 +293,10 @@ class Elevator:
             policy=profile.scope.policy if profile.scope else None,
         )
 
-    def _used_codes(self) -> UsedCodes:
-        return cache_mod.used_codes(self.environ, self.clock)
-
-    def _code(self, profile: Profile, token: Optional[str]) -> str:
-        """An MFA code STS has not accepted yet. mfa_process is run again after the next code
-        appears (a few windows at most: other elevate runs on the device may take codes too);
-        at the prompt the person is told and asked again."""
-        used = self._used_codes()
-        last = used.last_use(profile.mfa_serial)
-        now = self.clock()
-        if (
-            token is None
-            and not profile.mfa_process
-            and last is not None
-            and now.timestamp() - last < mfa.TOTP_STEP
-        ):
-            self.notify(
-                f"the current code was already used; the next one appears in "
-                f"{mfa.seconds_to_next_code(now)} s"
-            )
-        prompt = f"mfa_prompt {profile.mfa_prompt}"
-        source = "--token" if token else "mfa_process" if profile.mfa_process else prompt
-        log.debug("MFA code for %s from %s", profile.mfa_serial, source)
-        for tries in range(1, USED_CODE_TRIES + 1):
-            code = self.code_source(profile, token)
-            if not used.was_used(profile.mfa_serial, code):
-                return code
-            wait = mfa.seconds_to_next_code(self.clock())
-            if token is not None or tries == USED_CODE_TRIES:
-                break
-            if profile.mfa_process:
-                self._wait_for_next_code(profile)
-            else:
-                self.notify(
-                    f"that code was already used (each code works once); type the next one, in {wait} s"
-                )
-        raise MfaError(
-            f"that MFA code was already used and STS accepts each code once: wait "
-            f"{mfa.seconds_to_next_code(self.clock())} s for the next code"
-        )
-
-    def _wait_for_next_code(self, profile: Profile) -> None:
-        wait = mfa.seconds_to_next_code(self.clock())
-        self.notify(f"that code was already used; waiting {wait} s for the next one")
-        self.sleep(wait + 1)
-
-    def _explain_rejection(self, exc: MfaCodeRejected, profile: Profile, code: str) -> ElevateError:
-        wait = mfa.seconds_to_next_code(self.clock())
-        if "could not validate" in exc.message:
-            return exc
-        why = (
-            "it was already used"
-            if self._used_codes().was_used(profile.mfa_serial, code)
-            else "it is wrong, or was already used elsewhere (each code works once), "
-            "or the device clock is off"
-        )
-        return MfaCodeRejected(f"{exc.message}: {why}; the next code appears in {wait} s")
+    def _gate(self) -> MfaGate:
+        """The MFA code gate for this elevation: its code source, this invocation's used codes."""
+        used = cache_mod.used_codes(self.environ, self.clock)
+        return MfaGate(used, self.clock, self.code_source, self.notify, self.sleep)
 
     def _warn_key_age(self, profile: Profile, keys: SourceKeys) -> None:
         if keys.created is None:

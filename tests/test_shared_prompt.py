@@ -23,7 +23,7 @@ from support.sessioncache import FakeClient, elevator, example_keys
 from support.terminal import terminal
 
 from elevate import cache as cache_mod
-from elevate import core
+from elevate import core, mfagate
 from elevate.errors import MfaError
 from elevate.models import Profile
 
@@ -101,5 +101,5 @@ def test_mfa_process_gives_up_after_a_few_windows() -> None:
     profile = Profile(name="dev", role_arn=ROLE, mfa_serial=SERIAL, keys="dev", mfa_process="/bin/true")
     with pytest.raises(MfaError, match="already used"):
         lift.elevate(profile, use_cache=False)
-    assert codes.calls == core.USED_CODE_TRIES and len(waits) == core.USED_CODE_TRIES - 1
+    assert codes.calls == mfagate.USED_CODE_TRIES and len(waits) == mfagate.USED_CODE_TRIES - 1
     assert all(0 < w <= 31 for w in waits) and client.count("AssumeRole") == 0
