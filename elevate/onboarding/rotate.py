@@ -20,7 +20,8 @@ from .. import aws, keystore, mfa, sts, ui
 from .. import cache as cache_mod
 from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
-from ..errors import ElevateError, MfaCodeRejected, MfaError, StsError, UsageError
+from ..errors import ElevateError, StsError, UsageError
+from ..mfagate import MfaGate
 from ..models import Profile, SourceKeys
 
 # Where a rotation can be interrupted; the fault hook is called after each one.
@@ -148,29 +149,25 @@ class Rotator:
         region: str,
         token: Optional[str],
     ) -> Any:
-        """GetSessionToken with a code STS has not seen: the policy denies key changes without MFA."""
+        """GetSessionToken through the MFA code gate: the policy denies key changes without MFA."""
         code_profile = (
             dataclasses.replace(profile, mfa_serial=serial)
             if profile
             else Profile(name=name, role_arn="", mfa_serial=serial)
         )
-        used = cache_mod.used_codes(self.environ, self.clock)
-        code = self.code_source(code_profile, token)
-        if used.was_used(serial, code):
-            raise MfaError(
-                "that MFA code was already used and STS accepts each code once: wait "
-                f"{mfa.seconds_to_next_code(self.clock())} s for the next code"
-            )
-        try:
-            session = sts.get_session_token(
-                self.client_factory(keys, region), SESSION_SECONDS, serial, code, self.clock()
-            )
-        except MfaCodeRejected as exc:
-            raise MfaCodeRejected(
-                f"{exc.message}: the next code appears in {mfa.seconds_to_next_code(self.clock())} s"
-            ) from exc
-        used.remember(serial, code)
-        return session
+        client = self.client_factory(keys, region)
+        gate = MfaGate(
+            cache_mod.used_codes(self.environ, self.clock),
+            self.clock,
+            self.code_source,
+            self.notify,
+            self.sleep,
+        )
+        return gate.send(
+            code_profile,
+            token,
+            lambda code: sts.get_session_token(client, SESSION_SECONDS, serial, code, self.clock()),
+        )
 
     def _check_free_slot(self, iam: Any, identity: Identity, old: SourceKeys, name: str) -> None:
         others = [k for k in aws.access_key_ids(iam, identity.user_name) if k != old.access_key_id]
