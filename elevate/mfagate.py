@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Optional, TypeVar
 
 from . import mfa, ui
-from .errors import ElevateError, MfaCodeRejected, MfaError
+from .errors import ElevateError, MfaCodeRejected, MfaError, TerminalBusy
 from .models import Profile
 from .usedcodes import UsedCodes
 
@@ -117,3 +117,19 @@ class MfaGate:
             "or the device clock is off"
         )
         return MfaCodeRejected(f"{exc.message}: {why}; the next code appears in {wait} s")
+
+
+def refresh_code(profile: Profile, token: Optional[str]) -> str:
+    """The MFA code for a refresh while `exec --server`'s command runs. The terminal prompt
+    works while elevate has the terminal's foreground; a shell run as the command takes it,
+    and the digits typed would go to the shell."""
+    try:
+        return mfa.obtain_code(profile, token, tell_background=False)
+    except TerminalBusy:
+        name = profile.name
+        raise MfaError(
+            "a refresh needs a new MFA code and the terminal belongs to the command: set "
+            f'mfa_session_seconds, mfa_process or mfa_prompt = "dialog" in profile {name!r}, or run '
+            f"`elevate clear {name}` and then `elevate export {name}` in another terminal (the "
+            "server takes up what that caches)"
+        ) from None

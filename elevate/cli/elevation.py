@@ -10,10 +10,10 @@ from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hit, launch, mfa, notices, output, scopes, server, ui
+from .. import cache, core, hit, launch, mfagate, notices, output, scopes, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import ElevateError, MfaError, TerminalBusy, UsageError
+from ..errors import ElevateError, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -118,7 +118,7 @@ def _exec_with_server(
     first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
     # Refreshes run while the command does: the supply keeps what it holds and pauses after a
     # failure, so no fall-back (and its warning) on each try.
-    refresher = core.Elevator(environ=app.environ, code_source=_refresh_code)
+    refresher = core.Elevator(environ=app.environ, code_source=mfagate.refresh_code)
     supply = supply_mod.CredentialSupply(
         lambda: refresher.elevate(served, use_cache=not no_cache, fall_back=False),
         min_left=served.refresh_before_seconds,
@@ -144,22 +144,6 @@ def _leftovers_message(pids: list[int]) -> str:
         "credential server's address, so elevate keeps its port, answering with no credentials, "
         f"until they end; Ctrl-C or `kill {os.getpid()}` ends them now"
     )
-
-
-def _refresh_code(profile: Profile, token: Optional[str]) -> str:
-    """The MFA code for a refresh while the command runs. The terminal prompt works while
-    elevate has the terminal's foreground; a shell run as the command takes it, and the
-    digits typed would go to the shell."""
-    try:
-        return mfa.obtain_code(profile, token, tell_background=False)
-    except TerminalBusy:
-        name = profile.name
-        raise MfaError(
-            "a refresh needs a new MFA code and the terminal belongs to the command: set "
-            f'mfa_session_seconds, mfa_process or mfa_prompt = "dialog" in profile {name!r}, or run '
-            f"`elevate clear {name}` and then `elevate export {name}` in another terminal (the "
-            "server takes up what that caches)"
-        ) from None
 
 
 @click.command("credential-process")
