@@ -228,6 +228,10 @@ def test_elevate_and_rotate_answer_a_code_situation_alike(
     assert (elevation.asked, elevation.waits) == (rotation.asked, rotation.waits), situation
     assert [said(m) for m in elevation.told] == [said(m) for m in rotation.told], situation
     assert elevation.asked >= 1, "the code source was asked"
+    # A code is a secret for its window: no message and no error repeats one.
+    for outcome in outcomes:
+        words = " ".join([*outcome.told, outcome.error.message if outcome.error else ""])
+        assert not any(code in words for code in {*case.answers, case.token or USED}), words
     if not case.fails:
         assert elevation.through and rotation.through, (elevation.error, rotation.error)
         return
