@@ -24,6 +24,7 @@ from support.sessioncache import Clock, FakeClient, elevator, example_keys
 from elevate import cache as cache_mod
 from elevate import mfa
 from elevate.errors import ElevateError, MfaCodeRejected, MfaError
+from elevate.mfagate import MfaGate
 from elevate.models import Profile
 from elevate.onboarding.rotate import Rotator
 
@@ -275,3 +276,21 @@ def test_a_failing_mfa_process_is_answered_alike(tmp_path: Path) -> None:
     assert rotation.value.exit_code == elevation.value.exit_code
     assert rotation.value.message.startswith(f"{elevation.value.message}; nothing was changed")
     assert client.count("AssumeRole") == client.count("GetSessionToken") == 0
+
+
+def test_the_gate_remembers_only_a_code_sts_accepted() -> None:
+    """A rejected code is not recorded as used (STS did not take it); an accepted one is, and
+    the attempt's answer is handed back."""
+    clock = Clock()
+    used = cache_mod.used_codes(dict(os.environ), clock)
+    told: list[str] = []
+    gate = MfaGate(used, clock, Source("222222", "333333"), told.append, lambda seconds: None)
+
+    def attempt(code: str) -> str:
+        if code == "222222":
+            raise MfaCodeRejected("AssumeRole: STS rejected the MFA code")
+        return f"accepted {code}"
+
+    assert gate.send(PROMPT, None, attempt) == "accepted 333333"
+    assert not used.was_used(SERIAL, "222222") and used.was_used(SERIAL, "333333")
+    assert [m.endswith("Try again.") for m in told] == [True]
