@@ -23,7 +23,16 @@ from typing import Any, Optional, Union
 import botocore.exceptions
 
 from . import stsquery
-from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
+from .errors import (
+    AwsError,
+    CloudFormationError,
+    ConfigError,
+    IamError,
+    MfaCodeRejected,
+    ResponseTooLarge,
+    StsError,
+    Unsupported,
+)
 from .models import SessionCredentials, SourceKeys
 from .ui import printable
 
@@ -35,7 +44,6 @@ _ERRORS: Mapping[str, type[AwsError]] = {
 }
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
 MAX_RESPONSE_BYTES = stsquery.MAX_RESPONSE_BYTES
-ResponseTooLarge = stsquery.ResponseTooLarge
 # The admin tools' cap: a credential report of elevate.admin.audit's MAX_REPORT_ROWS users,
 # base64 in XML, is under this.
 MAX_ADMIN_RESPONSE_BYTES = 64 << 20
@@ -108,7 +116,7 @@ def sts_client(keys: Keys, region: str) -> Any:
     settings (the client then reports it as before)."""
     try:
         return stsquery.connect(keys, region)
-    except stsquery.Unsupported as why:
+    except Unsupported as why:
         log.debug("STS through a botocore client: this transport does not cover %s", why)
     except botocore.exceptions.BotoCoreError as exc:
         log.debug("STS through a botocore client: %s", type(exc).__name__)

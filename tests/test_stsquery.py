@@ -30,7 +30,7 @@ from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
 from support.fakests import FakeSts
 
 from elevate import aws, keystore, sts, stsquery
-from elevate.errors import ConfigError, StsError
+from elevate.errors import ConfigError, StsError, Unsupported
 from elevate.models import SessionCredentials, SourceKeys
 
 KEYS = SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET)
@@ -271,7 +271,7 @@ def test_what_the_transport_does_not_cover_goes_to_a_botocore_client(
     (tmp_path / "aws-config").write_text(config)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(stsquery.Unsupported):
+    with pytest.raises(Unsupported):
         stsquery.resolve(region)
     if "AWS_ENDPOINT_URL" in env:  # botocore's ValueError was a traceback before: now one line
         with pytest.raises(ConfigError, match=r"Invalid endpoint: http://not a url; .*AWS_ENDPOINT_URL"):

@@ -38,6 +38,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from ..errors import DeployError
+
 # The templates ship with the repository, not the package: the defaults name the clone's copy.
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STACK_TEMPLATE = REPO / "cloudformation" / "developer-access.yaml"
@@ -65,10 +67,6 @@ STACK_POLICY = {
 ALLOW_ALL_UPDATES = {
     "Statement": [{"Effect": "Allow", "Action": "Update:*", "Principal": "*", "Resource": "*"}]
 }
-
-
-class DeployError(Exception):
-    """A failure to report to the user as one line, with exit status 1."""
 
 
 def say(message: str) -> None:
