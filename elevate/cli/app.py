@@ -133,7 +133,7 @@ def cli(ctx: click.Context, config_option: Optional[str], debug: bool) -> None:
     ctx.obj = App(config_option, debug, queued)
     if debug:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("elevate: debug: %(message)s"))
+        handler.setFormatter(logging.Formatter(ui.prefix("debug") + "%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
         # botocore's own debug log prints request and response bodies: keep it quiet.
@@ -151,11 +151,6 @@ def stdin_lines(count: int, what: str) -> list[str]:
     if len(lines) < count:
         raise UsageError(f"expected {count} lines on stdin: {what}")
     return lines
-
-
-def say(message: str) -> None:
-    """A progress or result line for the user (stderr)."""
-    ui.inform(message)
 
 
 def interactive(no_input: bool) -> bool:
