@@ -21,7 +21,7 @@ from click.shell_completion import CompletionItem
 from .. import __version__, core, mfa, scopes, ui
 from ..config import Config, config_path, load_config, resolve_region, select_profile
 from ..errors import ElevateError, UsageError
-from ..models import Profile
+from ..models import Profile, SessionCredentials
 
 log = logging.getLogger("elevate")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +64,9 @@ class App:
         log.debug("profile %s: %s", profile.name, scopes.describe(profile.scope))
         return profile
 
-    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False) -> Any:
+    def elevate(
+        self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False
+    ) -> SessionCredentials:
         """Role credentials for `profile`; `for_sdk` under credential_process (the prompt says the
         caller may stop waiting; a failure of the last few seconds is answered again)."""
         elevator = core.Elevator(

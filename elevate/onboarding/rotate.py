@@ -21,7 +21,7 @@ from .. import cache as cache_mod
 from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
 from ..errors import ElevateError, MfaCodeRejected, MfaError, StsError, UsageError
-from ..models import Profile, SourceKeys
+from ..models import Profile, SessionCredentials, SourceKeys
 
 # Where a rotation can be interrupted; the fault hook is called after each one.
 STEPS = ("session", "created", "verified", "stored", "deleted")
@@ -147,7 +147,7 @@ class Rotator:
         keys: SourceKeys,
         region: str,
         token: Optional[str],
-    ) -> Any:
+    ) -> SessionCredentials:
         """GetSessionToken with a code STS has not seen: the policy denies key changes without MFA."""
         code_profile = (
             dataclasses.replace(profile, mfa_serial=serial)
@@ -172,7 +172,7 @@ class Rotator:
         used.remember(serial, code)
         return session
 
-    def _check_free_slot(self, iam: Any, identity: Identity, old: SourceKeys, name: str) -> None:
+    def _check_free_slot(self, iam: aws.IamClient, identity: Identity, old: SourceKeys, name: str) -> None:
         others = [k for k in aws.access_key_ids(iam, identity.user_name) if k != old.access_key_id]
         if others:
             raise UsageError(
@@ -205,7 +205,13 @@ class Rotator:
         )
 
     def _left_over(
-        self, name: str, identity: Identity, old: SourceKeys, new: SourceKeys, iam: Any, rollback: bool
+        self,
+        name: str,
+        identity: Identity,
+        old: SourceKeys,
+        new: SourceKeys,
+        iam: aws.IamClient,
+        rollback: bool,
     ) -> str:
         """What the keyring holds now and what is left to clean up, after a failed step."""
         try:
