@@ -4,6 +4,7 @@ through its emitters only, and nothing of it reaches stdout."""
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,10 +13,12 @@ from typing import Optional, TextIO
 import pytest
 from click.testing import CliRunner
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.onboarding import credentials_file, golden, put
 
 import elevate
 from elevate import ui
 from elevate.cli import cli
+from elevate.onboarding.configure import Onboarding
 
 PACKAGE = Path(elevate.__file__).parent
 HOSTILE = "line one\nline two \x1b[2Jcleared \u202eesrever\x07"
@@ -120,14 +123,16 @@ def _stderr_writes(tree: ast.AST) -> Iterator[int]:
 def test_the_checks_below_see_a_hand_made_prefix_and_a_direct_write() -> None:
     tree = ast.parse(
         'import sys\nsys.stderr.write(f"elevate: {x}")\nprint("\\nelevate: interrupted", file=sys.stderr)\n'
-        'click.echo("x", err=True)\nlog = "elevate: debug: %(message)s"\n'
+        'click.echo("x", err=True)\nlog = "elevate: debug: %(message)s"\nnotify(f"warning: {problem}")\n'
     )
-    assert sorted(line for line, text in _strings(tree) if _hand_made(text)) == [2, 3, 5]
+    assert sorted(line for line, text in _strings(tree) if _hand_made(text)) == [2, 3, 5, 6]
     assert sorted(_stderr_writes(tree)) == [2, 3, 4]
 
 
 def _hand_made(text: str) -> bool:
-    return any(part.startswith(("elevate: ", "deploy-stack: ")) for part in text.split("\n"))
+    """A prefix, or a warning's or an error's kind, worded outside elevate.ui."""
+    starts = ("elevate: ", "deploy-stack: ", "warning: ", "error: ")
+    return any(part.startswith(starts) for part in text.split("\n"))
 
 
 def test_no_module_words_the_prefix_or_writes_to_stderr_but_ui() -> None:
@@ -152,3 +157,16 @@ def test_a_stored_key_set_is_told_the_same_way_by_keys_add_as_by_keys_import() -
     assert done.stdout == ""
     assert done.stderr.startswith("elevate: stored AKIA************MPLE as 'work' in "), done.stderr
     assert done.stderr.count("\n") == 1 and EXAMPLE_SECRET not in done.stderr
+
+
+def test_a_readable_credentials_file_is_warned_about_as_every_warning_is(
+    sealed_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    put(credentials_file(), golden("credentials.in", KEY_ID=EXAMPLE_ID, SECRET=EXAMPLE_SECRET), 0o644)
+    told: list[str] = []
+    Onboarding(environ=dict(os.environ), notify=told.append).import_keys(
+        "work", "work", delete_plaintext=True
+    )
+    warning = f"elevate: warning: {credentials_file()} is readable by group or others (mode 644): "
+    assert capsys.readouterr().err.startswith(warning)
+    assert not any("readable by group" in line for line in told)  # a warning, not a progress line
