@@ -67,10 +67,11 @@ def exit_status(exc: BaseException) -> int:
         ui.error(exc.message)
         return exc.exit_code
     if isinstance(exc, KeyboardInterrupt):
-        ui.stderr("\nelevate: interrupted")
+        ui.stderr("")  # off the line the ^C was echoed on
+        ui.inform("interrupted")
         return EXIT_INTERRUPTED
     if isinstance(exc, Terminated):
-        ui.stderr(f"elevate: terminated by signal {exc.signum}")
+        ui.inform(f"terminated by signal {exc.signum}")
         return 128 + exc.signum
     if isinstance(exc, BrokenPipeError):
         return EXIT_FAILURE
@@ -111,7 +112,10 @@ def indexed_hit(argv: list[str]) -> int | None:
         hit.write(text)
         return EXIT_OK
     except KeyboardInterrupt:
-        sys.stderr.write("\nelevate: interrupted\n")
+        from . import ui
+
+        ui.stderr("")
+        ui.inform("interrupted")
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILURE

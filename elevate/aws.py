@@ -18,14 +18,27 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, NoReturn, Optional, Protocol, Union, cast
 
 import botocore.exceptions
 
 from . import stsquery
-from .errors import AwsError, CloudFormationError, ConfigError, IamError, MfaCodeRejected, StsError
+from .errors import (
+    AwsError,
+    CloudFormationError,
+    ConfigError,
+    IamError,
+    MfaCodeRejected,
+    ResponseTooLarge,
+    StsError,
+    Unsupported,
+)
 from .models import SessionCredentials, SourceKeys
 from .ui import printable
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
 
 log = logging.getLogger("elevate")
 _ERRORS: Mapping[str, type[AwsError]] = {
@@ -35,16 +48,64 @@ _ERRORS: Mapping[str, type[AwsError]] = {
 }
 _NAMES = {"sts": "STS", "iam": "IAM", "cloudformation": "CloudFormation"}
 MAX_RESPONSE_BYTES = stsquery.MAX_RESPONSE_BYTES
-ResponseTooLarge = stsquery.ResponseTooLarge
 # The admin tools' cap: a credential report of elevate.admin.audit's MAX_REPORT_ROWS users,
 # base64 in XML, is under this.
 MAX_ADMIN_RESPONSE_BYTES = 64 << 20
 
 Keys = Union[SourceKeys, SessionCredentials]
+# AWS's answers are JSON-shaped documents: their values are read, checked and made printable
+# where they are used (elevate.validate, parse_identity), so Any stays inside the document.
+Answer = Mapping[str, Any]
+
+
+class StsClient(Protocol):
+    """The STS operations elevate calls, as a botocore STS client and elevate.stsquery's
+    QueryClient both answer them (through `call`, which translates their failures)."""
+
+    def get_caller_identity(self) -> Answer: ...
+
+    def assume_role(self, **params: Any) -> Answer: ...
+
+    def get_session_token(self, **params: Any) -> Answer: ...
+
+
+class IamClient(Protocol):
+    """The IAM operations onboarding calls on the user's own record."""
+
+    def list_mfa_devices(self, **params: Any) -> Answer: ...
+
+    def get_role(self, **params: Any) -> Answer: ...
+
+    def list_access_keys(self, **params: Any) -> Answer: ...
+
+    def create_access_key(self, **params: Any) -> Answer: ...
+
+    def delete_access_key(self, **params: Any) -> Answer: ...
+
+    def create_virtual_mfa_device(self, **params: Any) -> Answer: ...
+
+    def enable_mfa_device(self, **params: Any) -> Answer: ...
+
+    def untag_user(self, **params: Any) -> Answer: ...
+
+    def delete_virtual_mfa_device(self, **params: Any) -> Answer: ...
+
+
+class CloudFormationClient(Protocol):
+    """The CloudFormation operation configure calls: a stack's outputs."""
+
+    def describe_stacks(self, **params: Any) -> Answer: ...
+
+
+Client = Union[StsClient, IamClient, CloudFormationClient]
+# How the elevation makes its STS client: keys and region in, the client out.
+StsClientFactory = Callable[[Keys, str], StsClient]
+# Onboarding's factory (make_client's signature): which client it returns depends on its
+# `service` argument, which is a string at its callers, so its result is not one Protocol.
 ClientFactory = Callable[..., Any]
 
 
-def _client_config() -> Any:
+def _client_config() -> Config:
     """Bounded waits and botocore's standard retries, the same as the STS transport's."""
     import botocore.config
 
@@ -55,7 +116,7 @@ def _client_config() -> Any:
     )
 
 
-def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
+def make_client(keys: Keys, region: str, service: str = "sts") -> BaseClient:
     """A botocore client signed with `keys` only; regional STS endpoint; bounded waits."""
     import botocore.session
 
@@ -83,7 +144,7 @@ def make_client(keys: Keys, region: str, service: str = "sts") -> Any:
     return client
 
 
-def ambient_client(service: str, profile: Optional[str] = None, region: Optional[str] = None) -> Any:
+def ambient_client(service: str, profile: Optional[str] = None, region: Optional[str] = None) -> BaseClient:
     """A botocore client from the default credential chain (or `profile`): the admin's own
     credentials, for the admin tools only; bounded waits as everywhere."""
     import botocore.session
@@ -102,20 +163,21 @@ def ambient_client(service: str, profile: Optional[str] = None, region: Optional
     return client
 
 
-def sts_client(keys: Keys, region: str) -> Any:
+def sts_client(keys: Keys, region: str) -> StsClient:
     """The elevation's STS client: elevate.stsquery's signed requests over http.client, or a
     botocore client (make_client) where that transport does not apply or botocore refuses the
     settings (the client then reports it as before)."""
     try:
         return stsquery.connect(keys, region)
-    except stsquery.Unsupported as why:
+    except Unsupported as why:
         log.debug("STS through a botocore client: this transport does not cover %s", why)
     except botocore.exceptions.BotoCoreError as exc:
         log.debug("STS through a botocore client: %s", type(exc).__name__)
-    return make_client(keys, region)
+    # botocore adds a client's operations at run time, where its type stubs cannot see them.
+    return cast(StsClient, make_client(keys, region))
 
 
-def _cap_responses(client: Any, limit: int = MAX_RESPONSE_BYTES) -> None:
+def _cap_responses(client: BaseClient, limit: int = MAX_RESPONSE_BYTES) -> None:
     """Read at most `limit` bytes of any answer (botocore would read all of it into memory).
 
     The request is sent through the client's own HTTP session, streamed, from a
@@ -142,15 +204,18 @@ def _cap_responses(client: Any, limit: int = MAX_RESPONSE_BYTES) -> None:
     client.meta.events.register_first("before-send", send)
 
 
-def _service(client: Any) -> str:
+def _service(client: object) -> str:
     try:
-        return str(client.meta.service_model.service_name)
+        return str(client.meta.service_model.service_name)  # type: ignore[attr-defined]
     except AttributeError:  # a test double without a service model
         return "sts"
 
 
-def call(client: Any, method: str, operation: str, role_arn: str = "", **params: Any) -> Any:
-    """Invoke one client method; every botocore failure becomes the service's AwsError."""
+def call(client: Client, method: str, operation: str, role_arn: str = "", **params: Any) -> Answer:
+    """Invoke one client method by name; every botocore failure becomes the service's AwsError.
+
+    `meta`, a botocore client's endpoint and service, is read where present (a test's fake,
+    or elevate.stsquery's QueryClient, may have less of it)."""
     service = _service(client)
     error = _ERRORS.get(service, AwsError)
     name = _NAMES.get(service, service)
@@ -164,7 +229,7 @@ def call(client: Any, method: str, operation: str, role_arn: str = "", **params:
     )
     started = time.monotonic()
     try:
-        result = getattr(client, method)(**params)
+        result: Answer = getattr(client, method)(**params)
     except Exception as exc:  # noqa: BLE001 - logged, then translated below (or re-raised)
         # The error's type and AWS code only: messages can echo request parameters.
         log.debug(
@@ -175,15 +240,22 @@ def call(client: Any, method: str, operation: str, role_arn: str = "", **params:
             type(exc).__name__,
             error_code(exc) if isinstance(exc, botocore.exceptions.ClientError) else "",
         )
-        return _translate(exc, client, error, name, operation, role_arn, service)
+        _translate(exc, client, error, name, operation, role_arn, service)
     log.debug("%s %s: ok in %.2f s", name, operation, time.monotonic() - started)
     return result
 
 
 def _translate(
-    exc: Exception, client: Any, error: type[AwsError], name: str, operation: str, role_arn: str, service: str
-) -> Any:
-    """Raise the service's AwsError for a failed call (never returns)."""
+    exc: Exception,
+    client: object,
+    error: type[AwsError],
+    name: str,
+    operation: str,
+    role_arn: str,
+    service: str,
+) -> NoReturn:
+    """Raise the service's AwsError for a failed call."""
+    meta = getattr(client, "meta", None)  # a test's fake may have none
     try:
         raise exc
     except botocore.exceptions.ClientError as exc:
@@ -195,7 +267,7 @@ def _translate(
         botocore.exceptions.ReadTimeoutError,
         botocore.exceptions.ProxyConnectionError,
     ) as exc:
-        where = getattr(client.meta, "endpoint_url", name)
+        where = getattr(meta, "endpoint_url", name)
         raise error(
             f"cannot reach {name} at {where} ({type(exc).__name__}): check the network, proxy "
             "and AWS_ENDPOINT_URL, then retry"
@@ -203,13 +275,13 @@ def _translate(
     except botocore.exceptions.BotoCoreError as exc:
         raise error(f"{operation} failed: {printable(str(exc), 500)}") from exc
     except ResponseTooLarge as exc:
-        where = getattr(client.meta, "endpoint_url", name)
+        where = getattr(meta, "endpoint_url", name)
         raise error(
             f"{operation}: the answer from {where} is {exc}: refusing to read it; "
             "check AWS_ENDPOINT_URL and any proxy in between"
         ) from exc
     except Exception as exc:  # botocore parsers raise KeyError and the like on odd XML
-        where = getattr(client.meta, "endpoint_url", name)
+        where = getattr(meta, "endpoint_url", name)
         raise error(
             f"{operation}: the answer from {where} cannot be read ({type(exc).__name__}); "
             "check AWS_ENDPOINT_URL and any proxy in between"
@@ -322,7 +394,7 @@ def parse_identity(answer: Mapping[str, Any]) -> Identity:
     return Identity(arn=arn, account=printable(str(answer.get("Account", "")), 64), user_name=user)
 
 
-def caller_identity(client: Any) -> tuple[Identity, Mapping[str, Any]]:
+def caller_identity(client: StsClient) -> tuple[Identity, Mapping[str, Any]]:
     """GetCallerIdentity with `client`: the identity, and the answer's HTTP headers."""
     answer = call(client, "get_caller_identity", "GetCallerIdentity")
     headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
@@ -367,23 +439,23 @@ def role_exists(
     return True
 
 
-def access_key_ids(iam: Any, user_name: str) -> list[str]:
+def access_key_ids(iam: IamClient, user_name: str) -> list[str]:
     """The IDs of `user_name`'s access keys (ListAccessKeys)."""
     answer = call(iam, "list_access_keys", "ListAccessKeys", UserName=user_name)
     return [printable(str(k.get("AccessKeyId")), 128) for k in answer.get("AccessKeyMetadata", [])]
 
 
-def create_access_key(iam: Any, user_name: str) -> Mapping[str, Any]:
+def create_access_key(iam: IamClient, user_name: str) -> Mapping[str, Any]:
     """A new access key for `user_name`: CreateAccessKey's AccessKey block."""
     answer = call(iam, "create_access_key", "CreateAccessKey", UserName=user_name)
     return dict(answer["AccessKey"])
 
 
-def delete_access_key(iam: Any, user_name: str, access_key_id: str) -> None:
+def delete_access_key(iam: IamClient, user_name: str, access_key_id: str) -> None:
     call(iam, "delete_access_key", "DeleteAccessKey", UserName=user_name, AccessKeyId=access_key_id)
 
 
-def create_virtual_mfa_device(iam: Any, name: str) -> Mapping[str, Any]:
+def create_virtual_mfa_device(iam: IamClient, name: str) -> Mapping[str, Any]:
     """CreateVirtualMFADevice's VirtualMFADevice block (serial and seed)."""
     answer = call(
         iam, "create_virtual_mfa_device", "CreateVirtualMFADevice", VirtualMFADeviceName=name, Path="/"
@@ -391,7 +463,7 @@ def create_virtual_mfa_device(iam: Any, name: str) -> Mapping[str, Any]:
     return dict(answer["VirtualMFADevice"])
 
 
-def enable_mfa_device(iam: Any, user_name: str, serial: str, code1: str, code2: str) -> None:
+def enable_mfa_device(iam: IamClient, user_name: str, serial: str, code1: str, code2: str) -> None:
     call(
         iam,
         "enable_mfa_device",
@@ -406,19 +478,19 @@ def enable_mfa_device(iam: Any, user_name: str, serial: str, code1: str, code2: 
 ONBOARDING_TAG = "elevate-onboarding"  # the principal tag that opens a user's onboarding window
 
 
-def close_onboarding_window(iam: Any, user_name: str) -> None:
+def close_onboarding_window(iam: IamClient, user_name: str) -> None:
     """UntagUser of the onboarding tag (that key only) on the user's own record."""
     call(iam, "untag_user", "UntagUser", UserName=user_name, TagKeys=[ONBOARDING_TAG])
 
 
-def delete_virtual_mfa_device(iam: Any, serial: str) -> None:
+def delete_virtual_mfa_device(iam: IamClient, serial: str) -> None:
     call(iam, "delete_virtual_mfa_device", "DeleteVirtualMFADevice", SerialNumber=serial)
 
 
 # --- CloudFormation ---------------------------------------------------------------------------
 
 
-def stack_outputs(client: Any, stack: str) -> dict[str, Any]:
+def stack_outputs(client: CloudFormationClient, stack: str) -> dict[str, str]:
     """A stack's outputs by key (DescribeStacks)."""
     answer = call(client, "describe_stacks", "DescribeStacks", StackName=stack)
     stacks = answer.get("Stacks") or [{}]

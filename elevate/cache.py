@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import disk, locks
 from .config import resolve_region
-from .errors import CacheError, ElevateError
+from .errors import CacheError, ElevateError, FailedElsewhere
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, parse_utc
 from .store import FileStore, KeyringStore, Store, write_private
@@ -311,14 +311,6 @@ class SessionCache:
             return error
         except (CacheError, OSError, ValueError, KeyError, TypeError):
             return None
-
-
-class FailedElsewhere(ElevateError):
-    """The error another elevate process recorded for the same entry, answered again."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"another elevate process failed: {reason}")
-        self.reason = reason
 
 
 def utcnow() -> datetime:

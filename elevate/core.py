@@ -45,7 +45,7 @@ class Elevator:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], datetime] = cache_mod.utcnow
     load_keys: Callable[[str], SourceKeys] = keystore.get_keys
-    client_factory: Callable[..., Any] = aws.sts_client
+    client_factory: aws.StsClientFactory = aws.sts_client
     code_source: Callable[..., str] = mfa.obtain_code
     notify: Callable[[str], None] = ui.tell
     warn: Callable[[str], None] = ui.warn
@@ -269,7 +269,7 @@ class Elevator:
                 self.warn(f"the MFA session lives for this process only: {exc.message}")
         return session
 
-    def _user_name(self, profile: Profile, client: Any) -> str:
+    def _user_name(self, profile: Profile, client: aws.StsClient) -> str:
         if profile.role_session_name and profile.source_identity:
             return profile.role_session_name
         name = sts.caller_user_name(client)

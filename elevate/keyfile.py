@@ -17,7 +17,7 @@ from typing import Any, Optional
 import keyring
 
 from . import kernelkeys, ui
-from .errors import KeyringError
+from .errors import KeyringError, NeedPassphrase
 
 log = logging.getLogger("elevate")
 
@@ -169,7 +169,7 @@ class FileKeys:
         self.backend._keyring_key = _HELD  # the backend's "unlocked" mark; _cipher never reads it
         try:
             self.backend._unlock()  # decrypts the password reference with the held key
-        except (ValueError, AssertionError, KeyError, TypeError, _NeedPassphrase):
+        except (ValueError, AssertionError, KeyError, TypeError, NeedPassphrase):
             log.debug("keyring file %s: the kernel's key does not open it; forgetting it", self.path)
             kernelkeys.forget(description)
             self.keys.clear()
@@ -199,7 +199,7 @@ class FileKeys:
             return key
         if self.passphrase is None:
             if not self.opened:
-                raise _NeedPassphrase()  # held keys that do not open this file
+                raise NeedPassphrase()  # held keys that do not open this file
             # An entry sealed under another salt (written before elevate kept one salt per
             # file) in a file opened with held keys: only the passphrase derives its key.
             self.passphrase = self._ask_again()
@@ -256,10 +256,6 @@ class FileKeys:
 
 def _wrong(path: str) -> KeyringError:
     return KeyringError(f"wrong passphrase for the encrypted keyring {path} ({PASSPHRASE_ATTEMPTS} tries)")
-
-
-class _NeedPassphrase(Exception):
-    """Held keys that lack the one the file needs."""
 
 
 def _private_directory(path: str) -> None:

@@ -130,11 +130,10 @@ else:
         except BlockingIOError:
             return False
 
-    class _Deadline(Exception):
-        """Raised by the SIGALRM handler to cut a blocking flock short."""
-
     def _alarm(_signum: int, _frame: object) -> None:
-        raise _Deadline
+        # Cuts a blocking flock short. A builtin, not a class of elevate.errors: a waiter of the
+        # hit queue imports no elevate.errors, and flock itself never raises TimeoutError.
+        raise TimeoutError
 
     def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
         try:
@@ -155,7 +154,7 @@ else:
                     finally:
                         signal.setitimer(signal.ITIMER_REAL, 0)
                     return True
-                except _Deadline:
+                except TimeoutError:
                     # The alarm may land just after flock returned: then the lock is ours;
                     # the next try takes it at once (flock on a held lock is a no-op).
                     _end_if_orphaned()

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Optional, TextIO
 
-from . import dialog, programs
+from . import dialog, programs, ui
 from .errors import MfaError, TerminalBusy, Terminated, UsageError
 from .hardening import end_if_orphaned, parent_gone, signals_deferred
 from .models import Profile
@@ -201,7 +201,7 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True, fo
             f"or set mfa_process in profile {profile.name!r}"
         )
         if tell_background:
-            _write_anyway(tty, f"elevate: {message}\n")
+            _write_anyway(tty, ui.line(message) + "\n")
         raise TerminalBusy(message)
     if not _line_mode(tty):
         raise TerminalBusy(
@@ -210,7 +210,7 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True, fo
             f"in profile {profile.name!r}"
         )
     if for_sdk:
-        tty.write(f"elevate: {SDK_DEADLINE_NOTE}\n")
+        tty.write(ui.line(SDK_DEADLINE_NOTE) + "\n")
     for _ in range(_ATTEMPTS):
         tty.write(f"MFA code for {profile.mfa_serial}: ")
         tty.flush()
@@ -235,7 +235,9 @@ def _told_why_if_ended(tty: TextIO, read: Callable[[], Optional[str]]) -> Option
             if exc.signum == signal.SIGHUP and parent_gone()
             else f"elevate was stopped ({signal.Signals(exc.signum).name})"
         )
-        _write_anyway(tty, f"\nelevate: {why} while the MFA code was being asked for: {SDK_DEADLINE_NOTE}\n")
+        _write_anyway(
+            tty, "\n" + ui.line(f"{why} while the MFA code was being asked for: {SDK_DEADLINE_NOTE}") + "\n"
+        )
         raise
 
 

@@ -73,7 +73,7 @@ def warn(
         if tty is None:
             return
         with contextlib.suppress(OSError):
-            tty.write(f"{ui.PREFIX}warning: {ui.printable(message)}\n")
+            tty.write(ui.line(message, "warning") + "\n")
             tty.flush()
     cutoff = clock().astimezone(timezone.utc).date().toordinal() - KEEP_DAYS
     kept = {
@@ -123,7 +123,7 @@ def error(
         if tty is None:
             return
         with contextlib.suppress(OSError):
-            tty.write(f"{ui.PREFIX}error: {ui.printable(message)}\n")
+            tty.write(ui.line(message, "error") + "\n")
             tty.flush()
     kept = {
         k: v for k, v in told.items() if isinstance(v, (int, float)) and 0 <= now - v < ERROR_REPEAT_SECONDS

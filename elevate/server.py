@@ -28,9 +28,9 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
-from .errors import ElevateError, ServerError
+from .errors import CredentialsUnavailable, ElevateError, ServerError
 from .models import SessionCredentials
-from .supply import CredentialSupply, Unavailable
+from .supply import CredentialSupply
 
 HOST = "127.0.0.1"
 PATH = "/credentials"
@@ -295,7 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             creds = self.server_owner.supply.get()
-        except Unavailable as exc:
+        except CredentialsUnavailable as exc:
             self._answer(503, "CredentialsUnavailable", exc.message)
             return
         except ElevateError as exc:

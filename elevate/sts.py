@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from .aws import call, caller_identity
+from .aws import StsClient, call, caller_identity
 from .errors import StsError
 from .models import SessionCredentials
 
@@ -40,7 +40,7 @@ def sanitize_name(name: str) -> str:
     return clean if len(clean) >= 2 else (clean + "--")[:2]
 
 
-def caller_user_name(client: Any) -> str:
+def caller_user_name(client: StsClient) -> str:
     """The IAM user name behind the client's keys, from GetCallerIdentity."""
     identity, _ = caller_identity(client)
     if not identity.is_user:
@@ -52,7 +52,7 @@ def caller_user_name(client: Any) -> str:
 
 
 def assume_role(
-    client: Any, request: AssumeRoleRequest, now: Optional[datetime] = None
+    client: StsClient, request: AssumeRoleRequest, now: Optional[datetime] = None
 ) -> SessionCredentials:
     """Call AssumeRole; return its credentials or raise an StsError with advice."""
     params: dict[str, Any] = {
@@ -74,7 +74,11 @@ def assume_role(
 
 
 def get_session_token(
-    client: Any, duration_seconds: int, serial_number: str, token_code: str, now: Optional[datetime] = None
+    client: StsClient,
+    duration_seconds: int,
+    serial_number: str,
+    token_code: str,
+    now: Optional[datetime] = None,
 ) -> SessionCredentials:
     """GetSessionToken with MFA: an MFA-authenticated session for later AssumeRole calls."""
     response = call(

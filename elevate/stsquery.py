@@ -54,6 +54,7 @@ import botocore.utils
 
 from . import __version__
 from .config import REGION
+from .errors import ResponseParserError, ResponseTooLarge, UnsafeAnswer, Unsupported
 from .models import SessionCredentials, SourceKeys
 
 log = logging.getLogger("elevate")
@@ -67,22 +68,6 @@ CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 USER_AGENT = f"aws-elevate/{__version__} Botocore/{botocore.__version__}"
 # botocore's table of settings: (config key, environment variable(s), default, conversion).
 _SETTINGS: Mapping[str, Any] = botocore.configprovider.BOTOCORE_DEFAUT_SESSION_VARIABLES
-
-
-class Unsupported(Exception):
-    """A setting this transport does not cover: the caller uses a botocore client instead."""
-
-
-class ResponseTooLarge(Exception):
-    """An endpoint sent more than MAX_RESPONSE_BYTES: not read further, never parsed."""
-
-
-class ResponseParserError(Exception):
-    """An answer that is not XML; named as botocore's parser names it (a message shows the name)."""
-
-
-class UnsafeAnswer(ValueError):
-    """An answer that carries a DOCTYPE (entity definitions, external references): never parsed."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Optional
 
 from . import cache as cache_mod
-from .errors import ElevateError
+from .errors import CredentialsUnavailable, ElevateError
 from .models import Profile, SessionCredentials
 
 # botocore refreshes with under 15 minutes left on every access: hand out more than that.
@@ -33,10 +33,6 @@ STALE_BUT_USABLE_SECONDS = 60
 RETRY_FIRST_SECONDS = 5
 RETRY_MAX_SECONDS = 300
 REQUEST_DEADLINE_SECONDS = 10.0
-
-
-class Unavailable(ElevateError):
-    """No credentials within the request's deadline (a refresh is still running)."""
 
 
 def serving_profile(profile: Profile, min_left: int = MIN_SECONDS_LEFT) -> Profile:
@@ -95,12 +91,16 @@ class CredentialSupply:
             error = self._error
         if flight is None:
             return self._taken_up() or self._usable(
-                current, error or Unavailable("the refresh gave no credentials")
+                current, error or CredentialsUnavailable("the refresh gave no credentials")
             )
         if not flight.done.wait(self._deadline):
-            return self._usable(current, Unavailable("still waiting for the credentials (an MFA prompt?)"))
+            return self._usable(
+                current, CredentialsUnavailable("still waiting for the credentials (an MFA prompt?)")
+            )
         if flight.result is None:
-            return self._usable(current, flight.error or Unavailable("the refresh gave no credentials"))
+            return self._usable(
+                current, flight.error or CredentialsUnavailable("the refresh gave no credentials")
+            )
         return flight.result
 
     def drop(self) -> None:
@@ -144,7 +144,7 @@ class CredentialSupply:
         with self._lock:
             if self._fetch is _nothing:  # dropped meanwhile: keep nothing, tell nobody
                 flight.result = None
-                flight.error = Unavailable("the command this server ran for has ended")
+                flight.error = CredentialsUnavailable("the command this server ran for has ended")
             elif flight.result is not None:
                 self._current = flight.result
                 self._failures, self._retry_at, self._error = 0, 0.0, None
@@ -152,7 +152,7 @@ class CredentialSupply:
                 self._failures += 1
                 pause = min(RETRY_FIRST_SECONDS * 2 ** min(self._failures - 1, 16), RETRY_MAX_SECONDS)
                 self._retry_at = self._monotonic() + pause
-                self._error = flight.error or Unavailable("the refresh gave no credentials")
+                self._error = flight.error or CredentialsUnavailable("the refresh gave no credentials")
                 failed = f"refreshing the credentials failed: {self._error.message}; next try in {pause} s"
             self._flight = None
         flight.done.set()
@@ -161,7 +161,7 @@ class CredentialSupply:
 
 
 def _nothing() -> SessionCredentials:
-    raise Unavailable("the command this server ran for has ended")
+    raise CredentialsUnavailable("the command this server ran for has ended")
 
 
 def _fresh(error: ElevateError) -> ElevateError:

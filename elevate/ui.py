@@ -1,7 +1,22 @@
-"""The one way elevate tells a person something: the terminal when there is one, else stderr.
+"""The one way elevate tells a person something; stdout is never written here.
 
-stdout carries data only (eval-able text, JSON), so nothing here ever writes to it. This
-module is on the cached fast path: standard library only, and little of it.
+stdout carries data only (eval-able text, JSON): elevate.output renders it and the CLI
+writes it. Everything meant for a person goes through the emitters below, and every line
+elevate words follows one prefix rule (`prefix`): `elevate: MESSAGE`, or `elevate: KIND:
+MESSAGE` for a warning or an error, which may quote text from outside and so is made
+printable, one line (the admin's deploy tool speaks as `deploy-stack`, its own program).
+
+Where each kind goes, and why:
+- `tell`: a prompt's companion (try again, waiting for another prompt) goes to the terminal
+  (/dev/tty), where the prompt is, else stderr: under credential_process an SDK swallows
+  stderr, and the person at the prompt must still read it.
+- `inform`: progress and results on stderr, where scripts and logs see them too.
+- `warn`, `error`: on stderr, one printable line each; `error` is how every failure ends
+  (elevate.__main__ is its one caller for elevate's own errors).
+- `stderr`: text shown as it is, on stderr: what is already formatted (click's usage, a QR
+  code) and the per-item lines of the listing commands (`NAME: cleared`), which read like data.
+
+This module is on the cached fast path: standard library only, and little of it.
 """
 
 from __future__ import annotations
@@ -13,9 +28,11 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms) on the hit queue
 if TYPE_CHECKING:  # nor collections.abc or contextlib, which cost a waiter a third of its start-up
     from types import TracebackType
-    from typing import TextIO
+    from typing import Literal, TextIO
 
-PREFIX = "elevate: "
+    Kind = Literal["", "warning", "error", "debug"]  # "": a message; the rest name themselves
+
+PROGRAM = "elevate"
 MAX_LINE = 2000  # one error line, however long the text from outside was
 # Characters that reorder or hide text on a terminal (bidi controls, zero-width marks).
 _INVISIBLE = frozenset(
@@ -73,40 +90,46 @@ class open_tty:
             self.tty.close()
 
 
-def say(message: str) -> None:
-    """A line for the person at the terminal (else stderr), as given."""
-    with open_tty() as tty:
-        _write(tty if tty is not None else sys.stderr, message)
+def prefix(kind: Kind = "", program: str = PROGRAM) -> str:
+    """The one prefix rule: how every line a program of elevate words begins."""
+    return f"{program}: {kind}: " if kind else f"{program}: "
+
+
+def line(message: str, kind: Kind = "", program: str = PROGRAM) -> str:
+    """`message` as a line elevate words: prefixed, and made printable when it is a warning or an
+    error (`kind`), which may quote text from outside."""
+    return prefix(kind, program) + (printable(message) if kind else message)
 
 
 def tell(message: str) -> None:
     """`elevate: MESSAGE` for the person at the terminal (else stderr): prompts' companions."""
-    say(PREFIX + message)
+    with open_tty() as tty:
+        _write(tty if tty is not None else sys.stderr, line(message))
 
 
-def inform(message: str) -> None:
+def inform(message: str, program: str = PROGRAM) -> None:
     """`elevate: MESSAGE` on stderr, where scripts and logs see it too (progress, results)."""
-    _write(sys.stderr, PREFIX + message)
+    _write(sys.stderr, line(message, program=program))
 
 
-def warn(message: str) -> None:
+def warn(message: str, program: str = PROGRAM) -> None:
     """`elevate: warning: MESSAGE` on stderr, one line (it may quote text from outside)."""
-    _write(sys.stderr, f"{PREFIX}warning: {printable(message)}")
+    _write(sys.stderr, line(message, "warning", program))
 
 
-def error(message: str) -> None:
+def error(message: str, program: str = PROGRAM) -> None:
     """`elevate: error: MESSAGE` on stderr, always one line: how every failure ends."""
-    _write(sys.stderr, f"{PREFIX}error: {printable(message)}")
+    _write(sys.stderr, line(message, "error", program))
 
 
 def stderr(text: str) -> None:
-    """Raw text on stderr (a message that is already formatted, such as click's usage)."""
+    """Text on stderr as it is (already formatted, such as click's usage or a QR code)."""
     _write(sys.stderr, text.rstrip("\n"))
 
 
-def _write(stream: TextIO, line: str) -> None:
+def _write(stream: TextIO, text: str) -> None:
     try:
-        stream.write(line + "\n")
+        stream.write(text + "\n")
         stream.flush()
     except (OSError, ValueError):  # the stream is closed: nothing better to do
         pass

@@ -138,7 +138,7 @@ def _open_cache(user: Provisioned) -> dict[str, Any]:
 
 def _invalid_key(user: Provisioned) -> dict[str, Any]:
     def factory(keys: Any, region: str, service: str = "sts") -> Any:
-        client = aws.make_client(keys, region, service)
+        client: Any = aws.make_client(keys, region, service)  # its operation is replaced below
 
         def refuse(**params: Any) -> Any:
             error = {"Error": {"Code": "InvalidClientTokenId", "Message": "The security token is invalid"}}

@@ -162,14 +162,14 @@ def test_config_value_with_trailing_newline_is_refused() -> None:
 def test_prompt_never_touches_stdout() -> None:
     # A process with no terminal: the failure is on stderr, stdout stays empty.
     done = subprocess.run(
-        [sys.executable, "-c", "from elevate import ui; ui.say('hello')"],
+        [sys.executable, "-c", "from elevate import ui; ui.tell('hello')"],
         capture_output=True,
         text=True,
         timeout=30,
         start_new_session=True,
         stdin=subprocess.DEVNULL,
     )
-    assert done.stdout == "" and done.stderr == "hello\n"
+    assert done.stdout == "" and done.stderr == "elevate: hello\n"
 
 
 def drain(fd: int) -> bytes:

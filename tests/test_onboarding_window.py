@@ -12,7 +12,7 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.exceptions
@@ -211,7 +211,8 @@ def test_a_role_session_name_that_is_not_the_user_name_is_refused_before_assume_
     elevator = Elevator(
         environ={},
         load_keys=lambda name: KEYS,
-        client_factory=lambda keys, region: client,
+        # Refused after GetCallerIdentity: the fake needs no AssumeRole.
+        client_factory=lambda keys, region: cast(aws.StsClient, client),
         code_source=lambda profile, token: "123456",
     )
     with pytest.raises(ConfigError, match="role_session_name 'bob' is not your IAM user name 'alice'"):

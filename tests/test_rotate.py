@@ -160,7 +160,7 @@ def flaky_new_key(old_id: str, failures: int, calls: list[str]) -> Callable[...,
     """A client factory: GetCallerIdentity with any key but `old_id` fails `failures` times first."""
 
     def factory(keys: Any, region: str, service: str = "sts") -> Any:
-        client = aws.make_client(keys, region, service)
+        client: Any = aws.make_client(keys, region, service)  # its operations are replaced below
         if service == "sts" and isinstance(keys, SourceKeys) and keys.access_key_id != old_id:
             real = client.get_caller_identity
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 from xml.sax.saxutils import escape
 
 import pytest
@@ -218,18 +219,20 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
     from elevate import core
     from elevate.errors import StsError
 
-    def impatient_client(keys: object, region: str) -> object:
-        client = sts_mod.make_client(keys, region)  # type: ignore[arg-type]
+    def impatient_client(keys: sts_mod.Keys, region: str) -> sts_mod.StsClient:
+        client = sts_mod.make_client(keys, region)
         config = client.meta.config.merge(
             botocore.config.Config(read_timeout=0.3, retries={"total_max_attempts": 1})
         )
-        return botocore.session.Session(session_vars={"profile": (None, None, None, None)}).create_client(
+        session = botocore.session.Session(session_vars={"profile": (None, None, None, None)})
+        impatient = session.create_client(
             "sts",
             region_name=region,
             aws_access_key_id=LONG_TERM.access_key_id,
             aws_secret_access_key=LONG_TERM.secret_access_key,
             config=config,
         )
+        return cast(sts_mod.StsClient, impatient)  # botocore adds its operations at run time
 
     sts.behave("GetCallerIdentity", delay=2)
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]

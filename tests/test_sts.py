@@ -38,8 +38,9 @@ def good_credentials(**override: Any) -> dict[str, Any]:
 def test_client_uses_regional_endpoint_and_bounded_timeouts() -> None:
     client = aws.make_client(KEYS, "eu-west-1")
     assert client.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
-    assert client.meta.config.connect_timeout == 5 and client.meta.config.read_timeout == 15
-    assert client.meta.config.retries == {"total_max_attempts": 3, "mode": "standard"}
+    config: Any = client.meta.config  # botocore's stubs do not list Config's settings as attributes
+    assert config.connect_timeout == 5 and config.read_timeout == 15
+    assert config.retries == {"total_max_attempts": 3, "mode": "standard"}
 
 
 def test_client_honours_endpoint_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +58,7 @@ def test_client_ignores_aws_profile_and_credential_chain(
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "loop")
     client = aws.make_client(KEYS, "us-east-1")
-    frozen = client._request_signer._credentials.get_frozen_credentials()
+    frozen = client._request_signer._credentials.get_frozen_credentials()  # type: ignore[attr-defined]
     assert frozen.access_key == KEYS.access_key_id and frozen.token is None
     monkeypatch.setenv("AWS_PROFILE", "missing")
     aws.make_client(KEYS, "us-east-1")
@@ -68,7 +69,8 @@ def test_session_client_carries_token() -> None:
         "ASIAIOSFODNN7EXAMPLE", "x" * 40, "tok" * 10, datetime.now(timezone.utc) + timedelta(hours=1)
     )
     client = aws.make_client(session, "us-east-1")
-    assert client._request_signer._credentials.get_frozen_credentials().token == "tok" * 10
+    signer = client._request_signer  # type: ignore[attr-defined]
+    assert signer._credentials.get_frozen_credentials().token == "tok" * 10
 
 
 def stubbed() -> tuple[Any, Stubber]:

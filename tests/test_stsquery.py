@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, cast
 
 import botocore.auth
 import botocore.awsrequest
@@ -30,7 +30,7 @@ from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
 from support.fakests import FakeSts
 
 from elevate import aws, keystore, sts, stsquery
-from elevate.errors import ConfigError, StsError
+from elevate.errors import ConfigError, StsError, Unsupported
 from elevate.models import SessionCredentials, SourceKeys
 
 KEYS = SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET)
@@ -271,7 +271,7 @@ def test_what_the_transport_does_not_cover_goes_to_a_botocore_client(
     (tmp_path / "aws-config").write_text(config)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(stsquery.Unsupported):
+    with pytest.raises(Unsupported):
         stsquery.resolve(region)
     if "AWS_ENDPOINT_URL" in env:  # botocore's ValueError was a traceback before: now one line
         with pytest.raises(ConfigError, match=r"Invalid endpoint: http://not a url; .*AWS_ENDPOINT_URL"):
@@ -515,9 +515,9 @@ def test_throttling_and_5xx_are_retried_with_bounds_like_the_client(
         monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
         fake.behave("AssumeRole", error=error)
         slept: list[float] = []
-        clients = [
+        clients: list[aws.StsClient] = [
             stsquery.connect(KEYS, "eu-west-1", sleep=slept.append),
-            aws.make_client(KEYS, "eu-west-1"),
+            cast(aws.StsClient, aws.make_client(KEYS, "eu-west-1")),  # its operations exist at run time
         ]
         for client in clients:
             before = fake.count("AssumeRole")
@@ -637,7 +637,8 @@ def test_error_answers_translate_as_before(monkeypatch: pytest.MonkeyPatch) -> N
             for make in (aws.make_client, aws.sts_client):
                 with pytest.raises(StsError) as info:
                     sts.assume_role(
-                        make(KEYS, "eu-west-1"), sts.AssumeRoleRequest(ROLE, "alice", "alice", 3600)
+                        cast(aws.StsClient, make(KEYS, "eu-west-1")),
+                        sts.AssumeRoleRequest(ROLE, "alice", "alice", 3600),
                     )
                 messages.append((type(info.value), info.value.message, aws.error_code(info.value)))
         assert messages[0::2] == messages[1::2]

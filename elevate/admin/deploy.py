@@ -38,6 +38,10 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from .. import ui
+from ..errors import DeployError
+
+PROG = "deploy-stack"  # its name as a script, and the prefix of what it says (elevate.ui's rule)
 # The templates ship with the repository, not the package: the defaults name the clone's copy.
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_STACK_TEMPLATE = REPO / "cloudformation" / "developer-access.yaml"
@@ -67,14 +71,6 @@ ALLOW_ALL_UPDATES = {
 }
 
 
-class DeployError(Exception):
-    """A failure to report to the user as one line, with exit status 1."""
-
-
-def say(message: str) -> None:
-    print(f"deploy-stack: {message}", file=sys.stderr, flush=True)
-
-
 def parse_params(pairs: list[str]) -> dict[str, str]:
     """Turn ["Key=Value", ...] into a dict; a list parameter is given as "Key=a,b"."""
     params: dict[str, str] = {}
@@ -98,10 +94,10 @@ def lint(template: Path) -> None:
     exe = find_cfn_lint()
     if exe is None:
         raise DeployError("cfn-lint is not installed (pip install cfn-lint), or pass --no-lint")
-    say(f"cfn-lint -c I {template.name}")
+    ui.inform(f"cfn-lint -c I {template.name}", PROG)
     result = subprocess.run([exe, "-c", "I", "--", str(template)], capture_output=True, text=True)
     if result.returncode != 0:
-        sys.stderr.write(result.stdout + result.stderr)
+        ui.stderr(result.stdout + result.stderr)
         raise DeployError(f"cfn-lint found problems in {template}")
 
 
@@ -190,7 +186,9 @@ def _wait_stack(cfn: Any, name: str, since: float, timeout: float) -> str:
                 continue
             seen.add(event["EventId"])
             reason = event.get("ResourceStatusReason") or ""
-            say(f"  {event.get('LogicalResourceId', '')} {event['ResourceStatus']} {reason}".rstrip())
+            ui.inform(
+                f"  {event.get('LogicalResourceId', '')} {event['ResourceStatus']} {reason}".rstrip(), PROG
+            )
         status = _stack_status(cfn, name) or "DELETED"
         if not status.endswith("_IN_PROGRESS"):
             return status
@@ -207,7 +205,7 @@ def deploy_stack(args: argparse.Namespace) -> int:
         lint(template)
     client = session_clients(args)
     cfn = client("cloudformation")
-    say(f"validating {template.name}")
+    ui.inform(f"validating {template.name}", PROG)
     declared = validate(cfn, body)
 
     status = _stack_status(cfn, args.stack_name)
@@ -224,11 +222,11 @@ def deploy_stack(args: argparse.Namespace) -> int:
     if status is None:
         request["Parameters"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
         if args.no_protection:
-            say("--no-protection: no termination protection, no stack policy")
+            ui.inform("--no-protection: no termination protection, no stack policy", PROG)
         else:
             request["EnableTerminationProtection"] = True
             request["StackPolicyBody"] = json.dumps(STACK_POLICY)
-        say(f"creating stack {args.stack_name}")
+        ui.inform(f"creating stack {args.stack_name}", PROG)
         cfn.create_stack(**request)
     else:
         # Like `aws cloudformation deploy`, parameters not given keep their previous values.
@@ -236,18 +234,18 @@ def deploy_stack(args: argparse.Namespace) -> int:
         request["Parameters"] = kept_parameters(previous, params, declared)
         if args.no_protection:
             # For this update only: the stack policy stays for the next one.
-            say("--no-protection: this update may replace or delete the gate's resources")
+            ui.inform("--no-protection: this update may replace or delete the gate's resources", PROG)
             request["StackPolicyDuringUpdateBody"] = json.dumps(ALLOW_ALL_UPDATES)
         else:
             request["StackPolicyBody"] = json.dumps(STACK_POLICY)
             protect(cfn, args.stack_name)
-        say(f"updating stack {args.stack_name} (was {status})")
+        ui.inform(f"updating stack {args.stack_name} (was {status})", PROG)
         try:
             cfn.update_stack(**request)
         except ClientError as exc:
             if "No updates are to be performed" not in str(exc):
                 raise
-            say("no changes")
+            ui.inform("no changes", PROG)
             if not args.no_protection:
                 cfn.set_stack_policy(StackName=args.stack_name, StackPolicyBody=json.dumps(STACK_POLICY))
             return print_outputs(cfn, args.stack_name, args.json)
@@ -255,14 +253,14 @@ def deploy_stack(args: argparse.Namespace) -> int:
     final = _wait_stack(cfn, args.stack_name, since, args.timeout)
     if final not in DONE_OK:
         raise DeployError(f"stack {args.stack_name} ended {final}")
-    say(f"stack {args.stack_name} {final}")
+    ui.inform(f"stack {args.stack_name} {final}", PROG)
     return print_outputs(cfn, args.stack_name, args.json)
 
 
 def protect(cfn: Any, name: str) -> None:
     """Termination protection on, for a stack created without it (by an older deploy-stack)."""
     if not cfn.describe_stacks(StackName=name)["Stacks"][0].get("EnableTerminationProtection"):
-        say(f"turning on termination protection of {name}")
+        ui.inform(f"turning on termination protection of {name}", PROG)
         cfn.update_termination_protection(StackName=name, EnableTerminationProtection=True)
 
 
@@ -309,7 +307,7 @@ def deploy_stackset(args: argparse.Namespace) -> int:
         lint(template)
     client = session_clients(args)
     cfn = client("cloudformation")
-    say(f"validating {template.name}")
+    ui.inform(f"validating {template.name}", PROG)
     declared = validate(cfn, body)
 
     call = {"StackSetName": args.stack_set_name, "CallAs": args.call_as}
@@ -333,7 +331,7 @@ def deploy_stackset(args: argparse.Namespace) -> int:
                 "must trust the identity account, never the accounts they land in"
             )
         parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
-        say(f"creating service-managed StackSet {args.stack_set_name}")
+        ui.inform(f"creating service-managed StackSet {args.stack_set_name}", PROG)
         cfn.create_stack_set(
             **call,
             Description="aws-elevate elevated role in every account of the target OUs",
@@ -361,9 +359,9 @@ def deploy_stackset(args: argparse.Namespace) -> int:
         parameters = kept_parameters(existing.get("Parameters") or [], params, declared)
         kept = sorted(p["ParameterKey"] for p in parameters if p["ParameterKey"] not in params)
         if kept:
-            say(f"keeping the StackSet's values of {', '.join(kept)}")
+            ui.inform(f"keeping the StackSet's values of {', '.join(kept)}", PROG)
         # Without DeploymentTargets the new template and parameters reach every stack instance.
-        say(f"updating StackSet {args.stack_set_name} and all its stack instances")
+        ui.inform(f"updating StackSet {args.stack_set_name} and all its stack instances", PROG)
         operation = cfn.update_stack_set(
             **call,
             TemplateBody=body,
@@ -379,7 +377,7 @@ def deploy_stackset(args: argparse.Namespace) -> int:
 
     if new_ous:
         # Automatic deployment covers accounts that join these OUs later.
-        say(f"deploying stack instances to {', '.join(new_ous)} in {args.regions[0]}")
+        ui.inform(f"deploying stack instances to {', '.join(new_ous)} in {args.regions[0]}", PROG)
         targets["OrganizationalUnitIds"] = new_ous
         operation_id = cfn.create_stack_instances(
             **call,
@@ -391,7 +389,7 @@ def deploy_stackset(args: argparse.Namespace) -> int:
     instances = cfn.list_stack_instances(**call)["Summaries"]
     for instance in instances:
         print(f"{instance['Account']}\t{instance['Region']}\t{instance.get('Status', '')}")
-    say(f"StackSet {args.stack_set_name}: {len(instances)} stack instance(s)")
+    ui.inform(f"StackSet {args.stack_set_name}: {len(instances)} stack instance(s)", PROG)
     return 0
 
 
@@ -495,11 +493,15 @@ def _stackset_drift(cfn: Any, call: dict[str, str], timeout: float) -> dict[str,
     # An endpoint without the operation (moto) answers with something that is not XML.
     except (ClientError, BotoCoreError, ResponseParserError, DeployError, KeyError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        say(f"StackSet drift detection unavailable ({reason}); comparing each account's role instead")
+        ui.inform(
+            f"StackSet drift detection unavailable ({reason}); comparing each account's role instead", PROG
+        )
         return None
     statuses = {str(i["Account"]): str(i.get("DriftStatus") or "UNKNOWN") for i in instances}
     if any(status in {"NOT_CHECKED", "UNKNOWN"} for status in statuses.values()):
-        say("StackSet drift detection left accounts unchecked; comparing each account's role instead")
+        ui.inform(
+            "StackSet drift detection left accounts unchecked; comparing each account's role instead", PROG
+        )
         return None
     return statuses
 
@@ -531,10 +533,11 @@ def check_drift(args: argparse.Namespace) -> int:
             found = role_drift(iam, params, account, partition)
             drifted += bool(found)
             print("\t".join([account, "DRIFTED" if found else "IN_SYNC", *found]))
-    say(
+    ui.inform(
         f"{drifted} of {len(accounts)} account(s) drifted"
         if drifted
-        else f"{len(accounts)} account(s) in sync"
+        else f"{len(accounts)} account(s) in sync",
+        PROG,
     )
     return EXIT_DRIFT if drifted else 0
 
@@ -557,9 +560,9 @@ def open_window(args: argparse.Namespace) -> int:
     iam = client("iam")
     for user in args.users:
         iam.tag_user(UserName=user, Tags=[{"Key": ONBOARDING_TAG, "Value": "true"}])
-        say(f"tagged {user} {ONBOARDING_TAG}=true")
+        ui.inform(f"tagged {user} {ONBOARDING_TAG}=true", PROG)
     since = time.time() - 1
-    say(f"setting {WINDOW_PARAMETER}={value} on stack {args.stack_name}")
+    ui.inform(f"setting {WINDOW_PARAMETER}={value} on stack {args.stack_name}", PROG)
     try:
         cfn.update_stack(
             StackName=args.stack_name,
@@ -580,7 +583,7 @@ def open_window(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="deploy-stack",
+        prog=PROG,
         description=__doc__.split("\n\n")[0],
         epilog="Run `deploy-stack stack --help` or `deploy-stack stackset --help` for the options.",
     )
@@ -708,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
             args.regions = [region] if region else []
         return int(args.func(args))
     except (DeployError, BotoCoreError, ClientError, ResponseParserError) as exc:
-        say(f"error: {exc}")
+        ui.error(str(exc), PROG)
         return EXIT_CANNOT_CHECK if args.mode == "drift" else 1
 
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import click
 
+from .. import ui
 from ..errors import EXIT_INTERRUPTED, CommandLineError, ElevateError
 from . import admin, console, elevation, keys, setup
 from .app import cli, log
@@ -49,7 +50,7 @@ def run(argv: Sequence[str], queued_since: float | None = None) -> int:
             log.exception("failure")
         raise
     except click.exceptions.Abort:
-        raise CommandLineError("elevate: interrupted", EXIT_INTERRUPTED) from None
+        raise CommandLineError(ui.line("interrupted"), EXIT_INTERRUPTED) from None
     except click.ClickException as exc:
         text = io.StringIO()
         exc.show(file=text)

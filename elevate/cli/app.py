@@ -21,7 +21,7 @@ from click.shell_completion import CompletionItem
 from .. import __version__, core, mfa, scopes, ui
 from ..config import Config, config_path, load_config, resolve_region, select_profile
 from ..errors import ElevateError, UsageError
-from ..models import Profile
+from ..models import Profile, SessionCredentials
 
 log = logging.getLogger("elevate")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -64,7 +64,9 @@ class App:
         log.debug("profile %s: %s", profile.name, scopes.describe(profile.scope))
         return profile
 
-    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False) -> Any:
+    def elevate(
+        self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False
+    ) -> SessionCredentials:
         """Role credentials for `profile`; `for_sdk` under credential_process (the prompt says the
         caller may stop waiting; a failure of the last few seconds is answered again)."""
         elevator = core.Elevator(
@@ -133,7 +135,7 @@ def cli(ctx: click.Context, config_option: Optional[str], debug: bool) -> None:
     ctx.obj = App(config_option, debug, queued)
     if debug:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("elevate: debug: %(message)s"))
+        handler.setFormatter(logging.Formatter(ui.prefix("debug") + "%(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
         # botocore's own debug log prints request and response bodies: keep it quiet.
@@ -151,11 +153,6 @@ def stdin_lines(count: int, what: str) -> list[str]:
     if len(lines) < count:
         raise UsageError(f"expected {count} lines on stdin: {what}")
     return lines
-
-
-def say(message: str) -> None:
-    """A progress or result line for the user (stderr)."""
-    ui.inform(message)
 
 
 def interactive(no_input: bool) -> bool:

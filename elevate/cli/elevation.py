@@ -13,7 +13,7 @@ import click
 from .. import cache, core, hit, launch, mfagate, notices, output, scopes, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import ElevateError, UsageError
+from ..errors import ElevateError, FailedElsewhere, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -158,7 +158,7 @@ def credential_process_cmd(
         creds = app.elevate(chosen, token, no_cache, for_sdk=True)
     except ElevateError as exc:
         # Terraform and the JS SDK's default chain hide elevate's stderr: the terminal says why.
-        told = exc.reason if isinstance(exc, cache.FailedElsewhere) else exc.message
+        told = exc.reason if isinstance(exc, FailedElsewhere) else exc.message
         notices.error(exc.message, cache.cache_dir(app.environ), key=told)
         raise
     if not no_cache and scopes.indexable(chosen, scope):

@@ -13,7 +13,7 @@ from ..errors import ElevateError, UsageError
 from ..models import Profile
 from ..onboarding.configure import Onboarding
 from ..onboarding.rotate import Rotator
-from .app import App, WholeHelpGroup, complete_profiles, say, stdin_lines
+from .app import App, WholeHelpGroup, complete_profiles, stdin_lines
 
 
 @click.group("keys", cls=WholeHelpGroup)
@@ -45,7 +45,7 @@ def keys_add(name: str, force: bool) -> None:
     keys = keystore.check_keys(key_id, secret)
     keystore.put_keys(name, keys)
     cache.forget_key_set(name, dict(os.environ))  # no entry or MFA session of a replaced key survives
-    ui.stderr(f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}")
+    ui.inform(f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}")
 
 
 @keys_group.command("list")
@@ -99,7 +99,7 @@ def keys_lock() -> None:
 @click.pass_obj
 def keys_import(app: App, name: str, aws_profile: str, delete_plaintext: bool) -> None:
     """Move a key pair from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) into the keyring as NAME."""
-    Onboarding(environ=app.environ, notify=say).import_keys(name, aws_profile, delete_plaintext)
+    Onboarding(environ=app.environ, notify=ui.inform).import_keys(name, aws_profile, delete_plaintext)
 
 
 def _profile_for_key_set(app: App, name: str, requested: Optional[str]) -> Optional[Profile]:
@@ -136,5 +136,5 @@ def rotate_cmd(
     Key management needs MFA, so this asks for a code and works in an MFA session.
     """
     profile = _profile_for_key_set(app, name, profile_name)
-    Rotator(environ=app.environ, notify=say).rotate(name, profile, token, mfa_serial)
+    Rotator(environ=app.environ, notify=ui.inform).rotate(name, profile, token, mfa_serial)
     cache.forget_key_set(name, app.environ)  # the old key's entries and MFA session

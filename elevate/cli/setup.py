@@ -18,7 +18,7 @@ from ..onboarding.configure import ConfigureAnswers, Onboarding
 from ..onboarding.doctor import Doctor, failed, render
 from ..onboarding.enroll import Enroller, NewDevice, render_qr
 from ..onboarding.uninstall import Uninstaller
-from .app import App, WholeHelpGroup, complete_profiles, interactive, say, stdin_lines
+from .app import App, WholeHelpGroup, complete_profiles, interactive, stdin_lines
 
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_ELEVATE_COMPLETE"
@@ -151,7 +151,7 @@ def configure_cmd(
     prompter = _TerminalPrompter() if asking else None
 
     def enroll_device(source: SourceKeys, identity: Identity, api_region: str) -> str:
-        enroller = Enroller(environ=environ, notify=say)
+        enroller = Enroller(environ=environ, notify=ui.inform)
         return enroller.enroll(
             source,
             api_region,
@@ -160,13 +160,13 @@ def configure_cmd(
             identity,
         )
 
-    result = Onboarding(environ=environ, notify=say).configure(
+    result = Onboarding(environ=environ, notify=ui.inform).configure(
         answers,
         app.config_path,
         prompter,
         enroll_device if asking else None,
     )
-    say(f"done: try `elevate exec {result.profile} -- aws sts get-caller-identity`")
+    ui.inform(f"done: try `elevate exec {result.profile} -- aws sts get-caller-identity`")
 
 
 # --- mfa enroll -----------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def mfa_enroll(
     if (code1 is None) != (code2 is None):
         raise UsageError("pass both --code1 and --code2, or neither")
     environ = app.environ
-    Enroller(environ=environ, notify=say).enroll_profile(
+    Enroller(environ=environ, notify=ui.inform).enroll_profile(
         name,
         app.config_path,
         _show_device(show_secret, name),
@@ -247,21 +247,21 @@ def uninstall_cmd(app: App, yes: bool) -> None:
     removed and what it left.
     """
     environ = app.environ
-    uninstaller = Uninstaller(environ=environ, notify=say, clear=lambda p: core.clear(p, environ))
+    uninstaller = Uninstaller(environ=environ, notify=ui.inform, clear=lambda p: core.clear(p, environ))
     plan = uninstaller.plan(app.config_option)
     planned = plan.lines()
     if not planned:
-        say("nothing of elevate's found to remove")
+        ui.inform("nothing of elevate's found to remove")
     else:
-        say("elevate uninstall will remove:\n" + "\n".join(f"  {line}" for line in planned))
+        ui.inform("elevate uninstall will remove:\n" + "\n".join(f"  {line}" for line in planned))
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageError("nothing removed: pass --yes to remove all of this without a terminal")
             if not click.confirm("Remove all of this?", default=False, err=True):
                 raise ElevateError("nothing removed")
         removed = uninstaller.run(plan)
-        say("removed:\n" + "\n".join(f"  {line}" for line in removed))
-    say(
+        ui.inform("removed:\n" + "\n".join(f"  {line}" for line in removed))
+    ui.inform(
         "left:\n" + "\n".join(f"  {line}" for line in plan.left)
         if plan.left
         else "left: nothing of elevate's"

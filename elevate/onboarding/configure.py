@@ -76,6 +76,7 @@ class Onboarding:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     client_factory: Callable[..., Any] = aws.make_client
     notify: Callable[[str], None] = ui.inform
+    warn: Callable[[str], None] = ui.warn
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     command: Sequence[str] = field(default_factory=elevate_command)
 
@@ -111,7 +112,7 @@ class Onboarding:
             )
             return keys
         for problem in awsfiles.exposure(path):
-            self.notify(f"warning: {problem}")
+            self.warn(problem)
         remaining = awsfiles.remove_section(data, aws_profile, path)
         backup = awsfiles.write_backup(path, data, self.clock())
         awsfiles.replace_file(path, remaining, expect=data)

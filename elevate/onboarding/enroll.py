@@ -144,7 +144,7 @@ class Enroller:
         self._close_window(iam, identity, device.serial)
         return device.serial
 
-    def _close_window(self, iam: Any, identity: Identity, serial: str) -> None:
+    def _close_window(self, iam: aws.IamClient, identity: Identity, serial: str) -> None:
         """Close the onboarding window at once: with the device enabled, the key alone must no
         longer be able to enrol another one. The device works either way, so a failure here is
         a message for the admin, not an error."""
@@ -186,7 +186,7 @@ class Enroller:
         self.notify(f"wrote mfa_serial of profile {name!r} in {config_path}")
         return serial, True
 
-    def _create(self, iam: Any, identity: Identity) -> NewDevice:
+    def _create(self, iam: aws.IamClient, identity: Identity) -> NewDevice:
         # The developer policy allows a virtual device only under the user's own name.
         try:
             raw = aws.create_virtual_mfa_device(iam, identity.user_name)
@@ -221,7 +221,7 @@ class Enroller:
             return str(mfa.normalize_code(first)), str(mfa.normalize_code(second))
         raise MfaError("no MFA codes entered")  # pragma: no cover - attempts >= 1
 
-    def _delete(self, iam: Any, serial: str) -> None:
+    def _delete(self, iam: aws.IamClient, serial: str) -> None:
         try:
             aws.delete_virtual_mfa_device(iam, serial)
         except ElevateError as exc:

@@ -22,7 +22,7 @@ from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
 from ..errors import ElevateError, StsError, UsageError
 from ..mfagate import MfaGate
-from ..models import Profile, SourceKeys
+from ..models import Profile, SessionCredentials, SourceKeys
 
 # Where a rotation can be interrupted; the fault hook is called after each one.
 STEPS = ("session", "created", "verified", "stored", "deleted")
@@ -148,7 +148,7 @@ class Rotator:
         keys: SourceKeys,
         region: str,
         token: Optional[str],
-    ) -> Any:
+    ) -> SessionCredentials:
         """GetSessionToken through the MFA code gate: the policy denies key changes without MFA."""
         code_profile = (
             dataclasses.replace(profile, mfa_serial=serial)
@@ -169,7 +169,7 @@ class Rotator:
             lambda code: sts.get_session_token(client, SESSION_SECONDS, serial, code, self.clock()),
         )
 
-    def _check_free_slot(self, iam: Any, identity: Identity, old: SourceKeys, name: str) -> None:
+    def _check_free_slot(self, iam: aws.IamClient, identity: Identity, old: SourceKeys, name: str) -> None:
         others = [k for k in aws.access_key_ids(iam, identity.user_name) if k != old.access_key_id]
         if others:
             raise UsageError(
@@ -202,7 +202,13 @@ class Rotator:
         )
 
     def _left_over(
-        self, name: str, identity: Identity, old: SourceKeys, new: SourceKeys, iam: Any, rollback: bool
+        self,
+        name: str,
+        identity: Identity,
+        old: SourceKeys,
+        new: SourceKeys,
+        iam: aws.IamClient,
+        rollback: bool,
     ) -> str:
         """What the keyring holds now and what is left to clean up, after a failed step."""
         try:
