@@ -218,3 +218,88 @@ def test_success_answers_and_indexes_alike(fake_sts: FakeSts, mfa: MfaScript, tm
 )
 def test_any_other_argv_is_left_to_the_cli(argv: list[str]) -> None:
     assert credprocess.answer_miss(argv, dict(os.environ), None) is None
+
+
+# -- the keyring backend: chosen without discovery, per platform ---------------------------------
+
+
+class Loaded:
+    """keyring.core.load_keyring's stand-in: records the names asked for; `refuse` ones raise."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self.names: list[str] = []
+        self.refuse = refuse
+
+    def __call__(self, name: str) -> object:
+        self.names.append(name)
+        if name in self.refuse:
+            raise RuntimeError(f"{name} is not usable here")
+        from elevate_testkeyring import FileKeyring
+
+        return FileKeyring()  # type: ignore[no-untyped-call]  # KeyringBackend.__init__ is untyped
+
+
+def choose(monkeypatch: pytest.MonkeyPatch, platform: str, loader: Loaded) -> Optional[str]:
+    """The backend choose_backend sets for `platform` with nothing configured, or None (left to
+    keyring's discovery)."""
+    import keyring
+    import keyring.core
+
+    from elevate import keystore
+
+    monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
+    monkeypatch.setattr(keystore, "_backend_chosen", False)
+    monkeypatch.setattr(keyring.core, "load_keyring", loader)
+    chosen: list[str] = []
+    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
+    keystore.choose_backend(platform)
+    return chosen[0] if chosen else None
+
+
+@pytest.mark.parametrize(
+    ("platform", "backend"),
+    [
+        ("linux", "keyring.backends.SecretService.Keyring"),
+        ("darwin", "keyring.backends.macOS.Keyring"),
+        ("win32", "keyring.backends.Windows.WinVaultKeyring"),
+    ],
+)
+def test_each_platform_imports_its_own_backend_directly(
+    monkeypatch: pytest.MonkeyPatch, platform: str, backend: str
+) -> None:
+    loader = Loaded()
+    assert choose(monkeypatch, platform, loader) == "FileKeyring"
+    assert loader.names == [backend]
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+def test_an_unusable_platform_backend_is_left_to_discovery(
+    monkeypatch: pytest.MonkeyPatch, platform: str
+) -> None:
+    from elevate import keystore
+
+    loader = Loaded(refuse=frozenset(keystore.PLATFORM_BACKENDS.values()))
+    assert choose(monkeypatch, platform, loader) is None
+    assert loader.names == [keystore.PLATFORM_BACKENDS[platform]]
+
+
+def test_a_platform_without_a_known_backend_is_left_to_discovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    loader = Loaded()
+    assert choose(monkeypatch, "freebsd13", loader) is None
+    assert loader.names == []
+
+
+def test_the_environment_comes_before_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    import keyring
+    import keyring.core
+
+    from elevate import keystore
+
+    monkeypatch.setattr(keystore, "_backend_chosen", False)
+    loader = Loaded()
+    monkeypatch.setattr(keyring.core, "load_keyring", loader)
+    chosen: list[str] = []
+    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
+    keystore.choose_backend("linux")  # PYTHON_KEYRING_BACKEND names the test backend (sealed_env)
+    assert chosen == ["FileKeyring"]
+    assert loader.names == ["elevate_testkeyring.FileKeyring"]  # the variable's, never the platform's
