@@ -24,7 +24,10 @@ from elevate import credprocess, hit
 
 # What a cold credential-process must never import: the CLI and everything only it needs, and
 # the modules keyring's backend discovery loads (its entry points, the chainer).
-FORBIDDEN_PREFIXES = ("click", "elevate.cli", "elevate.onboarding", "elevate.admin", "pyotp", "boto3")
+FORBIDDEN_PREFIXES = (
+    "click", "elevate.cli", "elevate.onboarding", "elevate.admin", "elevate.server", "elevate.supply",
+    "elevate.launch", "elevate.console", "pyotp", "boto3",
+)  # fmt: skip
 DISCOVERY_MARKERS = {"keyring.backends.chainer", "keyring.backends.kwallet", "keyring.backends.libsecret"}
 MFA_REJECTED = (403, "AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code.")
 
