@@ -4,12 +4,12 @@ A cache hit of `credential-process` found in the hit index (elevate.hit) is answ
 first, with os, sys and elevate.disk imported; it never raises an ElevateError (anything
 unusual falls through). On an index miss, a credential-process call queues behind whoever
 is filling the same entry (elevate.hit's queue), so concurrent callers sleep instead of
-each parsing the config; everything else, and the filler, goes to the CLI. Those run
-under the one handler below: an error becomes one line on stderr and its exit code, an
-interrupt 130, a terminating signal 128+N.
+each parsing the config; the filler goes straight to the core (elevate.credprocess, no
+click), and everything else to the CLI. Those run under the one handler below: an error
+becomes one line on stderr and its exit code, an interrupt 130, a terminating signal 128+N.
 
 The lean launcher that scripts/install writes runs `main` under `python -I -S`: the hit and
-the queue need no site-packages; `site` is set up only before the CLI.
+the queue need no site-packages; `site` is set up only before the miss path or the CLI.
 """
 
 from __future__ import annotations
@@ -43,9 +43,17 @@ def run(argv: list[str]) -> int:
         raise_on_signals()
         disable_core_dumps(_user_core_limit)
         _enable_site()
+        since = None if queued is None else queued.since
+        from .credprocess import answer_miss
+
+        # A plain credential-process goes straight to the core; anything else to the CLI.
+        text = answer_miss(argv, dict(os.environ), since)
+        if text is not None:
+            hit.write(text)
+            return EXIT_OK
         from .cli import run as run_cli
 
-        return run_cli(argv, queued_since=None if queued is None else queued.since)
+        return run_cli(argv, queued_since=since)
     except BaseException as exc:  # noqa: BLE001 - the one handler; anything else is raised again
         return exit_status(exc)
     finally:

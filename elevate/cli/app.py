@@ -6,7 +6,6 @@ arrive as ElevateError and go up to elevate.__main__, the one place that reports
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sys
@@ -18,8 +17,8 @@ from typing import Any, Optional, TypeVar
 import click
 from click.shell_completion import CompletionItem
 
-from .. import __version__, core, mfa, scopes, ui
-from ..config import Config, config_path, load_config, resolve_region, select_profile
+from .. import __version__, credprocess, ui
+from ..config import Config, config_path, load_config, resolve_region
 from ..errors import ElevateError, UsageError
 from ..models import Profile, SessionCredentials
 
@@ -52,29 +51,11 @@ class App:
 
     def profile(self, name: Optional[str], scope: Optional[str] = None) -> Profile:
         """The chosen profile; with `scope` (--scope), narrowed to that scope instead of its own."""
-        config = self.config()
-        profile = scopes.narrowed(select_profile(config, name, self.environ), scope, config.scopes)
-        log.debug(
-            "profile %s: role %s, key set %s, cache %s",
-            profile.name,
-            profile.role_arn,
-            profile.key_set,
-            profile.cache,
-        )
-        log.debug("profile %s: %s", profile.name, scopes.describe(profile.scope))
-        return profile
+        return credprocess.choose_profile(self.config_path, name, scope, self.environ)
 
-    def elevate(
-        self, profile: Profile, token: Optional[str], no_cache: bool, for_sdk: bool = False
-    ) -> SessionCredentials:
-        """Role credentials for `profile`; `for_sdk` under credential_process (the prompt says the
-        caller may stop waiting; a failure of the last few seconds is answered again)."""
-        elevator = core.Elevator(
-            environ=self.environ, config_file=self.config_path, queued_since=self.queued_since
-        )
-        if for_sdk:
-            elevator.code_source = functools.partial(mfa.obtain_code, for_sdk=True)
-            elevator.failure_memory = core.SDK_FAILURE_MEMORY_SECONDS
+    def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> SessionCredentials:
+        """Role credentials for `profile`."""
+        elevator = credprocess.elevator(self.environ, self.config_path, self.queued_since)
         return elevator.elevate(profile, token=token, use_cache=not no_cache)
 
     def region(self, profile: Profile) -> str:

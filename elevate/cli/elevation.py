@@ -10,10 +10,10 @@ from typing import Any, Optional
 
 import click
 
-from .. import cache, core, hit, launch, mfagate, notices, output, scopes, server, ui
+from .. import core, credprocess, launch, mfagate, output, server, ui
 from .. import supply as supply_mod
 from ..config import select_profile
-from ..errors import ElevateError, FailedElsewhere, UsageError
+from ..errors import UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
 
@@ -153,30 +153,16 @@ def credential_process_cmd(
     app: App, profile: Optional[str], token: Optional[str], no_cache: bool, scope: Optional[str]
 ) -> None:
     """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
-    try:
-        chosen = app.profile(profile, scope)
-        creds = app.elevate(chosen, token, no_cache, for_sdk=True)
-    except ElevateError as exc:
-        # Terraform and the JS SDK's default chain hide elevate's stderr: the terminal says why.
-        told = exc.reason if isinstance(exc, FailedElsewhere) else exc.message
-        notices.error(exc.message, cache.cache_dir(app.environ), key=told)
-        raise
-    if not no_cache and scopes.indexable(chosen, scope):
-        remember_hit(app, profile, chosen)
-    click.echo(output.credential_process_json(creds), nl=False)
-
-
-def remember_hit(app: App, argument: Optional[str], profile: Profile) -> None:
-    """Index the entry this validated profile uses, so the next call is an indexed hit."""
-    if profile.cache == "file":
-        hit.record(
-            app.environ,
-            app.config_option,
-            argument,
-            cache.entry_key(profile, app.environ),
-            profile.refresh_before_seconds,
-            profile.duration_seconds,
-        )
+    answer = credprocess.credentials(
+        app.environ,
+        app.config_option,
+        profile,
+        token=token,
+        no_cache=no_cache,
+        scope=scope,
+        queued_since=app.queued_since,
+    )
+    click.echo(answer, nl=False)
 
 
 @click.command("status")
