@@ -52,9 +52,9 @@ class _State:
 
 
 def _client(keys: SourceKeys, region: str, service: str = "sts") -> Any:
-    """STS through elevate.stsquery's transport (no botocore client to build: most of doctor's
-    time when the keyring is open); other services through a botocore client."""
-    return aws.sts_client(keys, region) if service == "sts" else aws.make_client(keys, region, service)
+    """doctor's STS and IAM (ListMFADevices) calls over elevate.stsquery's transport: building a
+    botocore client for each was most of doctor's time when the keyring is open."""
+    return aws.iam_query_client(keys, region) if service == "iam" else aws.sts_client(keys, region)
 
 
 @dataclass
