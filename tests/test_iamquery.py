@@ -105,6 +105,14 @@ def botocore_call(region: str, body: bytes) -> tuple[Any, dict[str, Any]]:
     return seen, client.list_mfa_devices(UserName="alice")
 
 
+def answered(body: bytes) -> Any:
+    """An HTTP 200 answer carrying `body`, as the transport hands it to parse."""
+    headers: Any = botocore.awsrequest.HeadersDict()
+    response: Any = botocore.awsrequest.AWSResponse("https://iam.amazonaws.com/", 200, headers, None)
+    response._content = body
+    return response
+
+
 def scope(request: Any) -> list[str]:
     authorization = request.headers["Authorization"]
     text = authorization.decode() if isinstance(authorization, bytes) else authorization
@@ -165,8 +173,7 @@ def test_the_call_on_the_wire_and_its_answer_are_the_iam_clients(monkeypatch: py
 def test_answers_parse_as_the_iam_client_parses_them(members: tuple[str, ...]) -> None:
     body = devices_xml(*members)
     _, expected = botocore_call("us-east-1", body)
-    response: Any = botocore.awsrequest.AWSResponse("https://iam.amazonaws.com/", 200, {}, None)
-    response._content = body
+    response = answered(body)
     parsed = stsquery.parse(response, "ListMFADevices")
     assert {k: v for k, v in parsed.items() if k != "ResponseMetadata"} == {
         k: v for k, v in expected.items() if k != "ResponseMetadata"
@@ -176,8 +183,7 @@ def test_answers_parse_as_the_iam_client_parses_them(members: tuple[str, ...]) -
 def test_a_hostile_member_is_dropped_not_passed_on() -> None:
     # A member that is text, or an empty list element, must not reach aws.mfa_devices as a non-dict.
     body = devices_xml("just text", device(SERIAL)).replace(b"<MFADevices>", b"<MFADevices><member/>")
-    response: Any = botocore.awsrequest.AWSResponse("https://iam.amazonaws.com/", 200, {}, None)
-    response._content = body
+    response = answered(body)
     parsed = stsquery.parse(response, "ListMFADevices")
     assert [d["SerialNumber"] for d in parsed["MFADevices"]] == [SERIAL]
 
