@@ -247,3 +247,28 @@ def test_doctor_json_through_clirunner(healthy: Provisioned) -> None:
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     assert statuses["key age"] == FAIL and statuses["identity"] == OK
     assert healthy.secret_access_key not in result.output
+
+
+def test_a_region_botocore_refuses_fails_the_identity_check_and_the_rest_still_runs(
+    keys: SourceKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS_REGION is read from the environment unchecked: a malformed one once stopped doctor
+    # before it printed any line.
+    write_config(
+        {
+            "dev": {
+                "role_arn": "arn:aws:iam::123456789012:role/Dev",
+                "mfa_serial": "arn:aws:iam::123456789012:mfa/dev",
+            }
+        },
+        default="dev",
+    )
+    keystore.put_keys("dev", keys)
+    monkeypatch.setenv("AWS_REGION", "eu west\x1b[2J")
+    checks = run_doctor()
+    assert checks["identity"].status == FAIL
+    assert "cannot make an STS client for region" in checks["identity"].detail
+    assert "\x1b" not in checks["identity"].detail
+    assert "valid region" in checks["identity"].fix
+    assert checks["clock"].status == SKIP and checks["MFA device"].status == SKIP
+    assert checks["config"].status == OK and checks["keys"].status == OK

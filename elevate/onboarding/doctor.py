@@ -153,7 +153,12 @@ class Doctor:
             return Check("identity", SKIP, "needs the stored keys"), Check(
                 "clock", SKIP, "needs an answer from STS"
             )
-        client = self.client_factory(state.keys, self._region(state.profile))
+        try:
+            client = self.client_factory(state.keys, self._region(state.profile))
+        except ElevateError as exc:  # a region botocore refuses (AWS_REGION is not checked before)
+            return Check("identity", FAIL, exc.message, "set a valid region name, such as eu-west-1"), Check(
+                "clock", SKIP, "needs an answer from STS"
+            )
         before = self.clock()
         headers: Mapping[str, Any] = {}
         try:
