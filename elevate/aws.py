@@ -8,7 +8,8 @@ is `ambient_client`, for the admin tools, whose user is an admin and not a devel
 overrides (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_STS) are left to botocore, which honours them.
 
 The elevation's STS calls (sts_client) go through elevate.stsquery: signed by botocore, sent
-with http.client, without a botocore client; onboarding (IAM, CloudFormation) uses clients.
+with http.client, without a botocore client, and so does doctor's ListMFADevices
+(iam_query_client); the rest of onboarding (IAM, CloudFormation) uses clients.
 botocore.session is imported only when a client is made.
 """
 
@@ -175,6 +176,19 @@ def sts_client(keys: Keys, region: str) -> StsClient:
         log.debug("STS through a botocore client: %s", type(exc).__name__)
     # botocore adds a client's operations at run time, where its type stubs cannot see them.
     return cast(StsClient, make_client(keys, region))
+
+
+def iam_query_client(keys: Keys, region: str) -> IamClient:
+    """An IAM client for ListMFADevices only (doctor's one IAM call): elevate.stsquery's
+    transport, or a botocore client where that transport does not apply."""
+    try:
+        return cast(IamClient, stsquery.connect(keys, region, service="iam"))
+    except Unsupported as why:
+        log.debug("IAM through a botocore client: this transport does not cover %s", why)
+    except botocore.exceptions.BotoCoreError as exc:
+        log.debug("IAM through a botocore client: %s", type(exc).__name__)
+    # botocore adds a client's operations at run time, where its type stubs cannot see them.
+    return cast(IamClient, make_client(keys, region, "iam"))
 
 
 def _cap_responses(client: BaseClient, limit: int = MAX_RESPONSE_BYTES) -> None:

@@ -222,9 +222,15 @@ def _nesting(text: str) -> int:
     return deepest
 
 
+def chosen_name(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
+    """The name the selection rule picks: the positional PROFILE, else $ELEVATE_PROFILE, else
+    default_profile; None when nothing names one (select_profile then says so)."""
+    return requested or environ.get("ELEVATE_PROFILE") or config.default_profile
+
+
 def select_profile(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Profile:
-    """The positional PROFILE, else $ELEVATE_PROFILE, else default_profile."""
-    name = requested or environ.get("ELEVATE_PROFILE") or config.default_profile
+    """The profile chosen_name picks, or a ConfigError saying why there is none."""
+    name = chosen_name(config, requested, environ)
     if name == config.default_profile and not requested and config.default_problem:
         raise ConfigError(config.default_problem)
     if not name:

@@ -1,14 +1,16 @@
-"""STS over its Query protocol without a botocore client: the transport of the credential path.
+"""STS over its Query protocol without a botocore client: the transport of the credential path
+(and of doctor's one IAM call, ListMFADevices, which speaks the same protocol).
 
 A botocore client costs its service model, its endpoint data and its event machinery, most
 of a cold elevation, for two or three calls. Here each call is signed by botocore's own
 SigV4Auth and sent with http.client, and every rule that decides where and how it goes is
 botocore's, taken from the modules botocore.auth imports anyway:
 
-- the endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, endpoint_url in the config's default
+- the endpoint: AWS_ENDPOINT_URL_STS (_IAM), AWS_ENDPOINT_URL, endpoint_url in the config's default
   profile or its services section (botocore's ConfiguredEndpointProvider), else STS's endpoint
   rule set with the region and use_fips_endpoint / use_dualstack_endpoint; regional, as the
-  client elevate made before was (sts_regional_endpoints = regional);
+  client elevate made before was (sts_regional_endpoints = regional); IAM's global endpoint
+  from IAM's rule set;
 - TLS, always verified: AWS_CA_BUNDLE, the profile's ca_bundle, REQUESTS_CA_BUNDLE, else
   botocore's CA bundle, in botocore's order;
 - proxies: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (botocore's get_environ_proxies), a CONNECT
@@ -64,6 +66,7 @@ READ_TIMEOUT = 15
 MAX_ATTEMPTS = 3
 MAX_RESPONSE_BYTES = 1 << 20  # STS and IAM answers are a few KB; a bigger one is hostile
 API_VERSION = "2011-06-15"
+API_VERSIONS: Mapping[str, str] = {"sts": API_VERSION, "iam": "2010-05-08"}
 CONTENT_TYPE = "application/x-www-form-urlencoded; charset=utf-8"
 USER_AGENT = f"aws-elevate/{__version__} Botocore/{botocore.__version__}"
 # botocore's table of settings: (config key, environment variable(s), default, conversion).
@@ -125,20 +128,23 @@ class _AwsConfig:
         return convert(value) if convert is not None and value is not None else value
 
 
-def resolve(region: str, environ: Optional[Mapping[str, str]] = None) -> Route:
-    """The route a botocore STS client for `region` would take; Unsupported where this
-    transport cannot follow it, a BotoCoreError where botocore refuses the settings."""
+def resolve(region: str, environ: Optional[Mapping[str, str]] = None, service: str = "sts") -> Route:
+    """The route a botocore client of `service` (sts or iam) for `region` would take; Unsupported
+    where this transport cannot follow it, a BotoCoreError where botocore refuses the settings."""
     environ = os.environ if environ is None else environ
+    if service not in API_VERSIONS:
+        raise Unsupported(f"the service {service!r}")
     if not REGION.fullmatch(region):
         raise Unsupported(f"region name {region!r}")
     config = _AwsConfig(environ)
     configured = None
     if not config.get("ignore_configured_endpoint_urls"):
         configprovider = botocore.configprovider
-        provider = configprovider.ConfiguredEndpointProvider(config.full, config.profile, "sts", environ)
+        provider = configprovider.ConfiguredEndpointProvider(config.full, config.profile, service, environ)
         configured = provider.provide()
-    params: dict[str, Any] = {"Region": region, "UseGlobalEndpoint": False}
-    params.update(UseFIPS=False, UseDualStack=False)
+    params: dict[str, Any] = {"Region": region, "UseFIPS": False, "UseDualStack": False}
+    if service == "sts":
+        params["UseGlobalEndpoint"] = False
     if configured:
         if not botocore.utils.is_valid_uri(configured):
             raise Unsupported("an endpoint URL botocore refuses")
@@ -149,13 +155,13 @@ def resolve(region: str, environ: Optional[Mapping[str, str]] = None) -> Route:
     # botocore's loader and search paths (AWS_DATA_PATH, ~/.aws/models first); the rule set is
     # loaded by path: load_service_model would first list every service botocore knows.
     loader = botocore.loaders.create_loader(config.get("data_path"))
-    version = loader.determine_latest_version("sts", "endpoint-rule-set-1")
-    rules = loader.load_data(f"sts/{version}/endpoint-rule-set-1")
+    version = loader.determine_latest_version(service, "endpoint-rule-set-1")
+    rules = loader.load_data(f"{service}/{version}/endpoint-rule-set-1")
     partitions = loader.load_data("partitions")
     endpoint = botocore.endpoint_provider.EndpointProvider(rules, partitions).resolve_endpoint(**params)
     if endpoint.headers:
         raise Unsupported("an endpoint that needs extra headers")
-    signing_region, signing_name = region, "sts"
+    signing_region, signing_name = region, service
     schemes = endpoint.properties.get("authSchemes") or [{"name": "sigv4"}]
     if schemes[0].get("name") != "sigv4":
         raise Unsupported(f"the auth scheme {schemes[0].get('name')!r}")
@@ -176,9 +182,10 @@ def resolve(region: str, environ: Optional[Mapping[str, str]] = None) -> Route:
     return Route(url, region, signing_region, signing_name, verify, proxy or None, headers)
 
 
-# The parts of an operation model botocore's standard retry conditions read: STS's three
-# calls here model no retryable errors, so only the generic conditions apply.
-_STS_OPERATION = SimpleNamespace(error_shapes=[], service_model=SimpleNamespace(service_name="sts"))
+# The parts of an operation model botocore's standard retry conditions read: the calls here
+# model no retryable errors, so only the generic conditions apply.
+def _operation_model(service: str) -> Any:
+    return SimpleNamespace(error_shapes=[], service_model=SimpleNamespace(service_name=service))
 
 
 def query_fields(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -202,8 +209,9 @@ def query_fields(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class QueryClient:
-    """GetCallerIdentity, AssumeRole and GetSessionToken with one key pair: what elevate asks of
-    a botocore STS client, answered in the same shapes and failing with the same exceptions."""
+    """GetCallerIdentity, AssumeRole and GetSessionToken (STS), or ListMFADevices (IAM), with one
+    key pair: what elevate asks of a botocore client, answered in the same shapes and failing
+    with the same exceptions."""
 
     def __init__(
         self,
@@ -212,11 +220,18 @@ class QueryClient:
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
         read_timeout: float = READ_TIMEOUT,
+        service: str = "sts",
     ) -> None:
         token = keys.session_token if isinstance(keys, SessionCredentials) else None
         self._credentials = _Signing(keys.access_key_id, keys.secret_access_key, token)
         self.route = route
-        self.meta = SimpleNamespace(endpoint_url=route.endpoint_url, region_name=route.region)
+        self.service = service
+        # service_model.service_name: how elevate.aws names the service in its errors.
+        self.meta = SimpleNamespace(
+            endpoint_url=route.endpoint_url,
+            region_name=route.region,
+            service_model=SimpleNamespace(service_name=service),
+        )
         self._sleep = sleep
         self._jitter = jitter
         self._tls: Optional[ssl.SSLContext] = None
@@ -233,6 +248,9 @@ class QueryClient:
 
     def get_session_token(self, **params: Any) -> dict[str, Any]:
         return self._call("GetSessionToken", params)
+
+    def list_mfa_devices(self, **params: Any) -> dict[str, Any]:
+        return self._call("ListMFADevices", params)
 
     def _call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """One call with botocore's standard retries; the parsed answer or botocore's exception."""
@@ -255,7 +273,7 @@ class QueryClient:
                 caught = exc
             context = standard.RetryContext(
                 attempt_number=attempt,
-                operation_model=cast(Any, _STS_OPERATION),
+                operation_model=_operation_model(self.service),
                 parsed_response=parsed,
                 http_response=answer,
                 caught_exception=caught,
@@ -263,7 +281,13 @@ class QueryClient:
             if not conditions.is_retryable(context):
                 break
             delay = backoff.delay_amount(context)
-            log.debug("STS %s: attempt %d failed; retrying in %.2f s", operation, attempt, delay)
+            log.debug(
+                "%s %s: attempt %d failed; retrying in %.2f s",
+                self.service.upper(),
+                operation,
+                attempt,
+                delay,
+            )
             self._sleep(delay)
         if caught is not None:
             raise caught
@@ -282,7 +306,7 @@ class QueryClient:
             "query_string": "",
             "method": "POST",
             "headers": {"Content-Type": CONTENT_TYPE},
-            "body": {"Action": operation, "Version": API_VERSION, **query_fields(params)},
+            "body": {"Action": operation, "Version": API_VERSIONS[self.service], **query_fields(params)},
         }
         botocore.awsrequest.prepare_request_dict(request_dict, self.route.endpoint_url, user_agent=USER_AGENT)
         request = botocore.awsrequest.create_request_object(request_dict)
@@ -460,7 +484,7 @@ def _value(node: ElementTree.Element) -> Any:
 
 
 def parse(answer: botocore.awsrequest.AWSResponse, operation: str) -> dict[str, Any]:
-    """An STS answer in the shape a botocore client returns (or puts in a ClientError)."""
+    """An STS (or IAM) answer in the shape a botocore client returns (or puts in a ClientError)."""
     status, body = answer.status_code, answer.content
     headers = {name.lower(): value for name, value in answer.headers.items()}
     metadata = {"HTTPStatusCode": status, "HTTPHeaders": headers}
@@ -486,10 +510,23 @@ def parse(answer: botocore.awsrequest.AWSResponse, operation: str) -> dict[str, 
         credentials["Expiration"] = botocore.utils.parse_timestamp(credentials["Expiration"])
     if credentials is not None:
         result["Credentials"] = credentials
+    if operation == "ListMFADevices":
+        result["MFADevices"] = devices = _members(result.get("MFADevices"))
+        for device in devices:
+            if isinstance(device.get("EnableDate"), str):
+                device["EnableDate"] = botocore.utils.parse_timestamp(device["EnableDate"])
+        result["IsTruncated"] = result.get("IsTruncated") == "true"
     request_id = _first(root.get("ResponseMetadata"))
     if isinstance(request_id, dict) and isinstance(request_id.get("RequestId"), str):
         metadata["RequestId"] = request_id["RequestId"]
     return {**result, "ResponseMetadata": metadata}
+
+
+def _members(value: Any) -> list[dict[str, Any]]:
+    """A Query list (`<member>` elements) as botocore reads it: a list, empty when the element
+    is empty or missing; a member that is not a structure is dropped, not passed on."""
+    found = value.get("member", []) if isinstance(value, dict) else []
+    return [m for m in (found if isinstance(found, list) else [found]) if isinstance(m, dict)]
 
 
 def _first(value: Any) -> Any:
@@ -504,6 +541,7 @@ def connect(
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
     read_timeout: float = READ_TIMEOUT,
+    service: str = "sts",
 ) -> QueryClient:
-    """A QueryClient for `region` (Unsupported, or a BotoCoreError, as resolve says)."""
-    return QueryClient(keys, resolve(region, environ), sleep, jitter, read_timeout)
+    """A QueryClient of `service` for `region` (Unsupported, or a BotoCoreError, as resolve says)."""
+    return QueryClient(keys, resolve(region, environ, service), sleep, jitter, read_timeout, service)

@@ -167,7 +167,7 @@ def _locked_keyring(user: Provisioned) -> dict[str, Any]:
         (_old_keys, "key age", "45 days old (limit 30)", "`elevate rotate dev`"),
         (_invalid_key, "identity", "GetCallerIdentity failed", "invalid or deactivated"),
         (_wrong_serial, "MFA device", "is not registered to", "`elevate configure dev --stored-keys`"),
-        (_bad_role, "role ARN", "is not a role ARN", "--role-arn ARN"),
+        (_bad_role, "config", "is not a role ARN", "correct the file"),
         (_skewed_clock, "clock", "ahead of STS", "NTP"),
         (
             _missing_program,
@@ -194,17 +194,20 @@ def test_each_broken_part_is_named_with_its_fix(
     assert detail in checks[failing].detail
     assert fix in checks[failing].fix
     # Everything else either passed or could not run because of this one fault.
-    also_failing = {"config"} if failing == "role ARN" else set()  # the config parser refuses it too
     for name, check in checks.items():
-        if name != failing and name not in also_failing:
+        if name != failing:
             assert check.status in (OK, SKIP), check
 
 
-def test_bad_role_arn_is_reported_by_config_too_and_the_rest_still_runs(healthy: Provisioned) -> None:
+def test_bad_role_arn_is_reported_by_config_and_the_profile_is_not_checked(healthy: Provisioned) -> None:
+    # One config reader: a profile it refuses is not checked (no command would use it); the
+    # config check names the key with its file and line, and the parts that need no profile run.
     _bad_role(healthy)
     checks = run_doctor()
     assert checks["config"].status == FAIL and "role_arn" in checks["config"].detail
-    assert checks["identity"].status == OK and checks["MFA device"].status == OK
+    assert f"{config_file()}:3: profile 'dev'" in checks["config"].detail
+    assert checks["keyring"].status == OK and checks["cache directory"].status == OK
+    assert checks["identity"].status == SKIP and checks["role ARN"].status == SKIP
 
 
 def test_missing_credential_process_block_is_only_a_warning(healthy: Provisioned) -> None:
@@ -244,3 +247,28 @@ def test_doctor_json_through_clirunner(healthy: Provisioned) -> None:
     statuses = {c["name"]: c["status"] for c in report["checks"]}
     assert statuses["key age"] == FAIL and statuses["identity"] == OK
     assert healthy.secret_access_key not in result.output
+
+
+def test_a_region_botocore_refuses_fails_the_identity_check_and_the_rest_still_runs(
+    keys: SourceKeys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # AWS_REGION is read from the environment unchecked: a malformed one once stopped doctor
+    # before it printed any line.
+    write_config(
+        {
+            "dev": {
+                "role_arn": "arn:aws:iam::123456789012:role/Dev",
+                "mfa_serial": "arn:aws:iam::123456789012:mfa/dev",
+            }
+        },
+        default="dev",
+    )
+    keystore.put_keys("dev", keys)
+    monkeypatch.setenv("AWS_REGION", "eu west\x1b[2J")
+    checks = run_doctor()
+    assert checks["identity"].status == FAIL
+    assert "cannot make an STS client for region" in checks["identity"].detail
+    assert "\x1b" not in checks["identity"].detail
+    assert "valid region" in checks["identity"].fix
+    assert checks["clock"].status == SKIP and checks["MFA device"].status == SKIP
+    assert checks["config"].status == OK and checks["keys"].status == OK

@@ -166,3 +166,35 @@ def test_a_failed_unlock_is_tried_again_never_left_to_the_backends_getpass(
     for _ in range(2):  # the second call must not take the file as open (the backend would getpass)
         with pytest.raises(KeyringError, match="no terminal"):
             keyfile.unlock(ask=lambda prompt: None)
+
+
+def test_doctor_and_a_cache_miss_derive_one_key_when_locked_and_none_when_unlocked(
+    headless: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_sts: FakeSts
+) -> None:
+    add_key_sets(tmp_path)
+    write_config(
+        {
+            "dev": {
+                "role_arn": "arn:aws:iam::123456789012:role/Dev",
+                "mfa_serial": "arn:aws:iam::123456789012:mfa/dev",
+                "region": "us-east-1",
+            }
+        },
+        default="dev",
+    )
+    # Unlocked, with no terminal at all: nothing asked, nothing derived.
+    for args in (("doctor",), ("keys", "list")):
+        done = run_elevate("--debug", *args)
+        assert DERIVES not in done.stderr and "assphrase" not in done.stderr, (args, done.stderr)
+    assert "[ ok ] keys: 'dev' holds AKIA" in run_elevate("doctor").stdout
+    assert fake_sts.count("GetCallerIdentity") == 2, "doctor reached STS with the stored keys"
+
+    monkeypatch.setenv("ELEVATE_KEYRING_UNLOCK_SECONDS", "0")  # this process only: locked each time
+    assert run_elevate("keys", "lock").returncode == 0
+    for command in ("doctor", "credential-process dev -t 123456"):  # the second is a cache miss
+        child = spawn(f"{ELEVATE} --debug {command}", tmp_path)
+        child.expect("Passphrase for the encrypted keyring .*: ")
+        child.sendline(PASSPHRASE)
+        shown, _ = finish(child)
+        assert shown.count(DERIVES) == 1, (command, shown)
+        assert "[ ok ] keys: 'dev' holds AKIA" in shown or '"Version": 1' in shown, shown

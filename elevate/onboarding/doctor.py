@@ -18,11 +18,11 @@ from typing import Any, Optional
 from .. import aws, keystore
 from .. import cache as cache_mod
 from ..aws import mfa_devices
-from ..config import NAME, ROLE_ARN, load_config, resolve_region
-from ..errors import AwsError, CacheError, ElevateError, KeyringError
-from ..models import DEFAULT_MAX_KEY_AGE_DAYS, SourceKeys
+from ..config import NAME, chosen_name, load_config, resolve_region, select_profile
+from ..errors import AwsError, CacheError, ConfigError, ElevateError, KeyringError
+from ..models import Profile, SourceKeys
 from ..store import check_private_dir
-from . import awsfiles, configfile
+from . import awsfiles
 
 OK, FAIL, WARN, SKIP = "ok", "fail", "warn", "skip"
 CLOCK_WARN_SECONDS = 30
@@ -46,10 +46,15 @@ class Check:
 class _State:
     """What the checks learn and later checks use."""
 
-    profile: Optional[str] = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    profile: Optional[Profile] = None
     keys: Optional[SourceKeys] = None
     user_name: Optional[str] = None
+
+
+def _client(keys: SourceKeys, region: str, service: str = "sts") -> Any:
+    """doctor's STS and IAM (ListMFADevices) calls over elevate.stsquery's transport: building a
+    botocore client for each was most of doctor's time when the keyring is open."""
+    return aws.iam_query_client(keys, region) if service == "iam" else aws.sts_client(keys, region)
 
 
 @dataclass
@@ -57,7 +62,7 @@ class Doctor:
     """The checks, with their collaborators as parameters (real defaults)."""
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    client_factory: Callable[..., Any] = aws.make_client
+    client_factory: Callable[..., Any] = _client
     clock: Callable[[], datetime] = cache_mod.utcnow
 
     def run(self, config_path: Path, requested: Optional[str] = None) -> list[Check]:
@@ -76,41 +81,28 @@ class Doctor:
     # Each check below returns one Check; none raises.
 
     def _config(self, path: Path, requested: Optional[str], state: _State) -> Check:
-        problem: Optional[ElevateError] = None
+        # The one reader and the one selection rule every command uses: doctor checks the
+        # profile `elevate export` would use, and a profile the reader refuses is not checked.
         try:
-            load_config(path)
+            config = load_config(path)
         except ElevateError as exc:  # ConfigError, or an unreadable path (a directory, say)
-            problem = exc
-        try:
-            data = configfile.parse_text(configfile.read_text(path), path) if path.exists() else {}
-        except ElevateError:
-            data = {}
-        found = data.get("profiles")
-        profiles: dict[str, Any] = found if isinstance(found, dict) else {}
-        name = requested or self.environ.get("ELEVATE_PROFILE") or data.get("default_profile")
-        if not name and len(profiles) == 1:
-            name = next(iter(profiles))
-        if isinstance(name, str) and isinstance(profiles.get(name), dict):
-            state.profile, state.raw = name, dict(profiles[name])
-        if problem is not None:
             fix = (
                 f"run `elevate configure {requested or 'dev'}`"
                 if not path.exists()
                 else "correct the file at the place named (the README lists every key)"
             )
-            return Check("config", FAIL, problem.message, fix)
-        if state.profile is None:
-            if isinstance(name, str):
-                return Check(
-                    "config", FAIL, f"{path}: no profile {name!r}", f"run `elevate configure {name}`"
-                )
-            return Check(
-                "config",
-                FAIL,
-                f"{path}: no profile chosen and no default_profile",
-                "name one (`elevate doctor PROFILE`) or set default_profile",
+            return Check("config", FAIL, exc.message, fix)
+        try:
+            state.profile = select_profile(config, requested, self.environ)
+        except ConfigError as exc:
+            name = chosen_name(config, requested, self.environ)
+            fix = (
+                f"run `elevate configure {name}`"
+                if name and NAME.fullmatch(name)
+                else "name one (`elevate doctor PROFILE`) or set default_profile"
             )
-        return Check("config", OK, f"{path} parses; checking profile {state.profile!r}")
+            return Check("config", FAIL, exc.message, fix)
+        return Check("config", OK, f"{path} parses; checking profile {state.profile.name!r}")
 
     def _keyring(self) -> Check:
         try:
@@ -121,16 +113,10 @@ class Doctor:
             return Check("keyring", FAIL, exc.message, "make a keyring backend usable (see the message)")
         return Check("keyring", OK, f"usable ({backend})")
 
-    def _key_set(self, state: _State) -> Optional[str]:
-        if state.profile is None:
-            return None
-        value = state.raw.get("keys") or state.profile
-        return value if isinstance(value, str) and NAME.fullmatch(value) else None
-
     def _keys(self, state: _State, keyring_ok: bool) -> Check:
-        key_set = self._key_set(state)
-        if key_set is None or not keyring_ok:
+        if state.profile is None or not keyring_ok:
             return Check("keys", SKIP, "needs a profile and a usable keyring")
+        key_set = state.profile.key_set
         try:
             state.keys = keystore.get_keys(key_set)
         except KeyringError as exc:
@@ -144,12 +130,10 @@ class Doctor:
         return Check("keys", OK, f"{key_set!r} holds {keystore.mask(state.keys.access_key_id)}")
 
     def _key_age(self, state: _State) -> Check:
-        if state.keys is None:
+        if state.keys is None or state.profile is None:
             return Check("key age", SKIP, "needs the stored keys")
-        key_set = self._key_set(state)
-        limit = state.raw.get("max_key_age_days", DEFAULT_MAX_KEY_AGE_DAYS)
-        if isinstance(limit, bool) or not isinstance(limit, int):
-            limit = DEFAULT_MAX_KEY_AGE_DAYS
+        key_set = state.profile.key_set
+        limit = state.profile.max_key_age_days
         if state.keys.created is None:
             return Check(
                 "key age", WARN, "unknown (stored without a date)", f"rotate it: `elevate rotate {key_set}`"
@@ -161,16 +145,20 @@ class Doctor:
             )
         return Check("key age", OK, f"{age} days old (limit {limit})")
 
-    def _region(self, state: _State) -> str:
-        region = state.raw.get("region")
-        return resolve_region(region if isinstance(region, str) else None, self.environ)
+    def _region(self, profile: Profile) -> str:
+        return resolve_region(profile.region, self.environ)
 
     def _identity_and_clock(self, state: _State) -> tuple[Check, Check]:
-        if state.keys is None:
+        if state.keys is None or state.profile is None:
             return Check("identity", SKIP, "needs the stored keys"), Check(
                 "clock", SKIP, "needs an answer from STS"
             )
-        client = self.client_factory(state.keys, self._region(state))
+        try:
+            client = self.client_factory(state.keys, self._region(state.profile))
+        except ElevateError as exc:  # a region botocore refuses (AWS_REGION is not checked before)
+            return Check("identity", FAIL, exc.message, "set a valid region name, such as eu-west-1"), Check(
+                "clock", SKIP, "needs an answer from STS"
+            )
         before = self.clock()
         headers: Mapping[str, Any] = {}
         try:
@@ -212,16 +200,12 @@ class Doctor:
         return Check("clock", OK, text if abs(skew) >= 1 else "in step with STS")
 
     def _mfa_device(self, state: _State) -> Check:
-        serial = state.raw.get("mfa_serial")
-        if state.keys is None or state.user_name is None:
+        if state.keys is None or state.user_name is None or state.profile is None:
             return Check("MFA device", SKIP, "needs a working identity")
-        profile = state.profile
-        if not isinstance(serial, str) or not serial:
-            return Check(
-                "MFA device", FAIL, "the profile has no mfa_serial", f"run `elevate configure {profile}`"
-            )
+        profile, serial = state.profile.name, state.profile.mfa_serial
+        region = self._region(state.profile)
         try:
-            devices = mfa_devices(state.keys, self._region(state), state.user_name, self.client_factory)
+            devices = mfa_devices(state.keys, region, state.user_name, self.client_factory)
         except ElevateError as exc:
             return Check("MFA device", FAIL, "ListMFADevices failed", exc.message)
         if serial in devices:
@@ -241,27 +225,23 @@ class Doctor:
         )
 
     def _role_arn(self, state: _State) -> Check:
+        # The reader refuses a missing or malformed role_arn (the config check names it, file and line).
         if state.profile is None:
             return Check("role ARN", SKIP, "needs a profile")
-        arn = state.raw.get("role_arn")
-        fix = f"set role_arn to the ARN the admin gives: `elevate configure {state.profile} --role-arn ARN`"
-        if not isinstance(arn, str) or not arn:
-            return Check("role ARN", FAIL, "the profile has no role_arn", fix)
-        if not ROLE_ARN.fullmatch(arn):
-            return Check("role ARN", FAIL, f"{arn!r} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)", fix)
-        return Check("role ARN", OK, arn)
+        return Check("role ARN", OK, state.profile.role_arn)
 
     def _aws_config(self, state: _State) -> Check:
         name = "AWS CLI profile"
         if state.profile is None:
             return Check(name, SKIP, "needs a profile")
+        profile = state.profile.name
         path = awsfiles.config_path(self.environ)
-        add = f"`elevate configure {state.profile} --stored-keys --aws-config` writes it"
+        add = f"`elevate configure {profile} --stored-keys --aws-config` writes it"
         try:
-            command = awsfiles.credential_process(awsfiles.read_bytes(path), state.profile, path)
+            command = awsfiles.credential_process(awsfiles.read_bytes(path), profile, path)
         except ElevateError as exc:
             return Check(name, FAIL, exc.message, "fix the file so the AWS CLI can read it")
-        header = awsfiles.section_header(state.profile)
+        header = awsfiles.section_header(profile)
         if command is None:
             return Check(name, WARN, f"{path} has no {header} with credential_process (optional)", add)
         try:
@@ -281,11 +261,11 @@ class Doctor:
                 "working directory, where a planted elevate/ or json.py would be imported first",
                 add,
             )
-        if "credential-process" not in argv or argv[-1] != state.profile:
+        if "credential-process" not in argv or argv[-1] != profile:
             return Check(
                 name,
                 WARN,
-                f"{header} runs {command!r}, not `elevate credential-process {state.profile}`",
+                f"{header} runs {command!r}, not `elevate credential-process {profile}`",
                 add,
             )
         return Check(name, OK, f"{header} in {path} runs {program}")
