@@ -20,7 +20,7 @@ from typing import Optional
 import keyring
 import keyring.errors
 
-from . import config, keyfile
+from . import config, hostos, keyfile
 from .errors import KeyringError, UsageError
 from .models import SourceKeys, format_utc, parse_utc
 
@@ -95,13 +95,8 @@ SAFE_CHOICES = (
 )
 
 
-# keyring's own backend for each platform: what its discovery finds there when no other
-# backend package is installed.
-PLATFORM_BACKENDS = {
-    "linux": "keyring.backends.SecretService.Keyring",
-    "darwin": "keyring.backends.macOS.Keyring",
-    "win32": "keyring.backends.Windows.WinVaultKeyring",
-}
+# keyring's own backend for each platform (elevate.hostos owns the table).
+PLATFORM_BACKENDS = hostos.KEYRING_BACKENDS
 _backend_chosen = False
 
 
@@ -118,11 +113,11 @@ def choose_backend(platform: str = sys.platform) -> None:
     import keyring.core
 
     backend = keyring.core.load_env() or keyring.core.load_config()
-    if backend is None and platform in PLATFORM_BACKENDS:
+    name = hostos.keyring_backend(platform)
+    if backend is None and name is not None:
         try:
-            backend = keyring.core.load_keyring(PLATFORM_BACKENDS[platform])
+            backend = keyring.core.load_keyring(name)
         except Exception as exc:  # noqa: BLE001 - not usable here: keyring's discovery decides
-            name = PLATFORM_BACKENDS[platform]
             log.debug("keyring: %s not usable (%s); discovering backends", name, cause(exc))
     if backend is not None:
         keyring.set_keyring(backend)
@@ -299,10 +294,4 @@ def cause(exc: BaseException) -> str:
 
 def no_backend_help(platform: str = sys.platform) -> str:
     """What to do when no keyring backend works, for this platform."""
-    if platform == "darwin":
-        return "no usable OS keyring: the macOS login keychain is used; unlock it (security unlock-keychain)"
-    if platform.startswith("win"):
-        return (
-            "no usable OS keyring: Windows Credential Manager is used; log in as the user who stored the keys"
-        )
-    return NO_BACKEND_HELP
+    return hostos.keyring_help(platform) or NO_BACKEND_HELP
