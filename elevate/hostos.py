@@ -104,6 +104,14 @@ def foreign_owner(info: os.stat_result, also: tuple[int, ...] = (), platform: st
     return uid is not None and info.st_uid != uid and info.st_uid not in also
 
 
+def set_file_mode(fd: int, mode: int, platform: str = sys.platform) -> None:
+    """Give the open file `fd` the permission bits `mode` (POSIX: fchmod). Nothing on Windows,
+    where mode bits are only the read-only flag (os.fchmod exists there from Python 3.13 only)."""
+    if not modes_enforced(platform):
+        return
+    os.fchmod(fd, mode)
+
+
 # -- process hardening -----------------------------------------------------------------------------
 
 
@@ -291,6 +299,9 @@ def console_write(con: Console, text: str) -> None:
         con.putwch(char)
 
 
+MAX_CONSOLE_LINE = 4096  # a code is six digits and a passphrase a few dozen characters
+
+
 class ConsoleTimeout(Exception):
     """Nothing was typed at the Windows console before the deadline."""
 
@@ -307,9 +318,9 @@ def console_line(
     """One line typed at the Windows console (msvcrt's getwch, the way getpass reads there),
     shown as typed when `echo`, hidden otherwise. Bounded: ConsoleTimeout after `timeout`
     seconds with no key; Ctrl-C raises KeyboardInterrupt; Ctrl-Z or Ctrl-D alone ends input
-    (None). `on_idle` runs while no key is waiting (to notice that the caller is gone). `con`
-    is msvcrt (or a fake with kbhit, getwch and putwch); `clock` and `pause` default to
-    time.monotonic and time.sleep."""
+    (None). At most MAX_CONSOLE_LINE characters are kept. `on_idle` runs while no key is
+    waiting (to notice that the caller is gone). `con` is msvcrt (or a fake with kbhit, getwch
+    and putwch); `clock` and `pause` default to time.monotonic and time.sleep."""
     import time
 
     now = clock or time.monotonic
@@ -344,6 +355,8 @@ def console_line(
                 if echo:
                     console_write(con, "\b \b")
             continue
+        if len(typed) >= MAX_CONSOLE_LINE:
+            continue  # a key held down, or a paste of a file: the rest is not kept
         typed.append(char)
         if echo:
             con.putwch(char)

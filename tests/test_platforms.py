@@ -10,7 +10,7 @@ import stat
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import keyring
@@ -281,7 +281,7 @@ def test_the_windows_console_is_msvcrt_when_it_opens(
 class FakeConsole:
     """msvcrt's console calls over a script of keys; a key of None is a tick with none waiting."""
 
-    def __init__(self, keys: list[str | None]) -> None:
+    def __init__(self, keys: Sequence[str | None]) -> None:
         self.keys = list(keys)
         self.shown: list[str] = []
         self.now = 0.0
@@ -332,6 +332,26 @@ def test_console_line_ends_interrupts_and_times_out() -> None:
     # each key pushes the deadline on: a slow typist is not cut off
     slow = FakeConsole(["1", *[None] * 15, "2", *[None] * 15, "\r"])
     assert hostos.console_line(slow, "p: ", True, 1.0, None, slow.clock, slow.pause) == "12"
+
+
+def test_console_line_keeps_a_bounded_line() -> None:
+    flood = FakeConsole(["7"] * (hostos.MAX_CONSOLE_LINE + 5000) + ["\r"])
+    line = hostos.console_line(flood, "p: ", False, 10)
+    assert line == "7" * hostos.MAX_CONSOLE_LINE
+
+
+def test_file_modes_are_set_where_they_mean_access(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"")
+    path.chmod(0o600)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        hostos.set_file_mode(fd, 0o644, "win32")  # only a read-only flag there: left alone
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        hostos.set_file_mode(fd, 0o644, "linux")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    finally:
+        os.close(fd)
 
 
 def _profile() -> Profile:
