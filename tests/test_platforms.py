@@ -27,6 +27,10 @@ POSIX_ONLY = {"termios", "fcntl", "pwd", "grp", "resource", "tty", "pty"}
 WINDOWS_ONLY = {"msvcrt", "winreg", "_winapi", "winsound"}
 EXAMPLE_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+# Tests of a POSIX branch against this machine's own files, limits or locks (CI also runs this
+# file on Windows, where the injected-platform tests of the Windows branches run as here).
+on_posix = pytest.mark.skipif(not hasattr(os, "geteuid"), reason="checks this POSIX machine's own files")
+on_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's defaults")
 
 
 # -- one module owns the platform --------------------------------------------------------------
@@ -120,6 +124,7 @@ def test_the_cache_base_per_platform() -> None:
     assert hostos.cache_base({"USERPROFILE": "/p"}, "win32") == os.path.join("/p", "AppData", "Local")
 
 
+@on_linux
 def test_elevate_cache_dir_still_wins_and_linux_is_unchanged() -> None:
     assert disk.cache_dir({"ELEVATE_CACHE_DIR": "/x", "XDG_RUNTIME_DIR": "/r"}) == "/x"
     assert disk.cache_dir({"XDG_RUNTIME_DIR": "/r"}) == os.path.join("/r", "elevate")
@@ -132,6 +137,7 @@ def _info(mode: int, uid: int) -> os.stat_result:
     return os.stat_result((mode, 0, 0, 1, uid, 0, 0, 0, 0, 0))
 
 
+@on_posix
 def test_owner_and_mode_checks_where_the_platform_has_them() -> None:
     me = os.geteuid()
     shared = _info(stat.S_IFDIR | 0o777, me + 1)
@@ -147,6 +153,7 @@ def test_owner_and_mode_checks_where_the_platform_has_them() -> None:
     assert not hostos.open_to_others(shared, 0o077, "win32")
 
 
+@on_posix
 def test_disk_refuses_what_hostos_calls_open_or_foreign() -> None:
     me = os.geteuid()
     assert disk.private_dir_problem(_info(stat.S_IFDIR | 0o755, me)) == "open"
@@ -160,6 +167,7 @@ def test_disk_refuses_what_hostos_calls_open_or_foreign() -> None:
 # -- process hardening ------------------------------------------------------------------------------
 
 
+@on_posix
 def test_core_dumps_per_platform() -> None:
     import resource
 
@@ -197,6 +205,7 @@ def test_the_other_platform_answers() -> None:
 # -- locks ----------------------------------------------------------------------------------------------
 
 
+@on_posix
 def test_flock_on_posix(tmp_path: Path) -> None:
     first = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     second = os.open(tmp_path / "lock", os.O_RDWR)
@@ -250,7 +259,7 @@ def test_msvcrt_lock_on_windows(tmp_path: Path, fake_msvcrt: _FakeMsvcrt) -> Non
 # -- the terminal ---------------------------------------------------------------------------------------
 
 
-def test_terminal_questions_on_what_is_not_a_terminal() -> None:
+def test_a_pipe_gets_the_safe_answers_of_no_terminal_at_all() -> None:
     read, write = os.pipe()
     try:
         assert hostos.line_mode(read, "linux")  # nothing to protect
@@ -263,12 +272,14 @@ def test_terminal_questions_on_what_is_not_a_terminal() -> None:
         os.close(write)
 
 
+@on_posix
 def test_no_console_off_windows_and_none_without_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert hostos.console("linux") is None and hostos.console("darwin") is None
     monkeypatch.chdir(tmp_path)
     assert hostos.console("win32") is None  # no msvcrt here, as with no console
 
 
+@on_posix
 def test_the_windows_console_is_msvcrt_when_it_opens(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_msvcrt: _FakeMsvcrt
 ) -> None:
@@ -340,6 +351,7 @@ def test_console_line_keeps_a_bounded_line() -> None:
     assert line == "7" * hostos.MAX_CONSOLE_LINE
 
 
+@on_posix
 def test_file_modes_are_set_where_they_mean_access(tmp_path: Path) -> None:
     path = tmp_path / "f"
     path.write_bytes(b"")
