@@ -104,14 +104,11 @@ def _say_waiting() -> None:
 def indexed_hit(argv: list[str]) -> int | None:
     """The exit status of an indexed cache hit it answered, or None to run the rest."""
     global _user_core_limit
-    try:
-        import resource  # no core file with secrets in it, on the hit as everywhere
+    from . import hit, hostos
 
-        _user_core_limit = resource.getrlimit(resource.RLIMIT_CORE)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, _user_core_limit[1]))
-    except (ImportError, ValueError, OSError):
-        pass
-    from . import hit
+    _user_core_limit = (
+        hostos.disable_core_dumps()
+    )  # no core file with secrets in it, on the hit as everywhere
 
     try:
         text = hit.answer(argv, os.environ)

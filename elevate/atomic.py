@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
+from . import hostos
+
 
 def write_atomically(
     path: Path, data: bytes, mode: int = 0o600, before_replace: Optional[Callable[[], None]] = None
@@ -26,7 +28,7 @@ def write_atomically(
             handle.write(data)
             handle.flush()
             if mode != 0o600:
-                os.fchmod(handle.fileno(), mode)
+                hostos.set_file_mode(handle.fileno(), mode)
             os.fsync(handle.fileno())
         if before_replace is not None:
             before_replace()

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Optional
 
-from . import programs
+from . import hostos, programs
 from .errors import MfaError
 from .hardening import signals_deferred
 
@@ -25,10 +25,9 @@ _MAX_ANSWER = 4096  # a code is six digits; anything longer is refused, not pars
 
 
 def desktop_session(environ: Mapping[str, str], platform: str = sys.platform) -> bool:
-    """Whether a dialog could be shown: macOS, or DISPLAY / WAYLAND_DISPLAY elsewhere."""
-    if platform == "darwin":
-        return True
-    return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+    """Whether a dialog could be shown: macOS, or DISPLAY / WAYLAND_DISPLAY on other POSIX
+    desktops; never on Windows (hostos.desktop_session)."""
+    return hostos.desktop_session(environ, platform)
 
 
 def dialog_program(environ: Mapping[str, str], platform: str = sys.platform) -> Optional[str]:
@@ -39,8 +38,7 @@ def dialog_program(environ: Mapping[str, str], platform: str = sys.platform) -> 
     """
     if not desktop_session(environ, platform):
         return None
-    names = ("osascript",) if platform == "darwin" else ("zenity", "kdialog")
-    for name in names:
+    for name in hostos.dialog_programs(platform):
         found = programs.find_trusted(name, environ)
         if found:
             return found

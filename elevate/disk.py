@@ -3,15 +3,17 @@ directories are trusted, the private read, the cache entry's codec and when an e
 
 config, store, cache and the cache hit (elevate.hit) all use these rules, so no path can
 disagree with another. The hit imports this module before anything else, so it imports
-only os and stat: no json, re, typing or dataclasses (the entry is parsed by hand, and a
-property test holds that parser to json plus the documented shapes).
+only os and stat, and elevate.hostos (as cheap) for what differs per platform: no json, re,
+typing or dataclasses (the entry is parsed by hand, and a property test holds that parser to
+json plus the documented shapes).
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import sys
+
+from . import hostos
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing collections.abc costs a hit a third of its time
@@ -35,21 +37,15 @@ _SECRET_EXTRA = "/+="  # noqa: S105 - the extra characters of the shape, not a s
 PRIVATE_READ = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
-def _uid() -> int | None:
-    return os.geteuid() if hasattr(os, "geteuid") else None
-
-
 # -- where things are ----------------------------------------------------------------------------
 
 
 def cache_dir(environ: Mapping[str, str]) -> str:
-    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate."""
+    """$ELEVATE_CACHE_DIR, else elevate/ in the platform's place for it (hostos.cache_base:
+    $XDG_RUNTIME_DIR, else $XDG_CACHE_HOME or ~/.cache on Linux)."""
     if environ.get("ELEVATE_CACHE_DIR"):
         return os.path.expanduser(environ["ELEVATE_CACHE_DIR"])
-    if environ.get("XDG_RUNTIME_DIR"):
-        return os.path.join(environ["XDG_RUNTIME_DIR"], "elevate")
-    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME", "~"), ".cache")
-    return os.path.join(os.path.expanduser(base), "elevate")
+    return os.path.join(hostos.cache_base(environ), "elevate")
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
@@ -72,11 +68,11 @@ def aws_config_path(environ: Mapping[str, str]) -> str:
 
 def config_problem(info: os.stat_result) -> str | None:
     """Why a config file or a directory holding it cannot be trusted: 'owner' (another user's;
-    the user's own or root's are fine) or 'writable' (by group or others); else None."""
-    uid = _uid()
-    if uid is not None and info.st_uid not in (uid, 0):
+    the user's own or root's are fine) or 'writable' (by group or others); else None. Where
+    files have no uid or modes (Windows), that part is not checked (hostos)."""
+    if hostos.foreign_owner(info, also=(0,)):
         return "owner"
-    if info.st_mode & 0o022:
+    if hostos.open_to_others(info, 0o022):
         return "writable"
     return None
 
@@ -107,10 +103,9 @@ def private_dir_problem(info: os.stat_result) -> str | None:
         return "symlink"
     if not stat.S_ISDIR(info.st_mode):
         return "not a directory"
-    uid = _uid()
-    if uid is not None and info.st_uid != uid:
+    if hostos.foreign_owner(info):
         return "owner"
-    if info.st_mode & 0o077:
+    if hostos.open_to_others(info, 0o077):
         return "open"
     return None
 
@@ -119,10 +114,9 @@ def private_file_problem(info: os.stat_result) -> str | None:
     """Why a cache file (fstat) is not private: 'not a regular file', 'owner' or 'open'."""
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    uid = _uid()
-    if uid is not None and info.st_uid != uid:
+    if hostos.foreign_owner(info):
         return "owner"
-    if info.st_mode & 0o077:
+    if hostos.open_to_others(info, 0o077):
         return "open"
     return None
 
@@ -163,24 +157,6 @@ def read_private(directory: str, name: str) -> str | None:
 def identity(info: os.stat_result) -> str:
     """What changes when a file is replaced or rewritten, even with its mtime put back (ctime)."""
     return f"{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_size}"
-
-
-def not_dumpable() -> bool:
-    """Linux: PR_SET_DUMPABLE 0, so no other process of this user can ptrace us or read
-    /proc/PID/mem while we hold secrets (an exec'd command is dumpable again). Through
-    _ctypes' own calls: the ctypes package would cost a cache hit a third of its time.
-    True when done (or not Linux)."""
-    if not sys.platform.startswith("linux"):
-        return True
-    try:
-        import _ctypes
-
-        prctl = _ctypes.dlsym(_ctypes.dlopen(None), "prctl")  # type: ignore[arg-type]
-        set_dumpable, get_dumpable = 4, 3
-        _ctypes.call_function(prctl, (set_dumpable, 0, 0, 0, 0))
-        return bool(_ctypes.call_function(prctl, (get_dumpable, 0, 0, 0, 0)) == 0)
-    except (ImportError, OSError, AttributeError):
-        return False
 
 
 # -- the shapes of credentials ---------------------------------------------------------------------

@@ -142,6 +142,12 @@ class CommandLineError(ElevateError):
         self.exit_code = exit_code
 
 
+class ConsoleTimeout(Exception):
+    """Nothing was typed at the Windows console before the deadline: elevate.hostos raises it,
+    the prompt that asked (elevate.mfa, elevate.keyfile) turns it into its own error, so it never
+    reaches the exit point."""
+
+
 class NeedPassphrase(Exception):
     """The unlock held in the kernel lacks a key the keyring file needs: elevate.keyfile, which
     raises it inside the backend's unlock, catches it there, forgets the held unlock and asks

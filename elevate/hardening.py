@@ -6,7 +6,7 @@ import os
 import select
 import stat
 
-from . import disk
+from . import hostos
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # signal (its enum wrapper), contextlib and collections.abc would cost a waiter
@@ -21,14 +21,9 @@ def disable_core_dumps(original: tuple[int, int] | None = None) -> None:
     """Never let a crash of this process write secrets to a core file. `original` is the
     user's limit when something earlier in this process already set ours to 0."""
     global _saved
-    try:
-        import resource
-
-        _saved = original or resource.getrlimit(resource.RLIMIT_CORE)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, _saved[1]))
-    except (ImportError, ValueError, OSError):  # not POSIX, or the OS refuses
-        _saved = None
-    disk.not_dumpable()
+    before = hostos.disable_core_dumps()  # None: not POSIX, or the OS refuses
+    _saved = (original or before) if before is not None else None
+    hostos.not_dumpable()
 
 
 # Taken when elevate starts (this module is imported first): a launcher that had already
@@ -65,14 +60,8 @@ def end_if_orphaned() -> None:
 
 def restore_core_dumps() -> None:
     """Give a command we exec the core-dump limit the user had, not ours."""
-    if _saved is None:
-        return
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_CORE, _saved)
-    except (ImportError, ValueError, OSError):
-        pass
+    if _saved is not None:
+        hostos.set_core_limit(_saved)
 
 
 _deferring = False

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import disk
+from . import disk, hostos
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def serve(config: str | None, profile: str | None, environ: Mapping[str, str], n
         return None
     if not (refresh.isascii() and refresh.isdigit() and duration.isascii() and duration.isdigit()):
         return None
-    if not disk.not_dumpable():  # before the secret is read
+    if not hostos.not_dumpable():  # before the secret is read
         return None
     text = disk.read_private(directory, entry + ".json")
     decoded = None if text is None else disk.decode_entry(text)
@@ -228,7 +228,7 @@ def wait_for_filler(
     went away meanwhile.
     """
     parsed = parse_argv(args)
-    if parsed is None or not hasattr(os, "geteuid"):
+    if parsed is None or hostos.owner_id() is None:
         return None, None
     config, profile = parsed
     path = queue_path(config, profile, environ)

@@ -14,8 +14,9 @@ import errno
 import logging
 import os
 import platform
-import sys
 from typing import Any, Optional
+
+from . import hostos
 
 log = logging.getLogger("elevate")
 
@@ -36,7 +37,7 @@ _MAX_PAYLOAD = 32767  # the kernel's limit for a "user" key
 
 
 def _calls() -> Optional[tuple[Any, int, int]]:
-    if not sys.platform.startswith("linux"):
+    if not hostos.kernel_keyring():
         return None
     numbers = _SYSCALLS.get(platform.machine())
     if numbers is None:

@@ -1,5 +1,5 @@
-"""Encrypted keyring files (keyrings.cryptfile): the passphrase asked on the terminal, never read
-from stdin, argv or the environment, and handed to the backend in memory."""
+"""Encrypted keyring files (keyrings.cryptfile): the passphrase asked on the terminal (Windows: the
+console), never read from stdin, argv or the environment, and handed to the backend in memory."""
 
 from __future__ import annotations
 
@@ -9,14 +9,13 @@ import json
 import logging
 import os
 import select
-import termios
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
 import keyring
 
-from . import kernelkeys, ui
+from . import errors, hostos, kernelkeys, ui
 from .errors import KeyringError, NeedPassphrase
 
 log = logging.getLogger("elevate")
@@ -304,40 +303,43 @@ def _ask(asker: Asker, prompt: str, path: str) -> str:
     return answer
 
 
-def ask_on_tty(prompt: str) -> Optional[str]:
+def ask_on_tty(
+    prompt: str, console: Callable[[], Optional[hostos.Console]] = hostos.console
+) -> Optional[str]:
     """A line typed at the controlling terminal with echo off; None when there is no terminal.
 
     Bounded in time, and refused at once from a background job (the keys typed would go
-    to the shell).
+    to the shell). Windows has no /dev/tty: `console()` (hostos.console) is asked on there.
     """
     with ui.open_tty() as tty:
         if tty is None:
-            return None
+            con = console()
+            return None if con is None else _ask_on_console(con, prompt)
         fd = tty.fileno()
-        try:
-            if os.tcgetpgrp(fd) != os.getpgrp():
-                raise KeyringError(
-                    "elevate is running in the background (a job started with &?), so it cannot "
-                    "read the keyring passphrase from the terminal: run it in the foreground"
-                )
-            saved: Optional[list[Any]] = termios.tcgetattr(fd)
-        except termios.error:
-            saved = None  # not a terminal after all: read it as it comes
+        if hostos.in_background(fd):
+            raise KeyringError(
+                "elevate is running in the background (a job started with &?), so it cannot "
+                "read the keyring passphrase from the terminal: run it in the foreground"
+            )
         tty.write(prompt)
         tty.flush()
-        if saved is not None:
-            quiet = list(saved)
-            quiet[3] = quiet[3] & ~termios.ECHO
-            termios.tcsetattr(fd, termios.TCSAFLUSH, quiet)
-        try:
-            deadline = time.monotonic() + PASSPHRASE_TIMEOUT
-            while not select.select([tty], [], [], max(0.0, min(1.0, deadline - time.monotonic())))[0]:
-                if time.monotonic() >= deadline:
-                    raise KeyringError(f"no passphrase entered within {PASSPHRASE_TIMEOUT:.0f} s")
-            line = tty.readline()
-        finally:
-            if saved is not None:
-                termios.tcsetattr(fd, termios.TCSAFLUSH, saved)
-                tty.write("\n")
-                tty.flush()
+        with hostos.echo_off(fd) as hidden:  # not hidden: not a terminal after all, read as it comes
+            try:
+                deadline = time.monotonic() + PASSPHRASE_TIMEOUT
+                while not select.select([tty], [], [], max(0.0, min(1.0, deadline - time.monotonic())))[0]:
+                    if time.monotonic() >= deadline:
+                        raise KeyringError(f"no passphrase entered within {PASSPHRASE_TIMEOUT:.0f} s")
+                line = tty.readline()
+            finally:
+                if hidden:
+                    tty.write("\n")
+                    tty.flush()
         return line.rstrip("\r\n") if line else None
+
+
+def _ask_on_console(con: hostos.Console, prompt: str) -> Optional[str]:
+    """The passphrase typed at the Windows console, not shown; bounded in time."""
+    try:
+        return hostos.console_line(con, prompt, False, PASSPHRASE_TIMEOUT)
+    except errors.ConsoleTimeout:
+        raise KeyringError(f"no passphrase entered within {PASSPHRASE_TIMEOUT:.0f} s") from None

@@ -1,8 +1,9 @@
 """Long-term IAM keys in the OS keyring, under the service "aws-elevate".
 
 Each key set is one JSON entry; an index entry lists the names, since keyring offers no
-way to enumerate. Every keyring failure becomes a KeyringError that says what to
-install or unlock.
+way to enumerate. An entry over the OS keyring's size limit (Windows Credential Manager:
+2,560 bytes) is kept in parts (elevate.keyparts). Every keyring failure becomes a
+KeyringError that says what to install or unlock.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Optional
 import keyring
 import keyring.errors
 
-from . import config, keyfile
+from . import config, hostos, keyfile, keyparts
 from .errors import KeyringError, UsageError
 from .models import SourceKeys, format_utc, parse_utc
 
@@ -95,13 +96,8 @@ SAFE_CHOICES = (
 )
 
 
-# keyring's own backend for each platform: what its discovery finds there when no other
-# backend package is installed.
-PLATFORM_BACKENDS = {
-    "linux": "keyring.backends.SecretService.Keyring",
-    "darwin": "keyring.backends.macOS.Keyring",
-    "win32": "keyring.backends.Windows.WinVaultKeyring",
-}
+# keyring's own backend for each platform (elevate.hostos owns the table).
+PLATFORM_BACKENDS = hostos.KEYRING_BACKENDS
 _backend_chosen = False
 
 
@@ -118,11 +114,11 @@ def choose_backend(platform: str = sys.platform) -> None:
     import keyring.core
 
     backend = keyring.core.load_env() or keyring.core.load_config()
-    if backend is None and platform in PLATFORM_BACKENDS:
+    name = hostos.keyring_backend(platform)
+    if backend is None and name is not None:
         try:
-            backend = keyring.core.load_keyring(PLATFORM_BACKENDS[platform])
+            backend = keyring.core.load_keyring(name)
         except Exception as exc:  # noqa: BLE001 - not usable here: keyring's discovery decides
-            name = PLATFORM_BACKENDS[platform]
             log.debug("keyring: %s not usable (%s); discovering backends", name, cause(exc))
     if backend is not None:
         keyring.set_keyring(backend)
@@ -171,7 +167,7 @@ def get_keys(name: str) -> SourceKeys:
     """The key set `name`, or a KeyringError naming `elevate keys add`."""
     check_backend(name)
     with _keyring_errors():
-        raw = keyring.get_password(SERVICE, name)
+        raw = _get(name)
     if raw is None:
         raise KeyringError(f"no keys stored as {name!r}: run `elevate keys add {name}`")
     try:
@@ -191,31 +187,31 @@ def get_keys(name: str) -> SourceKeys:
 def has_keys(name: str) -> bool:
     """Whether a key set `name` is stored (damaged or not)."""
     with _keyring_errors():
-        return keyring.get_password(SERVICE, name) is not None
+        return _get(name) is not None
 
 
-def put_keys(name: str, keys: SourceKeys) -> None:
+def put_keys(name: str, keys: SourceKeys, platform: str = sys.platform) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
     check_backend(name)
     entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
     if keys.created is not None:
         entry["created"] = format_utc(keys.created)
     with _keyring_errors():
-        keyring.set_password(SERVICE, name, json.dumps(entry))
+        _set(name, json.dumps(entry), platform)
         names = _index()
         if name not in names:
-            keyring.set_password(SERVICE, _INDEX, json.dumps(sorted([*names, name])))
+            _set(_INDEX, json.dumps(sorted([*names, name])), platform)
 
 
-def delete_keys(name: str) -> None:
+def delete_keys(name: str, platform: str = sys.platform) -> None:
     """Remove the key set `name`; a KeyringError if there is none."""
     with _keyring_errors():
-        exists = keyring.get_password(SERVICE, name) is not None
+        exists = _get(name) is not None
         if exists:
-            keyring.delete_password(SERVICE, name)
+            _delete(name)
         names = _index()
         if name in names:
-            keyring.set_password(SERVICE, _INDEX, json.dumps([n for n in names if n != name]))
+            _set(_INDEX, json.dumps([n for n in names if n != name]), platform)
     if not exists:
         raise KeyringError(f"no keys stored as {name!r}")
 
@@ -236,29 +232,54 @@ def list_key_sets() -> list[tuple[str, SourceKeys]]:
 def get_secret(username: str) -> Optional[str]:
     """A raw entry of ours (used by the keyring-backed session cache)."""
     with _keyring_errors():
-        return keyring.get_password(SERVICE, username)
+        return _get(username)
 
 
-def set_secret(username: str, value: str) -> None:
+def set_secret(username: str, value: str, platform: str = sys.platform) -> None:
+    """Store a raw entry of ours (in parts where the OS keyring's limit needs: elevate.keyparts)."""
     with _keyring_errors():
-        keyring.set_password(SERVICE, username, value)
+        _set(username, value, platform)
 
 
 def delete_secret(username: str) -> None:
     with _keyring_errors():
-        try:
-            keyring.delete_password(SERVICE, username)
-        except keyring.errors.PasswordDeleteError:
-            pass
+        _delete(username)
 
 
 def _index() -> list[str]:
-    raw = keyring.get_password(SERVICE, _INDEX)
+    raw = _get(_INDEX)
     try:
         names = json.loads(raw) if raw else []
     except ValueError:
         names = []
     return [n for n in names if isinstance(n, str)]
+
+
+def _get(name: str) -> Optional[str]:
+    return keyparts.read(name, _entry)
+
+
+def _set(name: str, value: str, platform: str) -> None:
+    keyparts.write(name, value, _entry, _put_entry, _remove_entry, hostos.keyring_secret_limit(platform))
+
+
+def _delete(name: str) -> None:
+    keyparts.remove_all(name, _entry, _remove_entry)
+
+
+def _entry(name: str) -> Optional[str]:
+    return keyring.get_password(SERVICE, name)
+
+
+def _put_entry(name: str, value: str) -> None:
+    keyring.set_password(SERVICE, name, value)
+
+
+def _remove_entry(name: str) -> None:
+    try:
+        keyring.delete_password(SERVICE, name)
+    except keyring.errors.PasswordDeleteError:
+        pass
 
 
 @contextmanager
@@ -299,10 +320,4 @@ def cause(exc: BaseException) -> str:
 
 def no_backend_help(platform: str = sys.platform) -> str:
     """What to do when no keyring backend works, for this platform."""
-    if platform == "darwin":
-        return "no usable OS keyring: the macOS login keychain is used; unlock it (security unlock-keychain)"
-    if platform.startswith("win"):
-        return (
-            "no usable OS keyring: Windows Credential Manager is used; log in as the user who stored the keys"
-        )
-    return NO_BACKEND_HELP
+    return hostos.keyring_help(platform) or NO_BACKEND_HELP

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
+from . import hostos
 from .errors import LaunchError
 from .hardening import restore_core_dumps
 
@@ -56,7 +57,7 @@ def run(argv: Sequence[str], env: Mapping[str, str]) -> int:
         raise LaunchError("no command to run")
     sys.stdout.flush()
     sys.stderr.flush()
-    if os.name == "posix":
+    if hostos.can_exec():
         restore_core_dumps()
         try:
             os.execvpe(argv[0], list(argv), dict(env))  # noqa: S606 - the user's own command
@@ -100,7 +101,7 @@ END_GRACE_SECONDS = 3.0
 def adopt_orphans() -> bool:
     """Become a child subreaper (Linux): descendants whose parent ends are reparented to us,
     not to init, so none of them leaves our view. False where that is not possible."""
-    if not sys.platform.startswith("linux"):
+    if not hostos.can_adopt_orphans():
         return False
     try:
         import ctypes

@@ -1,4 +1,5 @@
-"""Per-entry exclusive OS locks (flock; msvcrt on Windows): the single flight of a cache fill.
+"""Per-entry exclusive OS locks (flock; msvcrt on Windows, through elevate.hostos): the single
+flight of a cache fill.
 
 The kernel drops the lock of a holder that dies, so a waiter takes over. A waiter of the
 hit queue (elevate.hit) uses this module before anything heavy is imported, so it imports
@@ -8,8 +9,9 @@ no pathlib, typing or collections.abc, and signal's C core rather than its enum 
 from __future__ import annotations
 
 import os
-import sys
 import time
+
+from . import hostos
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -104,59 +106,43 @@ def _poll_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
     return True
 
 
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
+def _try_lock(fd: int, shared: bool = False) -> bool:
+    return hostos.try_lock(fd, shared)
 
-    def _try_lock(fd: int, shared: bool = False) -> bool:
-        # msvcrt has no shared locks: a shared waiter takes it exclusive (one at a time).
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
 
-    def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
+signal = __import__("_signal")  # signal's C core: `import signal` would load enum for its wrapper
+
+
+def _alarm(_signum: int, _frame: object) -> None:
+    # Cuts a blocking lock short. A builtin, not a class of elevate.errors: a waiter of the
+    # hit queue imports no elevate.errors, and flock itself never raises TimeoutError.
+    raise TimeoutError
+
+
+def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
+    if not hostos.blocking_locks():  # Windows: no SIGALRM to cut a wait short
         return _poll_for_lock(fd, timeout, shared)
-
-else:
-    import fcntl
-
-    signal = __import__("_signal")  # signal's C core: `import signal` would load enum for its wrapper
-
-    def _try_lock(fd: int, shared: bool = False) -> bool:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            return False
-
-    def _alarm(_signum: int, _frame: object) -> None:
-        # Cuts a blocking flock short. A builtin, not a class of elevate.errors: a waiter of the
-        # hit queue imports no elevate.errors, and flock itself never raises TimeoutError.
-        raise TimeoutError
-
-    def _wait_for_lock(fd: int, timeout: float, shared: bool = False) -> bool:
-        try:
-            previous = signal.signal(signal.SIGALRM, _alarm)
-        except ValueError:  # not the main thread: signals are not ours to use
-            return _poll_for_lock(fd, timeout, shared)
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                # One-second slices: asleep in the kernel, yet a dead parent is noticed.
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
+    try:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+    except ValueError:  # not the main thread: signals are not ours to use
+        return _poll_for_lock(fd, timeout, shared)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            # One-second slices: asleep in the kernel, yet a dead parent is noticed.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                signal.setitimer(signal.ITIMER_REAL, min(max(left, 0.001), 1.0))
                 try:
-                    signal.setitimer(signal.ITIMER_REAL, min(max(left, 0.001), 1.0))
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-                    finally:
-                        signal.setitimer(signal.ITIMER_REAL, 0)
-                    return True
-                except TimeoutError:
-                    # The alarm may land just after flock returned: then the lock is ours;
-                    # the next try takes it at once (flock on a held lock is a no-op).
-                    _end_if_orphaned()
-        finally:
-            signal.signal(signal.SIGALRM, previous)
+                    hostos.lock_blocking(fd, shared)
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                return True
+            except TimeoutError:
+                # The alarm may land just after the lock was taken: then it is ours; the
+                # next try takes it at once (flock on a held lock is a no-op).
+                _end_if_orphaned()
+    finally:
+        signal.signal(signal.SIGALRM, previous)

@@ -1,6 +1,6 @@
 """Where the MFA code comes from: --token, the profile's mfa_process, a /dev/tty prompt, a dialog.
 
-The prompt goes to the controlling terminal, never stdout, so it works while stdout is
+The prompt goes to the controlling terminal (Windows: the console), never stdout, so it works while stdout is
 captured by `eval "$(elevate export)"` or by a credential_process client. Without a
 terminal, the profile's mfa_prompt decides: "auto" asks with a desktop dialog when a
 desktop session is present, else we fail at once rather than wait.
@@ -8,7 +8,6 @@ desktop session is present, else we fail at once rather than wait.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import select
@@ -16,16 +15,15 @@ import shlex
 import signal
 import subprocess
 import sys
-import termios
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Optional, TextIO
 
-from . import dialog, programs, ui
+from . import dialog, errors, hostos, programs, ui
 from .errors import MfaError, TerminalBusy, Terminated, UsageError
-from .hardening import end_if_orphaned, parent_gone, signals_deferred
+from .hardening import SIGHUP, end_if_orphaned, parent_gone, signals_deferred
 from .models import Profile
 from .ui import open_tty
 
@@ -70,6 +68,7 @@ def obtain_code(
     ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
     tell_background: bool = True,
     for_sdk: bool = False,
+    console: Callable[[], Optional[hostos.Console]] = hostos.console,
 ) -> str:
     """The MFA code for `profile` from the first source that applies.
 
@@ -77,6 +76,7 @@ def obtain_code(
     `tell_background` is False (the caller then says it its own way); likewise when a program
     has the terminal out of line mode (a full-screen editor, a REPL): a read would take its keys.
     `for_sdk` (credential_process): the prompt says that the caller may stop waiting.
+    Windows has no /dev/tty: `console()` (hostos.console) is asked on there instead.
     """
     if token is not None:
         return check_token(token)
@@ -92,6 +92,9 @@ def obtain_code(
     with tty_opener() as tty:
         if tty is not None:
             return _from_prompt(profile, tty, tell_background, for_sdk)
+    con = console()
+    if con is not None:
+        return _from_console(profile, con, for_sdk)
     if profile.mfa_prompt == "auto" and dialog.desktop_session(env):
         return _from_dialog(profile, env, ask_dialog)
     raise MfaError(
@@ -209,18 +212,45 @@ def _from_prompt(profile: Profile, tty: TextIO, tell_background: bool = True, fo
             "elevate cannot read the MFA code there: pass -t/--token CODE or set mfa_process "
             f"in profile {profile.name!r}"
         )
-    if for_sdk:
-        tty.write(ui.line(SDK_DEADLINE_NOTE) + "\n")
-    for _ in range(_ATTEMPTS):
-        tty.write(f"MFA code for {profile.mfa_serial}: ")
+
+    def ask(prompt: str) -> Optional[str]:
+        tty.write(prompt)
         tty.flush()
-        line = _told_why_if_ended(tty, lambda: _read_line(tty))
+        return _told_why_if_ended(tty, lambda: _read_line(tty))
+
+    return _ask_code(profile, ask, tty.write, for_sdk)
+
+
+def _from_console(profile: Profile, con: hostos.Console, for_sdk: bool) -> str:
+    """The code typed at the Windows console: shown as typed, bounded in time like the prompt."""
+
+    def ask(prompt: str) -> Optional[str]:
+        try:
+            return hostos.console_line(
+                con, prompt, echo=True, timeout=PROMPT_TIMEOUT, on_idle=end_if_orphaned
+            )
+        except errors.ConsoleTimeout:
+            raise MfaError(f"no MFA code entered within {PROMPT_TIMEOUT:.0f} s") from None
+
+    return _ask_code(
+        profile, ask, lambda text: hostos.console_write(con, text.replace("\n", "\r\n")), for_sdk
+    )
+
+
+def _ask_code(
+    profile: Profile, ask: Callable[[str], Optional[str]], say: Callable[[str], object], for_sdk: bool
+) -> str:
+    """Ask for the code up to _ATTEMPTS times: `ask(prompt)` is the line typed (None at end of input)."""
+    if for_sdk:
+        say(ui.line(SDK_DEADLINE_NOTE) + "\n")
+    for _ in range(_ATTEMPTS):
+        line = ask(f"MFA code for {profile.mfa_serial}: ")
         if line is None:
             raise MfaError("no MFA code entered")
         code = normalize_code(line)
         if code is not None:
             return code
-        tty.write("An MFA code is six digits. Try again.\n")
+        say("An MFA code is six digits. Try again.\n")
     raise MfaError(f"no valid MFA code after {_ATTEMPTS} attempts")
 
 
@@ -232,7 +262,7 @@ def _told_why_if_ended(tty: TextIO, read: Callable[[], Optional[str]]) -> Option
     except Terminated as exc:
         why = (
             "the program that asked for credentials stopped waiting"
-            if exc.signum == signal.SIGHUP and parent_gone()
+            if exc.signum == SIGHUP and parent_gone()
             else f"elevate was stopped ({signal.Signals(exc.signum).name})"
         )
         _write_anyway(
@@ -244,17 +274,19 @@ def _told_why_if_ended(tty: TextIO, read: Callable[[], Optional[str]]) -> Option
 def in_background(tty: TextIO) -> bool:
     """Whether this process is not in the terminal's foreground process group."""
     try:
-        return os.tcgetpgrp(tty.fileno()) != os.getpgrp()
-    except (OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        fd = tty.fileno()
+    except (OSError, ValueError, AttributeError):
         return False  # not a real terminal (a test double): nothing to tell
+    return hostos.in_background(fd)
 
 
 def _line_mode(tty: TextIO) -> bool:
     """Whether the terminal reads whole lines (ICANON), as a shell leaves it for us."""
     try:
-        return bool(termios.tcgetattr(tty.fileno())[3] & termios.ICANON)
-    except (termios.error, OSError, ValueError, io.UnsupportedOperation, AttributeError):
+        fd = tty.fileno()
+    except (OSError, ValueError, AttributeError):
         return True  # not a real terminal (a test double): nothing to protect
+    return hostos.line_mode(fd)
 
 
 def _write_anyway(tty: TextIO, text: str) -> None:

@@ -13,22 +13,25 @@ import shutil
 from collections.abc import Mapping
 from typing import Optional
 
+from . import hostos
+
 
 def trusted_program(directory: str, name: str) -> Optional[str]:
-    """`directory/name` if it is an executable only root or we could have put there."""
-    if not os.path.isabs(directory):
+    """`directory/name` if it is an executable only root or we could have put there. Where
+    that cannot be told (Windows: its ACLs are not read, hostos.modes_enforced) no directory is
+    trusted: a program is then run only by its absolute path."""
+    if not os.path.isabs(directory) or not hostos.modes_enforced():
         return None
     found = shutil.which(name, path=directory)
     if found is None:
         return None
     real = os.path.realpath(found)
-    uid = os.geteuid() if hasattr(os, "geteuid") else None
     try:
         checks = [os.stat(real), os.stat(os.path.dirname(real)), os.stat(directory)]
     except OSError:
         return None
     for info in checks:
-        if info.st_mode & 0o022 or (uid is not None and info.st_uid not in (0, uid)):
+        if hostos.open_to_others(info, 0o022) or hostos.foreign_owner(info, also=(0,)):
             return None
     return found
 

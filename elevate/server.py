@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import json
-import os
 import secrets
 import socket
 import threading
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
+from . import hostos
 from .errors import CredentialsUnavailable, ElevateError, ServerError
 from .models import SessionCredentials
 from .supply import CredentialSupply
@@ -38,15 +38,18 @@ TOKEN_BYTES = 32  # 256 bits
 SOCKET_TIMEOUT_SECONDS = 5.0  # for each read
 REQUEST_SECONDS = 1.0  # for the whole request line and headers: a real SDK sends them at once
 MAX_CONNECTIONS = 64
-TCP_TABLE = "/proc/net/tcp"
 
 # Who owns the peer's socket: (peer address, our address) -> uid, or None when unknown.
 PeerOwner = Callable[[tuple[str, int], tuple[str, int]], Optional[int]]
 
 
-def socket_owner(peer: tuple[str, int], ours: tuple[str, int], table: str = TCP_TABLE) -> Optional[int]:
+def socket_owner(peer: tuple[str, int], ours: tuple[str, int], table: Optional[str] = None) -> Optional[int]:
     """The uid owning the IPv4 TCP socket bound at `peer` and connected to `ours`, from the
-    kernel's socket table (Linux; every user may read it), or None when it cannot be told."""
+    kernel's socket table (hostos.tcp_owner_table: Linux's, which every user may read), or None
+    when it cannot be told (no such table: macOS, Windows)."""
+    table = table if table is not None else hostos.tcp_owner_table()
+    if table is None:
+        return None
     wanted = (_table_address(peer), _table_address(ours))
     try:
         with open(table, encoding="ascii", errors="replace") as rows:
@@ -158,8 +161,7 @@ class CredentialServer:
 
     def _peer_allowed(self, peer: tuple[str, int]) -> bool:
         ours = (self._host, self.port)
-        uid = os.getuid() if hasattr(os, "getuid") else None
-        return allowed_peer(self._peer_owner(peer, ours), uid)
+        return allowed_peer(self._peer_owner(peer, ours), hostos.owner_id())
 
     @property
     def port(self) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Protocol
@@ -112,9 +113,13 @@ class FileStore:
 
 
 class KeyringStore:
-    """Entries as keyring secrets (imports keyring only when used)."""
+    """Entries as keyring secrets (imports keyring only when used); in parts where the OS
+    keyring's size limit needs it (`platform`'s: elevate.keyparts)."""
 
     PREFIX = "cache:"
+
+    def __init__(self, platform: str = sys.platform) -> None:
+        self.platform = platform
 
     def read(self, key: str) -> Optional[str]:
         from . import keystore
@@ -124,7 +129,7 @@ class KeyringStore:
     def write(self, key: str, text: str) -> None:
         from . import keystore
 
-        keystore.set_secret(self.PREFIX + key, text)
+        keystore.set_secret(self.PREFIX + key, text, self.platform)
 
     def delete(self, key: str) -> bool:
         from . import keystore

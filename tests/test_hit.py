@@ -47,10 +47,11 @@ FORBIDDEN = {
     "elevate.config", "elevate.cache", "elevate.models", "elevate.errors", "elevate.locks",
     "click", "botocore", "boto3", "keyring",
 }  # fmt: skip
-# What the lean hit may import beyond `python -I -S -c pass`: elevate's three modules, os (which
-# site would have loaded), resource (core limit), time and _ctypes (prctl).
+# What the lean hit may import beyond `python -I -S -c pass`: elevate's four modules (hostos, the
+# platform's answers, imports only os, sys and stat), os (which site would have loaded), resource
+# (core limit), time and _ctypes (prctl).
 LEAN_ALLOWED = {
-    "elevate", "elevate.__main__", "elevate.hit", "elevate.disk", "__future__",
+    "elevate", "elevate.__main__", "elevate.hit", "elevate.disk", "elevate.hostos", "__future__",
     "os", "os.path", "stat", "_stat", "posixpath", "genericpath", "_collections_abc",
     "resource", "time", "_ctypes",
 }  # fmt: skip

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from .. import disk, keyfile, keystore
+from .. import disk, hostos, keyfile, keystore
 from ..config import Config, config_path, load_config
 from ..errors import ElevateError
 from ..models import Profile
@@ -346,7 +346,7 @@ def _backup_problem(info: os.stat_result) -> Optional[str]:
         return "it is a symlink"
     if not stat.S_ISREG(info.st_mode):
         return "it is not a regular file"
-    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+    if hostos.foreign_owner(info):
         return "it belongs to another user"
     if info.st_nlink != 1:
         return "it is also linked elsewhere"
