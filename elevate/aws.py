@@ -102,12 +102,13 @@ def ambient_client(service: str, profile: Optional[str] = None, region: Optional
     return client
 
 
-def sts_client(keys: Keys, region: str) -> Any:
-    """The elevation's STS client: elevate.stsquery's signed requests over http.client, or a
-    botocore client (make_client) where that transport does not apply or botocore refuses the
-    settings (the client then reports it as before)."""
+def sts_client(keys: Keys, region: str, environ: Mapping[str, str]) -> Any:
+    """The elevation's STS client: elevate.stsquery's signed requests over http.client under
+    `environ` (the invocation's, which the cache entry's key is made from too), or a botocore
+    client (make_client) where that transport does not apply or botocore refuses the settings
+    (the client then reports it as before; botocore reads the process environment itself)."""
     try:
-        return stsquery.connect(keys, region)
+        return stsquery.connect(keys, region, environ)
     except stsquery.Unsupported as why:
         log.debug("STS through a botocore client: this transport does not cover %s", why)
     except botocore.exceptions.BotoCoreError as exc:

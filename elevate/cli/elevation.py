@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import click
 
 from .. import cache, core, hit, launch, mfa, notices, output, scopes, server, ui
 from .. import supply as supply_mod
-from ..config import select_profile
+from ..config import chosen_name, select_profile
 from ..errors import ElevateError, MfaError, TerminalBusy, UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
@@ -114,11 +116,11 @@ def _exec_with_server(
 ) -> int:
     """elevate stays the parent: the server lives exactly as long as the command."""
     served = supply_mod.serving_profile(chosen)
-    elevator = core.Elevator(environ=app.environ)
+    elevator = core.Elevator(app.invocation)
     first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
     # Refreshes run while the command does: the supply keeps what it holds and pauses after a
     # failure, so no fall-back (and its warning) on each try.
-    refresher = core.Elevator(environ=app.environ, code_source=_refresh_code)
+    refresher = core.Elevator(app.invocation, code_source=functools.partial(_refresh_code, app.environ))
     supply = supply_mod.CredentialSupply(
         lambda: refresher.elevate(served, use_cache=not no_cache, fall_back=False),
         min_left=served.refresh_before_seconds,
@@ -146,12 +148,12 @@ def _leftovers_message(pids: list[int]) -> str:
     )
 
 
-def _refresh_code(profile: Profile, token: Optional[str]) -> str:
+def _refresh_code(environ: Mapping[str, str], profile: Profile, token: Optional[str]) -> str:
     """The MFA code for a refresh while the command runs. The terminal prompt works while
     elevate has the terminal's foreground; a shell run as the command takes it, and the
     digits typed would go to the shell."""
     try:
-        return mfa.obtain_code(profile, token, tell_background=False)
+        return mfa.obtain_code(profile, token, environ=environ, tell_background=False)
     except TerminalBusy:
         name = profile.name
         raise MfaError(
@@ -175,7 +177,7 @@ def credential_process_cmd(
     except ElevateError as exc:
         # Terraform and the JS SDK's default chain hide elevate's stderr: the terminal says why.
         told = exc.reason if isinstance(exc, cache.FailedElsewhere) else exc.message
-        notices.error(exc.message, cache.cache_dir(app.environ), key=told)
+        notices.error(exc.message, app.invocation.cache_dir, key=told)
         raise
     if not no_cache and scopes.indexable(chosen, scope):
         remember_hit(app, profile, chosen)
@@ -189,7 +191,7 @@ def remember_hit(app: App, argument: Optional[str], profile: Profile) -> None:
             app.environ,
             app.config_option,
             argument,
-            cache.entry_key(profile, app.environ),
+            cache.entry_key(profile, app.invocation),
             profile.refresh_before_seconds,
             profile.duration_seconds,
         )
@@ -203,7 +205,7 @@ def status_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     """Show what is cached for each profile, and for how long. Never a secret."""
     config = app.config()
     profiles = [select_profile(config, profile, {})] if profile else list(config.profiles.values())
-    report = [core.status_of(p, app.environ, defined=config.scopes) for p in profiles]
+    report = [core.status_of(p, app.invocation, defined=config.scopes) for p in profiles]
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -240,10 +242,10 @@ def describe_entry(entry: Optional[dict[str, Any]], mode: str) -> str:
 def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
     """Remove cached credentials of PROFILE (default: as for export), or of every profile with --all."""
     config = app.config()
-    if not clear_all and not (profile or app.environ.get("ELEVATE_PROFILE") or config.default_profile):
+    if not clear_all and not chosen_name(profile, app.environ, config.default_profile):
         raise UsageError("name a PROFILE, or pass --all")
     chosen = [] if clear_all else [select_profile(config, profile, app.environ)]
     profiles = list(config.profiles.values()) if clear_all else chosen
     for item in profiles:
-        removed = core.clear(item, app.environ, config.scopes)
+        removed = core.clear(item, app.invocation, config.scopes)
         ui.stderr(f"{item.name}: {'cleared' if removed else 'nothing cached'}")

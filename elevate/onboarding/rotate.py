@@ -9,10 +9,10 @@ over (an unused new key, the old key still active) is named in the message.
 from __future__ import annotations
 
 import dataclasses
-import os
+import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -21,6 +21,7 @@ from .. import cache as cache_mod
 from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
 from ..errors import ElevateError, MfaCodeRejected, MfaError, StsError, UsageError
+from ..invocation import Invocation
 from ..models import Profile, SourceKeys
 
 # Where a rotation can be interrupted; the fault hook is called after each one.
@@ -47,7 +48,7 @@ def _no_fault(step: str) -> None:
 class Rotator:
     """The rotation with its collaborators; defaults are the real ones."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     client_factory: Callable[..., Any] = aws.make_client
     code_source: Callable[..., str] = mfa.obtain_code
     clock: Callable[[], datetime] = cache_mod.utcnow
@@ -55,6 +56,15 @@ class Rotator:
     notify: Callable[[str], None] = ui.tell
     fault: Callable[[str], None] = _no_fault
     verify_attempts: int = VERIFY_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        if self.code_source is mfa.obtain_code:  # the real default: the invocation's environment
+            self.code_source = functools.partial(mfa.obtain_code, environ=self.invocation.environ)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The invocation's environment (a read-only copy)."""
+        return self.invocation.environ
 
     def rotate(
         self,
@@ -154,7 +164,7 @@ class Rotator:
             if profile
             else Profile(name=name, role_arn="", mfa_serial=serial)
         )
-        used = cache_mod.used_codes(self.environ, self.clock)
+        used = cache_mod.used_codes(self.invocation, self.clock)
         code = self.code_source(code_profile, token)
         if used.was_used(serial, code):
             raise MfaError(
