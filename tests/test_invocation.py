@@ -16,12 +16,13 @@ import pytest
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.fakests import FakeSts
 
-from elevate import cache
+from elevate import cache, stsquery
 from elevate.config import chosen_name, load_config, parse_config, select_profile
 from elevate.core import Elevator
 from elevate.errors import ConfigError, StsError
 from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
+from elevate.onboarding.configure import existing_profile
 
 PACKAGE = Path(__file__).resolve().parent.parent / "elevate"
 
@@ -62,6 +63,36 @@ def test_the_sts_endpoint_is_read_once_per_invocation(tmp_path: Path) -> None:
     assert first.endpoint_url == "http://127.0.0.1:1" and first.region == "eu-west-1"
     fresh = Invocation.from_environ(invocation.environ)
     assert fresh.sts("eu-west-1").endpoint_url == "http://127.0.0.1:2"  # a new run reads it anew
+
+
+@pytest.mark.parametrize(
+    ("config", "env"),
+    [
+        ("", {}),
+        ("[default]\nendpoint_url = http://127.0.0.1:1\n", {}),
+        ("[profile default]\nendpoint_url = http://127.0.0.1:2\n", {}),
+        ("[default]\nservices = s\n[services s]\nsts =\n  endpoint_url = http://127.0.0.1:3\n", {}),
+        (
+            "[default]\nservices = s\nendpoint_url = http://127.0.0.1:1\n"
+            "[services s]\nsts =\n  endpoint_url = http://127.0.0.1:3\n",
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:4"},
+        ),
+        ("[default]\nendpoint_url = http://127.0.0.1:1\n", {"AWS_ENDPOINT_URL_STS": "http://127.0.0.1:5"}),
+        ("[default]\nendpoint_url = http://127.0.0.1:1\n", {"AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}),
+        ("[default]\nendpoint_url = http://127.0.0.1:1\nignore_configured_endpoint_urls = true\n", {}),
+        ("[other]\nendpoint_url = http://127.0.0.1:6\n", {"AWS_PROFILE": "other"}),
+    ],
+)
+def test_the_entry_key_and_the_request_name_one_endpoint(
+    tmp_path: Path, config: str, env: dict[str, str]
+) -> None:
+    (tmp_path / "aws-config").write_text(config)
+    base = {"HOME": str(tmp_path), "AWS_CONFIG_FILE": str(tmp_path / "aws-config")}
+    invocation = Invocation.from_environ({**base, **env})
+    target = invocation.sts("eu-west-1")
+    route = stsquery.resolve(target.region, invocation.environ)
+    keyed = target.endpoint_url or "https://sts.eu-west-1.amazonaws.com"
+    assert keyed.rstrip("/") == route.endpoint_url.rstrip("/")
 
 
 def test_the_invocation_is_a_read_only_copy_that_keeps_the_environment_out_of_its_repr(
@@ -229,3 +260,22 @@ def test_the_guard_sees_every_way_of_reading_the_environment() -> None:
     ):
         assert _reads_environ(ast.parse(source)), source
     assert not _reads_environ(ast.parse("environ = {}\nenviron.get('X')"))
+
+
+# -- configure and enroll read through the one reader ----------------------------------------------------
+
+
+def test_configure_reads_an_existing_profile_under_the_configs_trust_rules(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert existing_profile(path, "dev") == {}  # no file yet: nothing to default from
+    path.write_text(f'[profiles.dev]\nrole_arn = "{ROLE}"\nmfa_serial = "{SERIAL}"\nregion = "eu-west-1"\n')
+    path.chmod(0o600)
+    assert existing_profile(path, "dev") == {"role_arn": ROLE, "mfa_serial": SERIAL, "region": "eu-west-1"}
+    # A config others can write would hand configure their role and key set as defaults.
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match=r"writable by group or others .*chmod go-w"):
+        existing_profile(path, "dev")
+    path.chmod(0o600)
+    path.write_text("[profiles.dev\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        existing_profile(path, "dev")
