@@ -164,12 +164,13 @@ def ambient_client(service: str, profile: Optional[str] = None, region: Optional
     return client
 
 
-def sts_client(keys: Keys, region: str) -> StsClient:
-    """The elevation's STS client: elevate.stsquery's signed requests over http.client, or a
-    botocore client (make_client) where that transport does not apply or botocore refuses the
-    settings (the client then reports it as before)."""
+def sts_client(keys: Keys, region: str, environ: Mapping[str, str]) -> StsClient:
+    """The elevation's STS client: elevate.stsquery's signed requests over http.client under
+    `environ` (the invocation's, which the cache entry's key is made from too), or a botocore
+    client (make_client) where that transport does not apply or botocore refuses the settings
+    (the client then reports it as before; botocore reads the process environment itself)."""
     try:
-        return stsquery.connect(keys, region)
+        return stsquery.connect(keys, region, environ)
     except Unsupported as why:
         log.debug("STS through a botocore client: this transport does not cover %s", why)
     except botocore.exceptions.BotoCoreError as exc:
@@ -178,11 +179,11 @@ def sts_client(keys: Keys, region: str) -> StsClient:
     return cast(StsClient, make_client(keys, region))
 
 
-def iam_query_client(keys: Keys, region: str) -> IamClient:
+def iam_query_client(keys: Keys, region: str, environ: Mapping[str, str]) -> IamClient:
     """An IAM client for ListMFADevices only (doctor's one IAM call): elevate.stsquery's
     transport, or a botocore client where that transport does not apply."""
     try:
-        return cast(IamClient, stsquery.connect(keys, region, service="iam"))
+        return cast(IamClient, stsquery.connect(keys, region, environ, service="iam"))
     except Unsupported as why:
         log.debug("IAM through a botocore client: this transport does not cover %s", why)
     except botocore.exceptions.BotoCoreError as exc:

@@ -21,13 +21,14 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Optional
 
 from . import disk, locks
-from .config import resolve_region
 from .errors import CacheError, ElevateError, FailedElsewhere
+from .invocation import Invocation
+from .invocation import utcnow as utcnow  # the clock other modules take from here
 from .locks import LOCK_WAIT_SECONDS
 from .models import Profile, SessionCredentials, parse_utc
 from .store import FileStore, KeyringStore, Store, write_private
@@ -38,34 +39,36 @@ KEY_MARKER = "keyset-"  # + the key set's digest + ".id": the fingerprint of its
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
-    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate (elevate.disk)."""
+    """$ELEVATE_CACHE_DIR, else $XDG_RUNTIME_DIR/elevate, else $XDG_CACHE_HOME/elevate (elevate.disk).
+    For a caller without an invocation (doctor); Invocation.cache_dir is the same rule."""
     return Path(disk.cache_dir(environ))
 
 
-def files(environ: Mapping[str, str]) -> FileStore:
+def files(invocation: Invocation) -> FileStore:
     """The user's private cache directory as a store (also where locks and used codes live)."""
-    return FileStore(cache_dir(environ))
+    return FileStore(invocation.cache_dir)
 
 
 def for_profile(
-    profile: Profile, environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None
+    profile: Profile, invocation: Invocation, clock: Optional[Callable[[], datetime]] = None
 ) -> Optional[SessionCache]:
     """The session cache `profile` uses (its `cache` setting), or None when it is off."""
     if profile.cache == "off":
         return None
-    directory = files(environ)
+    directory = files(invocation)
     store: Store = KeyringStore() if profile.cache == "keyring" else directory
-    return SessionCache(store, directory, clock or utcnow)
+    return SessionCache(store, directory, clock or invocation.clock)
 
 
-def on_persistent_disk(environ: Mapping[str, str]) -> bool:
+def on_persistent_disk(invocation: Invocation) -> bool:
     """Whether the cache directory is the ~/.cache fallback (backed up, survives reboots)
     rather than a runtime directory (tmpfs) or one the user chose with ELEVATE_CACHE_DIR."""
+    environ = invocation.environ
     return not environ.get("ELEVATE_CACHE_DIR") and not environ.get("XDG_RUNTIME_DIR")
 
 
 def for_mfa_session(
-    profile: Profile, environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None
+    profile: Profile, invocation: Invocation, clock: Optional[Callable[[], datetime]] = None
 ) -> Optional[SessionCache]:
     """Where `profile`'s MFA session (up to 36 hours) is kept: never on a persistent disk by default.
 
@@ -74,58 +77,16 @@ def for_mfa_session(
     """
     if profile.cache == "off":
         return None
-    directory = files(environ)
-    if profile.cache == "keyring" or on_persistent_disk(environ):
-        return SessionCache(KeyringStore(), directory, clock or utcnow)
-    return SessionCache(directory, directory, clock or utcnow)
+    directory = files(invocation)
+    clock = clock or invocation.clock
+    if profile.cache == "keyring" or on_persistent_disk(invocation):
+        return SessionCache(KeyringStore(), directory, clock)
+    return SessionCache(directory, directory, clock)
 
 
-def used_codes(environ: Mapping[str, str], clock: Optional[Callable[[], datetime]] = None) -> UsedCodes:
+def used_codes(invocation: Invocation, clock: Optional[Callable[[], datetime]] = None) -> UsedCodes:
     """The record of MFA codes STS already accepted, kept beside the cache."""
-    return UsedCodes(files(environ), clock or utcnow)
-
-
-def sts_endpoint(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> tuple[str, str]:
-    """(endpoint, region) that decide which STS answers: part of every entry's key.
-
-    Credentials an endpoint gave are never served for another: pointing AWS_ENDPOINT_URL
-    (or an endpoint_url in ~/.aws/config) back at the real STS must not keep serving what a
-    test or hostile endpoint handed out.
-    """
-    environ = os.environ if environ is None else environ
-    return sts_endpoint_url(environ)[0], resolve_region(profile.region, environ)
-
-
-def sts_endpoint_url(environ: Mapping[str, str]) -> tuple[str, str]:
-    """(the STS endpoint URL botocore's configured-endpoint rules pick, or "" for STS's own,
-    where it came from). Our clients pin no AWS profile, so botocore reads [default]."""
-    import configparser
-
-    path = disk.aws_config_path(environ)
-    parser = configparser.RawConfigParser()
-    try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError, OSError):
-        return "", f"{path} cannot be read"
-    section = "profile default" if parser.has_section("profile default") else "default"
-    default = dict(parser.items(section)) if parser.has_section(section) else {}
-    ignore = environ.get(
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", default.get("ignore_configured_endpoint_urls", "")
-    )
-    if ignore.strip().lower() == "true":
-        return "", "STS default (configured endpoint URLs ignored)"
-    for name in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
-        if environ.get(name):
-            return environ[name], name
-    services = f"services {default.get('services', '')}"
-    if default.get("services") and parser.has_option(services, "sts"):
-        for line in parser.get(services, "sts").splitlines():
-            name, _, value = line.partition("=")
-            if name.strip() == "endpoint_url" and value.strip():
-                return value.strip(), f"{path} [{services}] sts endpoint_url"
-    if default.get("endpoint_url"):
-        return default["endpoint_url"], f"{path} [{section}] endpoint_url"
-    return "", "STS default"
+    return UsedCodes(files(invocation), clock or invocation.clock)
 
 
 def key_fingerprint(access_key_id: str) -> str:
@@ -141,24 +102,24 @@ def _key_set_prefix(key_set: str) -> str:
     return _digest(["key-set", key_set])[:12]
 
 
-def known_key(key_set: str, environ: Mapping[str, str]) -> str:
+def known_key(key_set: str, invocation: Invocation) -> str:
     """The fingerprint of the key `key_set` last elevated with (elevate.disk's private read), or ""."""
-    text = disk.read_private(disk.cache_dir(environ), _key_marker(key_set) + ".id") or ""
+    text = disk.read_private(str(invocation.cache_dir), _key_marker(key_set) + ".id") or ""
     return text if len(text) == 16 and text.isascii() and text.isalnum() else ""
 
 
-def note_key(key_set: str, access_key_id: str, environ: Mapping[str, str]) -> None:
+def note_key(key_set: str, access_key_id: str, invocation: Invocation) -> None:
     """Remember which key `key_set` holds now, for the keys of its entries (best effort)."""
     fingerprint = key_fingerprint(access_key_id)
-    if known_key(key_set, environ) != fingerprint:
+    if known_key(key_set, invocation) != fingerprint:
         with contextlib.suppress(ElevateError, OSError):
-            files(environ).write(_key_marker(key_set), fingerprint, suffix=".id")
+            files(invocation).write(_key_marker(key_set), fingerprint, suffix=".id")
 
 
-def forget_key_set(key_set: str, environ: Mapping[str, str]) -> int:
+def forget_key_set(key_set: str, invocation: Invocation) -> int:
     """Remove every cached file of `key_set` (role entries, MFA sessions, their errors and the
     key's fingerprint): its key was replaced or removed. The number removed."""
-    store = files(environ)
+    store = files(invocation)
     prefix = _key_set_prefix(key_set)
     removed = 0
     try:
@@ -173,7 +134,7 @@ def forget_key_set(key_set: str, environ: Mapping[str, str]) -> int:
     return removed
 
 
-def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> str:
+def entry_key(profile: Profile, invocation: Invocation) -> str:
     """One entry per (key set, role, MFA device, session name, duration, STS endpoint, region,
     scope). A scope adds its name and the hash of the policies it sends, so an edited policy
     never serves credentials minted under the old one; unscoped keys are unchanged.
@@ -187,24 +148,32 @@ def entry_key(profile: Profile, environ: Optional[Mapping[str, str]] = None) -> 
         profile.key_set,
         profile.role_session_name or "",
         str(profile.duration_seconds),
-        *sts_endpoint(profile, environ),
+        *_sts_parts(profile, invocation),
     ]
     if profile.scope is not None:
         parts += ["scope", profile.scope.name, profile.scope.digest]
     return _key_set_prefix(profile.key_set) + _digest(parts)
 
 
-def mfa_session_key(
-    profile: Profile, environ: Optional[Mapping[str, str]] = None, fingerprint: Optional[str] = None
-) -> str:
+def mfa_session_key(profile: Profile, invocation: Invocation, fingerprint: Optional[str] = None) -> str:
     """One MFA session per (key set and its key, MFA device, length, STS endpoint, region).
 
     `fingerprint`: of the key just loaded from the keyring (else the one last noted), so a
     replaced key never signs with the old key's session."""
-    environ = os.environ if environ is None else environ
-    key = known_key(profile.key_set, environ) if fingerprint is None else fingerprint
+    key = known_key(profile.key_set, invocation) if fingerprint is None else fingerprint
     parts = ["mfa-session", profile.key_set, key, profile.mfa_serial, str(profile.mfa_session_seconds)]
-    return _key_set_prefix(profile.key_set) + _digest([*parts, *sts_endpoint(profile, environ)])
+    return _key_set_prefix(profile.key_set) + _digest([*parts, *_sts_parts(profile, invocation)])
+
+
+def _sts_parts(profile: Profile, invocation: Invocation) -> tuple[str, str]:
+    """(endpoint, region) that decide which STS answers: part of every entry's key.
+
+    Credentials an endpoint gave are never served for another: pointing AWS_ENDPOINT_URL
+    (or an endpoint_url in ~/.aws/config) back at the real STS must not keep serving what a
+    test or hostile endpoint handed out. The invocation's resolution, which the request uses too.
+    """
+    target = invocation.sts(profile.region)
+    return target.endpoint_url, target.region
 
 
 def _digest(parts: list[str]) -> str:
@@ -311,7 +280,3 @@ class SessionCache:
             return error
         except (CacheError, OSError, ValueError, KeyError, TypeError):
             return None
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 from . import disk
 from .disk import DEFAULT_REFRESH_BEFORE
 from .errors import ConfigError, UsageError
-from .models import CACHE_MODES, MFA_PROMPTS, Profile, Scope
+from .models import CACHE_MODES, MFA_PROMPTS, Origin, Profile, Scope
 from .scopes import PARTITION, parse_scopes, resolve, valid_name
 
 if sys.version_info >= (3, 11):
@@ -149,19 +149,39 @@ def _check_owner(path: Path, info: os.stat_result, what: str) -> None:
         )
 
 
-def parse_config(text: str, path: Path) -> Config:
-    """Parse config text; every error names the file, profile, key and (when known) line."""
+def read_document(path: Path) -> dict[str, Any]:
+    """The config's TOML document, read under read_trusted's rules but not yet validated
+    ({} when there is no file): for the commands that edit or diagnose a config that may not
+    validate yet (configure, mfa enroll, doctor)."""
+    try:
+        text = read_trusted(path)
+    except ConfigError:
+        if not os.path.lexists(path):
+            return {}
+        raise
+    return parse_document(text, path)
+
+
+def parse_document(text: str, path: Path) -> dict[str, Any]:
+    """Config text as a TOML document, bounded (size, nesting) before tomllib reads it: the
+    one place a whole config is parsed. A ConfigError names the file."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: the config is larger than {MAX_CONFIG_BYTES // 1024} KiB: refusing it")
     depth = _nesting(text)
     if depth > MAX_DEPTH:
         raise ConfigError(f"{path}: the config nests arrays or tables {depth} deep (at most {MAX_DEPTH})")
     try:
-        data = tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     except (RecursionError, MemoryError) as exc:
         raise ConfigError(f"{path}: the config is too deeply nested or too large to read") from exc
+    return data
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse config text; every error names the file, profile, key and (when known) line."""
+    data = parse_document(text, path)
     where = _Locator(path, text)
     for key in data:
         if key not in _TOP_KEYS:
@@ -222,15 +242,17 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def chosen_name(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Optional[str]:
-    """The name the selection rule picks: the positional PROFILE, else $ELEVATE_PROFILE, else
-    default_profile; None when nothing names one (select_profile then says so)."""
-    return requested or environ.get("ELEVATE_PROFILE") or config.default_profile
+def chosen_name(
+    requested: Optional[str], environ: Mapping[str, str], default: Optional[str]
+) -> Optional[str]:
+    """The one profile-selection rule: the PROFILE named (argument or --profile), else
+    $ELEVATE_PROFILE, else the config's default_profile; None when none is set."""
+    return requested or environ.get("ELEVATE_PROFILE") or default
 
 
 def select_profile(config: Config, requested: Optional[str], environ: Mapping[str, str]) -> Profile:
-    """The profile chosen_name picks, or a ConfigError saying why there is none."""
-    name = chosen_name(config, requested, environ)
+    """The profile chosen_name picks, validated; a ConfigError saying how to choose one."""
+    name = chosen_name(requested, environ, config.default_profile)
     if name == config.default_profile and not requested and config.default_problem:
         raise ConfigError(config.default_problem)
     if not name:
@@ -244,17 +266,6 @@ def select_profile(config: Config, requested: Optional[str], environ: Mapping[st
         raise ConfigError(
             f"unknown profile {name!r} in {config.path}; known profiles: {_known(config.profiles)}"
         ) from None
-
-
-def locate(path: Path, profile: str, key: str) -> str:
-    """'FILE:LINE' of `key` in profile `profile` of the config at `path` (else of the table, else FILE)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return str(path)
-    where = _Locator(path, text)
-    line = where._find(profile, key) or where._find(profile, None)
-    return f"{path}:{line}" if line else str(path)
 
 
 def check_name(name: str, what: str) -> str:
@@ -305,7 +316,7 @@ def _profile(name: str, raw: Any, where: _Locator, scopes: Mapping[str, Scope]) 
             values["scope"] = resolve(values["scope"], scopes, values["role_arn"])
         except ConfigError as exc:
             raise ConfigError(f"{where.at(name, 'scope')}: profile {name!r}: {exc.message}") from exc
-    return Profile(name=name, **values)
+    return Profile(name=name, origin=where.origin(name), **values)
 
 
 def _check(profile: str, key: str, value: Any, spec: _Field, where: _Locator) -> Any:
@@ -352,32 +363,79 @@ def _string_problem(key: str, value: str) -> Optional[str]:
 
 
 class _Locator:
-    """Best-effort 'file:line' for a key, since tomllib reports lines only for syntax errors."""
+    """'file:line' of the profiles, keys and top-level keys of one config text, found in one pass
+    (tomllib reports lines only for syntax errors). Only lines that begin outside strings,
+    arrays and inline tables count, so text inside a value never passes for a key."""
 
-    _HEADER = re.compile(r"^\s*\[\s*profiles\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([\w.@+=-]+))\s*\]")
+    _HEADER = re.compile(r"^\s*\[\s*profiles\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([\w.@+=-]+))\s*\]\s*(?:#.*)?$")
     _ANY_HEADER = re.compile(r"^\s*\[")
+    _KEY = re.compile(r"""^\s*(?:([A-Za-z0-9_-]+)|"([^"\\]*)"|'([^']*)')\s*=""")
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
-        self.lines = text.splitlines()
-
-    def at(self, profile: Optional[str], key: Optional[str]) -> str:
-        line = self._find(profile, key)
-        return f"{self.path}:{line}" if line else str(self.path)
-
-    def _find(self, profile: Optional[str], key: Optional[str]) -> Optional[int]:
+        self.lines: dict[tuple[Optional[str], Optional[str]], int] = {}
         section: Optional[str] = None
-        key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None
-        for number, line in enumerate(self.lines, 1):
+        lines = [line.rstrip("\r") for line in text.split("\n")]  # TOML's newlines only (LF, CRLF)
+        for number, start in enumerate(_statement_starts(text, len(lines)), 1):
+            if not start:
+                continue
+            line = lines[number - 1]
             header = self._HEADER.match(line)
             if header:
                 section = next(g for g in header.groups() if g is not None)
-                if key is None and section == profile:
-                    return number
-                continue
-            if self._ANY_HEADER.match(line):
+                self.lines.setdefault((section, None), number)
+            elif self._ANY_HEADER.match(line):
                 section = "\0other"
+            else:
+                key = self._KEY.match(line)
+                if key:
+                    name = next(g for g in key.groups() if g is not None)
+                    self.lines.setdefault((section, name), number)
+
+    def at(self, profile: Optional[str], key: Optional[str]) -> str:
+        line = self.lines.get((profile, key))
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def origin(self, profile: str) -> Origin:
+        """Where profile `profile` and each of its keys are."""
+        keys = tuple((key, line) for (table, key), line in self.lines.items() if table == profile and key)
+        return Origin(str(self.path), self.lines.get((profile, None)), keys)
+
+
+def _statement_starts(text: str, count: int) -> list[bool]:
+    """For each of `count` lines: whether it begins outside any string, array or inline table."""
+    starts = [True] * count
+    depth = 0
+    quote = ""
+    line = 0
+    i, n = 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == "\n":
+            line += 1
+            if line < count:
+                starts[line] = not quote and depth == 0
+            i += 1
+            continue
+        if quote:
+            if text.startswith(quote, i):
+                i += len(quote)
+                quote = ""
                 continue
-            if key_re and key_re.match(line) and section == profile:
-                return number
-        return None
+            if char == "\\" and quote[0] == '"':
+                i += 1 if text[i + 1 : i + 2] == "\n" else 2
+                continue
+        elif char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, i) else char
+            i += len(quote)
+            continue
+        elif char == "#":
+            end = text.find("\n", i)
+            i = n if end < 0 else end
+            continue
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        i += 1
+    return starts

@@ -8,19 +8,18 @@ real default, so tests hand in fakes instead of patching.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Optional
 
 from . import aws, disk, keystore, mfa, notices, scopes, sts, ui
 from . import cache as cache_mod
-from .config import locate, resolve_region
 from .errors import CacheError, ConfigError, ElevateError, KeyringError, MfaCodeRejected, StsError
+from .invocation import Invocation
 from .locks import LOCK_WAIT_SECONDS
 from .mfagate import MfaGate
 from .models import Profile, Scope, SessionCredentials, SourceKeys
@@ -42,16 +41,16 @@ SCOPE_REFUSALS = ("PackedPolicyTooLarge", "MalformedPolicyDocument")
 class Elevator:
     """The elevation flow with its collaborators; defaults are the real ones."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     clock: Callable[[], datetime] = cache_mod.utcnow
     load_keys: Callable[[str], SourceKeys] = keystore.get_keys
-    client_factory: aws.StsClientFactory = aws.sts_client
+    # Called as (keys, region); the real default is bound to the invocation's environment below.
+    client_factory: Callable[..., aws.StsClient] = aws.sts_client
     code_source: Callable[..., str] = mfa.obtain_code
     notify: Callable[[str], None] = ui.tell
     warn: Callable[[str], None] = ui.warn
     sleep: Callable[[float], None] = time.sleep
     lock_timeout: float = LOCK_WAIT_SECONDS
-    config_file: Optional[Path] = None
     queued_since: Optional[float] = None  # when this process began waiting in the hit queue
     # A failure recorded this recently is answered again without asking STS or the person: an
     # SDK's default chain runs credential_process twice for one resolution (the JS SDK, each
@@ -59,19 +58,25 @@ class Elevator:
     failure_memory: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.clock is cache_mod.utcnow:  # the real default: the invocation's clock
+            self.clock = self.invocation.clock
         if self.warn is ui.warn:  # the real default: warnings reach the terminal under credential_process
-            environ, clock = self.environ, self.clock
-            self.warn = lambda message: notices.warn(message, cache_mod.cache_dir(environ), clock=clock)
+            directory, clock = self.invocation.cache_dir, self.clock
+            self.warn = lambda message: notices.warn(message, directory, clock=clock)
+        if self.client_factory is aws.sts_client:  # the real default: the request sees this invocation
+            self.client_factory = functools.partial(aws.sts_client, environ=self.invocation.environ)
+        if self.code_source is mfa.obtain_code:
+            self.code_source = functools.partial(mfa.obtain_code, environ=self.invocation.environ)
 
     def session_cache(self, profile: Profile) -> Optional[cache_mod.SessionCache]:
-        return cache_mod.for_profile(profile, self.environ, self.clock)
+        return cache_mod.for_profile(profile, self.invocation, self.clock)
 
     def cached(self, profile: Profile) -> Optional[SessionCredentials]:
         """Fresh credentials for `profile` from the session cache alone, or None (no STS call)."""
         cache = self.session_cache(profile)
         if cache is None:
             return None
-        key = cache_mod.entry_key(profile, self.environ)
+        key = cache_mod.entry_key(profile, self.invocation)
         return cache.get(key, profile.refresh_before_seconds, profile.duration_seconds)
 
     def elevate(
@@ -90,9 +95,9 @@ class Elevator:
         if cache is None:
             log.debug("session cache: off (%s)", "--no-cache" if not use_cache else "cache = off")
             return self._elevate_uncached(profile, token)
-        key = cache_mod.entry_key(profile, self.environ)
+        key = cache_mod.entry_key(profile, self.invocation)
         life = profile.duration_seconds
-        log.debug("session cache: %s in %s", profile.cache, cache_mod.cache_dir(self.environ))
+        log.debug("session cache: %s in %s", profile.cache, self.invocation.cache_dir)
         hit = cache.get(key, profile.refresh_before_seconds, life)
         if hit is not None:
             log.debug("session cache: hit, %d s left", hit.seconds_left(self.clock()))
@@ -187,14 +192,14 @@ class Elevator:
         except StsError as exc:
             code = aws.error_code(exc)
             if profile.scope is not None and code in SCOPE_REFUSALS:
-                raise self._explain_scope(exc, profile.scope) from exc
+                raise self._explain_scope(exc, profile, profile.scope) from exc
             if code != "AccessDenied" or isinstance(exc, MfaCodeRejected):
                 raise
             raise self._explain_denial(exc, profile) from exc
 
-    def _explain_scope(self, exc: StsError, scope: Scope) -> StsError:
+    def _explain_scope(self, exc: StsError, profile: Profile, scope: Scope) -> StsError:
         """A session policy STS refuses: one line naming the scope, and what to change."""
-        where = f"[scopes.{scope.name}] in {self.config_file or 'the config file'}"
+        where = f"[scopes.{scope.name}] in {profile.origin.path if profile.origin else 'the config file'}"
         fix = "use fewer or smaller policies" if "PackedPolicyTooLarge" in exc.message else "fix its policy"
         if scope.name in scopes.BUILT_INS:
             where, fix = "a built-in scope", "the role's account or partition may lack its managed policy"
@@ -202,7 +207,7 @@ class Elevator:
 
     def _explain_denial(self, exc: StsError, profile: Profile) -> StsError:
         """AccessDenied on AssumeRole: point at the role_arn line, since a typo there looks the same."""
-        where = locate(self.config_file, profile.name, "role_arn") if self.config_file else "the config file"
+        where = profile.origin.at("role_arn") if profile.origin else "the config file"
         return type(exc)(
             f"{exc.message} If the role ARN is mistyped, fix role_arn = {profile.role_arn!r} of "
             f"profile {profile.name!r} at {where} (or rerun `elevate configure {profile.name}`)."
@@ -214,14 +219,14 @@ class Elevator:
         keys = self.load_keys(profile.key_set)
         log.debug("key set %r: access key %s", profile.key_set, keystore.mask(keys.access_key_id))
         if cache is not None:  # --no-cache and cache = "off" write nothing
-            cache_mod.note_key(profile.key_set, keys.access_key_id, self.environ)
+            cache_mod.note_key(profile.key_set, keys.access_key_id, self.invocation)
         self._warn_key_age(profile, keys)
-        region = resolve_region(profile.region, self.environ)
-        endpoint, source = cache_mod.sts_endpoint_url(self.environ)
-        log.debug("region %s; STS endpoint %s (%s)", region, endpoint or "default", source)
+        target = self.invocation.sts(profile.region)
+        region = target.region
+        log.debug("region %s; STS endpoint %s (%s)", region, target.endpoint_url or "default", target.source)
         log.debug("session policy: %s", scopes.describe(profile.scope))
         if profile.mfa_session_seconds:
-            sessions = cache_mod.for_mfa_session(profile, self.environ, self.clock) if cache else None
+            sessions = cache_mod.for_mfa_session(profile, self.invocation, self.clock) if cache else None
             session = self._mfa_session(profile, keys, region, token, sessions)
             client = self.client_factory(session, region)
             name = self._user_name(profile, client)
@@ -245,7 +250,9 @@ class Elevator:
     ) -> SessionCredentials:
         """A cached MFA session (GetSessionToken), or a new one for one MFA code."""
         length = profile.mfa_session_seconds or 0
-        key = cache_mod.mfa_session_key(profile, self.environ, cache_mod.key_fingerprint(keys.access_key_id))
+        key = cache_mod.mfa_session_key(
+            profile, self.invocation, cache_mod.key_fingerprint(keys.access_key_id)
+        )
         # An MFA session must outlive the role credentials minted from it.
         margin = min(profile.duration_seconds, length // 2)
         if cache is not None:
@@ -295,7 +302,7 @@ class Elevator:
 
     def _gate(self) -> MfaGate:
         """The MFA code gate for this elevation: its code source, this invocation's used codes."""
-        used = cache_mod.used_codes(self.environ, self.clock)
+        used = cache_mod.used_codes(self.invocation, self.clock)
         return MfaGate(used, self.clock, self.code_source, self.notify, self.sleep)
 
     def _warn_key_age(self, profile: Profile, keys: SourceKeys) -> None:
@@ -311,21 +318,21 @@ class Elevator:
 
 def status_of(
     profile: Profile,
-    environ: Mapping[str, str],
+    invocation: Invocation,
     now: Optional[datetime] = None,
     defined: Optional[Mapping[str, Scope]] = None,
 ) -> dict[str, Any]:
     """What the cache holds for `profile` (its own scope's entry, then any other scope's of
     `defined` and the built-ins that holds something): never a secret."""
     now = now or datetime.now(timezone.utc)
-    cache = cache_mod.for_profile(profile, environ, lambda: now)
+    cache = cache_mod.for_profile(profile, invocation, lambda: now)
     result: dict[str, Any] = {"profile": profile.name, "role_arn": profile.role_arn, "cache": profile.cache}
     if profile.scope is not None:
         result["scope"] = profile.scope.name
     if cache is None:
         result["credentials"] = None
         return result
-    found = cache.entry(cache_mod.entry_key(profile, environ))
+    found = cache.entry(cache_mod.entry_key(profile, invocation))
     result["credentials"] = None if found is None else _summary(found[0], now)
     if found is not None:
         expires = int(found[0].expiration.timestamp())
@@ -336,17 +343,19 @@ def status_of(
             result["credentials"]["serve_until"] = found[1]
     others = {}
     for name, variant in scope_variants(profile, defined or {}).items():
-        summary = _summary(cache.get(cache_mod.entry_key(variant, environ), 0, variant.duration_seconds), now)
+        summary = _summary(
+            cache.get(cache_mod.entry_key(variant, invocation), 0, variant.duration_seconds), now
+        )
         if summary is not None:
             others[name] = summary
     if others:
         result["other_scopes"] = others
     if profile.mfa_session_seconds:
-        sessions = cache_mod.for_mfa_session(profile, environ, lambda: now)
+        sessions = cache_mod.for_mfa_session(profile, invocation, lambda: now)
         session = None
         if sessions is not None:
             with contextlib.suppress(ElevateError):
-                key = cache_mod.mfa_session_key(profile, environ)
+                key = cache_mod.mfa_session_key(profile, invocation)
                 session = sessions.get(key, 0, profile.mfa_session_seconds, role=False)
         result["mfa_session"] = _summary(session, now)
     return result
@@ -372,18 +381,16 @@ def _summary(creds: Optional[SessionCredentials], now: datetime) -> Optional[dic
     return {"expiration": creds.expiration_iso(), "seconds_left": int(creds.seconds_left(now))}
 
 
-def clear(
-    profile: Profile, environ: Mapping[str, str], defined: Optional[Mapping[str, Scope]] = None
-) -> bool:
+def clear(profile: Profile, invocation: Invocation, defined: Optional[Mapping[str, Scope]] = None) -> bool:
     """Remove the cached credentials of `profile` under every scope (and its MFA session)."""
-    cache = cache_mod.for_profile(profile, environ)
+    cache = cache_mod.for_profile(profile, invocation)
     if cache is None:
         return False
-    removed = cache.delete(cache_mod.entry_key(profile, environ))
+    removed = cache.delete(cache_mod.entry_key(profile, invocation))
     for variant in scope_variants(profile, defined or {}).values():
-        removed = cache.delete(cache_mod.entry_key(variant, environ)) or removed
-    sessions = cache_mod.for_mfa_session(profile, environ)
+        removed = cache.delete(cache_mod.entry_key(variant, invocation)) or removed
+    sessions = cache_mod.for_mfa_session(profile, invocation)
     if profile.mfa_session_seconds and sessions is not None:
         with contextlib.suppress(KeyringError):  # no keyring: nothing was kept there
-            removed = sessions.delete(cache_mod.mfa_session_key(profile, environ)) or removed
+            removed = sessions.delete(cache_mod.mfa_session_key(profile, invocation)) or removed
     return removed

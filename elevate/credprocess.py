@@ -12,26 +12,23 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Optional
 
 from . import cache, core, hit, mfa, notices, output, scopes
-from .config import config_path as find_config
 from .config import load_config, select_profile
 from .errors import ElevateError, FailedElsewhere
+from .invocation import Invocation
 from .models import Profile, SessionCredentials
 
 log = logging.getLogger("elevate")
 
 
-def choose_profile(
-    config_file: Path, name: Optional[str], scope: Optional[str], environ: Mapping[str, str]
-) -> Profile:
-    """The chosen profile (PROFILE, ELEVATE_PROFILE, default_profile) of the config at `config_file`;
+def choose_profile(invocation: Invocation, name: Optional[str], scope: Optional[str]) -> Profile:
+    """The chosen profile (PROFILE, ELEVATE_PROFILE, default_profile) of the invocation's config;
     with `scope` (--scope), narrowed to that scope instead of its own."""
-    log.debug("config file: %s", config_file)
-    config = load_config(config_file)
-    profile = scopes.narrowed(select_profile(config, name, environ), scope, config.scopes)
+    log.debug("config file: %s", invocation.config_path)
+    config = load_config(invocation.config_path)
+    profile = scopes.narrowed(select_profile(config, name, invocation.environ), scope, config.scopes)
     log.debug(
         "profile %s: role %s, key set %s, cache %s",
         profile.name,
@@ -43,20 +40,18 @@ def choose_profile(
     return profile
 
 
-def elevator(
-    environ: Mapping[str, str], config_file: Path, queued_since: Optional[float], for_sdk: bool = False
-) -> core.Elevator:
+def elevator(invocation: Invocation, queued_since: Optional[float], for_sdk: bool = False) -> core.Elevator:
     """The Elevator of an elevating command; `for_sdk` under credential_process (the prompt says
     the caller may stop waiting; a failure of the last few seconds is answered again)."""
-    made = core.Elevator(environ=environ, config_file=config_file, queued_since=queued_since)
+    made = core.Elevator(invocation, queued_since=queued_since)
     if for_sdk:
-        made.code_source = functools.partial(mfa.obtain_code, for_sdk=True)
+        made.code_source = functools.partial(mfa.obtain_code, environ=invocation.environ, for_sdk=True)
         made.failure_memory = core.SDK_FAILURE_MEMORY_SECONDS
     return made
 
 
 def credentials(
-    environ: Mapping[str, str],
+    invocation: Invocation,
     config_option: Optional[str],
     profile_argument: Optional[str],
     *,
@@ -70,20 +65,19 @@ def credentials(
     A failure is also told on the terminal (Terraform and the JS SDK's default chain hide
     elevate's stderr), then raised for the one exit point."""
     try:
-        config_file = find_config(config_option, environ)
-        chosen = choose_profile(config_file, profile_argument, scope, environ)
-        made = elevator(environ, config_file, queued_since, for_sdk=True)
+        chosen = choose_profile(invocation, profile_argument, scope)
+        made = elevator(invocation, queued_since, for_sdk=True)
         creds: SessionCredentials = made.elevate(chosen, token=token, use_cache=not no_cache)
     except ElevateError as exc:
         told = exc.reason if isinstance(exc, FailedElsewhere) else exc.message
-        notices.error(exc.message, cache.cache_dir(environ), key=told)
+        notices.error(exc.message, invocation.cache_dir, key=told)
         raise
     if not no_cache and scopes.indexable(chosen, scope) and chosen.cache == "file":
         hit.record(
-            environ,
+            invocation.environ,
             config_option,
             profile_argument,
-            cache.entry_key(chosen, environ),
+            cache.entry_key(chosen, invocation),
             chosen.refresh_before_seconds,
             chosen.duration_seconds,
         )
@@ -96,4 +90,6 @@ def answer_miss(argv: list[str], environ: Mapping[str, str], queued_since: Optio
     parsed = hit.parse_argv(argv)
     if parsed is None:
         return None
-    return credentials(environ, parsed[0], parsed[1], queued_since=queued_since)
+    return credentials(
+        Invocation.from_environ(environ, parsed[0]), parsed[0], parsed[1], queued_since=queued_since
+    )

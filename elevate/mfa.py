@@ -64,7 +64,7 @@ def obtain_code(
     *,
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = open_tty,
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
-    environ: Optional[Mapping[str, str]] = None,
+    environ: Mapping[str, str],
     ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
     tell_background: bool = True,
     for_sdk: bool = False,
@@ -80,23 +80,22 @@ def obtain_code(
     """
     if token is not None:
         return check_token(token)
-    env = os.environ if environ is None else environ
     if profile.mfa_process:
-        return _from_process(profile.mfa_process, tty_opener, popen, env)
+        return _from_process(profile.mfa_process, tty_opener, popen, environ)
     if profile.mfa_prompt == "none":
         raise MfaError(
             f'profile {profile.name!r} has mfa_prompt = "none": pass -t/--token CODE or set mfa_process'
         )
     if profile.mfa_prompt == "dialog":
-        return _from_dialog(profile, env, ask_dialog)
+        return _from_dialog(profile, environ, ask_dialog)
     with tty_opener() as tty:
         if tty is not None:
             return _from_prompt(profile, tty, tell_background, for_sdk)
     con = console()
     if con is not None:
         return _from_console(profile, con, for_sdk)
-    if profile.mfa_prompt == "auto" and dialog.desktop_session(env):
-        return _from_dialog(profile, env, ask_dialog)
+    if profile.mfa_prompt == "auto" and dialog.desktop_session(environ):
+        return _from_dialog(profile, environ, ask_dialog)
     raise MfaError(
         "no terminal to ask for the MFA code: pass -t/--token CODE or set "
         f"mfa_process in profile {profile.name!r}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional, TypeVar
@@ -119,12 +119,12 @@ class MfaGate:
         return MfaCodeRejected(f"{exc.message}: {why}; the next code appears in {wait} s")
 
 
-def refresh_code(profile: Profile, token: Optional[str]) -> str:
+def refresh_code(environ: Mapping[str, str], profile: Profile, token: Optional[str]) -> str:
     """The MFA code for a refresh while `exec --server`'s command runs. The terminal prompt
     works while elevate has the terminal's foreground; a shell run as the command takes it,
     and the digits typed would go to the shell."""
     try:
-        return mfa.obtain_code(profile, token, tell_background=False)
+        return mfa.obtain_code(profile, token, environ=environ, tell_background=False)
     except TerminalBusy:
         name = profile.name
         raise MfaError(

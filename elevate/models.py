@@ -36,6 +36,22 @@ class Scope:
 
 
 @dataclass(frozen=True)
+class Origin:
+    """Where a profile was read: the config file, its table's line and each key's line
+    (found once, as the file is parsed), so an error can name them without reading it again."""
+
+    path: str
+    table_line: Optional[int] = None
+    key_lines: tuple[tuple[str, int], ...] = ()
+
+    def at(self, key: Optional[str] = None) -> str:
+        """'FILE:LINE' of `key` (else of the profile's table, else FILE)."""
+        line = dict(self.key_lines).get(key) if key else None
+        line = line or self.table_line
+        return f"{self.path}:{line}" if line else self.path
+
+
+@dataclass(frozen=True)
 class Profile:
     """One `[profiles.NAME]` table of the config, validated."""
 
@@ -55,6 +71,8 @@ class Profile:
     mfa_prompt: str = "auto"
     # The session policy this profile's credentials are narrowed to (None: the role's full rights).
     scope: Optional[Scope] = None
+    # Where it was read (None when made in code); never part of its identity.
+    origin: Optional[Origin] = field(default=None, compare=False, repr=False)
 
     @property
     def key_set(self) -> str:

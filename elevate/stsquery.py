@@ -30,7 +30,6 @@ from __future__ import annotations
 import http.client
 import io
 import logging
-import os
 import random
 import ssl
 import time
@@ -128,10 +127,10 @@ class _AwsConfig:
         return convert(value) if convert is not None and value is not None else value
 
 
-def resolve(region: str, environ: Optional[Mapping[str, str]] = None, service: str = "sts") -> Route:
-    """The route a botocore client of `service` (sts or iam) for `region` would take; Unsupported
-    where this transport cannot follow it, a BotoCoreError where botocore refuses the settings."""
-    environ = os.environ if environ is None else environ
+def resolve(region: str, environ: Mapping[str, str], service: str = "sts") -> Route:
+    """The route a botocore client of `service` (sts or iam) for `region` would take under
+    `environ` (the invocation's); Unsupported where this transport cannot follow it, a
+    BotoCoreError where botocore refuses the settings."""
     if service not in API_VERSIONS:
         raise Unsupported(f"the service {service!r}")
     if not REGION.fullmatch(region):
@@ -537,7 +536,7 @@ def _first(value: Any) -> Any:
 def connect(
     keys: Union[SourceKeys, SessionCredentials],
     region: str,
-    environ: Optional[Mapping[str, str]] = None,
+    environ: Mapping[str, str],
     sleep: Callable[[float], None] = time.sleep,
     jitter: Callable[[], float] = random.random,
     read_timeout: float = READ_TIMEOUT,

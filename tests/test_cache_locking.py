@@ -4,6 +4,7 @@ is one error line, never followed as a symlink.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from support.sessioncache import (
 
 from elevate import cache as cache_mod
 from elevate.errors import CacheError
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 from elevate.store import FileStore
 
@@ -35,7 +37,9 @@ def test_a_waiter_says_so_and_gives_up_after_its_bound() -> None:
     messages: list[str] = []
     store = FileStore(cache_dir())
     holder = cache_mod.SessionCache(store, store, clock)
-    with holder.locked(cache_mod.entry_key(DEV_PROFILE), on_wait=lambda: None):
+    with holder.locked(
+        cache_mod.entry_key(DEV_PROFILE, Invocation.from_environ(os.environ)), on_wait=lambda: None
+    ):
         waiter = elevator(clock, client, messages=messages)
         waiter.lock_timeout = 0.3
         with pytest.raises(CacheError, match=r"waiting for another elevate process .*retry"):
@@ -55,7 +59,10 @@ def test_an_unusable_lock_file_is_one_line_not_a_traceback(
     kind: str, tmp_path: Path, fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript
 ) -> None:
     write_config({"dev": {**DEV, "mfa_process": mfa.command}}, default="dev")
-    lock = FileStore(cache_dir()).ensure() / f"{cache_mod.entry_key(profile())}.lock"
+    lock = (
+        FileStore(cache_dir()).ensure()
+        / f"{cache_mod.entry_key(profile(), Invocation.from_environ(os.environ))}.lock"
+    )
     if kind == "directory":
         lock.mkdir()
     else:

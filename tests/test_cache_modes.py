@@ -23,6 +23,7 @@ from support.sessioncache import (
 
 from elevate import cache as cache_mod
 from elevate import keystore
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 
 # -- cache modes and --no-cache ---------------------------------------------------------------
@@ -92,7 +93,9 @@ def test_cache_keyring_stores_in_the_keyring_and_not_in_the_directory(
 
     stored = json.loads(Path(os.environ["ELEVATE_TEST_KEYRING_FILE"]).read_text())
     entries = {k: v for k, v in stored.items() if k.startswith(f"{keystore.SERVICE}\0cache:")}
-    assert list(entries) == [f"{keystore.SERVICE}\0cache:{cache_mod.entry_key(profile())}"]
+    assert list(entries) == [
+        f"{keystore.SERVICE}\0cache:{cache_mod.entry_key(profile(), Invocation.from_environ(os.environ))}"
+    ]
     in_keyring = cache_mod.decode(next(iter(entries.values())))
     assert in_keyring is not None and in_keyring.secret_access_key == answer["SecretAccessKey"]
     assert not entry_path().exists()

@@ -23,6 +23,7 @@ from support.sessioncache import (
 
 from elevate.cli import cli
 from elevate.core import status_of
+from elevate.invocation import Invocation
 
 # -- status and clear -------------------------------------------------------------------------
 
@@ -66,7 +67,7 @@ def test_status_is_pure_and_counts_down() -> None:
     creds = seed("dev", seconds=1000)
     now = creds.expiration - timedelta(seconds=250)
     listing_before = sorted(p.name for p in cache_dir().iterdir())
-    described = status_of(profile("dev"), dict(os.environ), now=now)
+    described = status_of(profile("dev"), Invocation.from_environ(dict(os.environ)), now=now)
     # 250 s left is inside the default refresh window: cached, but not served (issue 21.12).
     assert described["credentials"] == {
         "expiration": creds.expiration_iso(),

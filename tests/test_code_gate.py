@@ -9,6 +9,7 @@ error (rotation adds only what it did not change).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from support.sessioncache import Clock, FakeClient, elevator, example_keys
 from elevate import cache as cache_mod
 from elevate import mfa
 from elevate.errors import ElevateError, MfaCodeRejected, MfaError
+from elevate.invocation import Invocation
 from elevate.mfagate import MfaGate
 from elevate.models import Profile
 from elevate.onboarding.rotate import Rotator
@@ -127,7 +129,7 @@ def by_rotate(
             raise Stop
 
     worker = Rotator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(os.environ),
         client_factory=lambda keys, region, service="sts": client,
         code_source=source,
         clock=clock,
@@ -150,7 +152,7 @@ def used_before(start: datetime, code: str = USED) -> None:
     earlier = Clock()
     earlier.now = start
     earlier.advance(-5)
-    cache_mod.used_codes(dict(os.environ), earlier).remember(SERIAL, code)
+    cache_mod.used_codes(Invocation.from_environ(os.environ), earlier).remember(SERIAL, code)
 
 
 PROMPT = Profile(name="dev", role_arn=ROLE, mfa_serial=SERIAL, keys="dev", region="us-east-1")
@@ -258,9 +260,9 @@ def test_a_failing_mfa_process_is_answered_alike(tmp_path: Path) -> None:
     clock = Clock()
     client = Sts(clock)
     lift = elevator(clock, client)
-    lift.code_source = mfa.obtain_code
+    lift.code_source = functools.partial(mfa.obtain_code, environ=os.environ)
     worker = Rotator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(os.environ),
         client_factory=lambda keys, region, service="sts": client,
         clock=clock,
         sleep=lambda seconds: None,
@@ -282,7 +284,7 @@ def test_the_gate_remembers_only_a_code_sts_accepted() -> None:
     """A rejected code is not recorded as used (STS did not take it); an accepted one is, and
     the attempt's answer is handed back."""
     clock = Clock()
-    used = cache_mod.used_codes(dict(os.environ), clock)
+    used = cache_mod.used_codes(Invocation.from_environ(os.environ), clock)
     told: list[str] = []
     gate = MfaGate(used, clock, Source("222222", "333333"), told.append, lambda seconds: None)
 

@@ -34,6 +34,7 @@ from support.provision import AwsService, Provisioned
 from elevate import keystore
 from elevate.config import parse_config
 from elevate.errors import UsageError
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 from elevate.onboarding.command_line import elevate_command
 from elevate.onboarding.configure import ConfigureAnswers, Onboarding
@@ -308,7 +309,9 @@ def test_configure_wizard_core_asks_and_shows_the_change_first(alice: Provisione
         return original_confirm(question, default)
 
     prompter.confirm = confirm  # type: ignore[method-assign]
-    onboarding = Onboarding(environ=dict(os.environ), notify=messages.append, command=["/bin/elevate"])
+    onboarding = Onboarding(
+        invocation=Invocation.from_environ(dict(os.environ)), notify=messages.append, command=["/bin/elevate"]
+    )
     result = onboarding.configure(ConfigureAnswers(), elevate_config(), prompter)
     assert result.profile == "dev" and result.aws_config_written
     assert prompter.questions[0] == "Profile name" and prompter.questions[-1].startswith("Write this to")

@@ -133,7 +133,9 @@ def test_dialog_is_used_even_with_a_terminal_and_none_asks_nobody() -> None:
         mfa.obtain_code(profile(mfa_prompt="none"), None, tty_opener=opener, environ={}, ask_dialog=asker)
     assert len(asker.questions) == 1
     assert (
-        mfa.obtain_code(profile(mfa_prompt="none"), "111 222", tty_opener=opener, ask_dialog=asker)
+        mfa.obtain_code(
+            profile(mfa_prompt="none"), "111 222", tty_opener=opener, ask_dialog=asker, environ=os.environ
+        )
         == "111222"
     )
 

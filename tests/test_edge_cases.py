@@ -14,6 +14,7 @@ from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from elevate import cache, keystore
 from elevate.config import parse_config
 from elevate.errors import ConfigError, UsageError
+from elevate.invocation import Invocation
 from elevate.models import SessionCredentials
 from elevate.store import FileStore
 
@@ -52,7 +53,7 @@ def _cache_with_odd_error_file(kind: str) -> tuple[cache.SessionCache, str]:
     profile = parse_config(write_config({"dev": DEV}).read_text(), Path("c")).profiles["dev"]
     store = FileStore(cache.cache_dir(os.environ))
     store.ensure()
-    key = cache.entry_key(profile)
+    key = cache.entry_key(profile, Invocation.from_environ(os.environ))
     odd = store.path(key, ".error")
     if kind == "directory":
         odd.mkdir()

@@ -29,6 +29,7 @@ from elevate import keystore
 from elevate.cli import cli
 from elevate.config import parse_config
 from elevate.errors import MfaError, UsageError
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 from elevate.onboarding.enroll import Enroller, NewDevice, check_codes, render_qr
 
@@ -278,7 +279,7 @@ def test_enroll_wrong_codes_enable_nothing_and_leave_no_device(bob: str, moto_en
 
 def _enroller(clock: Callable[[], datetime] | None = None) -> tuple[Enroller, list[str]]:
     told: list[str] = []
-    enroller = Enroller(environ=dict(os.environ), notify=told.append)
+    enroller = Enroller(invocation=Invocation.from_environ(dict(os.environ)), notify=told.append)
     if clock is not None:
         enroller.clock = clock
     return enroller, told
@@ -359,7 +360,9 @@ def test_enroll_without_a_profile_names_configure(moto_env: str) -> None:
     keystore.put_keys("fresh", keystore.check_keys(key["AccessKeyId"], key["SecretAccessKey"]))
     devices: list[NewDevice] = []
     told: list[str] = []
-    serial, updated = Enroller(environ=dict(os.environ), notify=told.append).enroll_profile(
+    serial, updated = Enroller(
+        invocation=Invocation.from_environ(dict(os.environ)), notify=told.append
+    ).enroll_profile(
         "fresh",
         Path(os.environ["ELEVATE_CONFIG"]),
         _seen(devices),

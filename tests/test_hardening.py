@@ -13,6 +13,8 @@ import pytest
 from support.cli import run_elevate
 from support.configs import write_config
 
+from elevate.invocation import Invocation
+
 
 def _soft_core(limit: int) -> Callable[[], None]:
     def set_it() -> None:
@@ -54,7 +56,9 @@ def test_exec_child_gets_the_users_limit_back(tmp_path: Path) -> None:
         "ASIAIOSFODNN7EXAMPLE", "A" * 40, "B" * 100, datetime.now(timezone.utc) + timedelta(hours=1)
     )
     store = FileStore(cache.cache_dir(os.environ))
-    cache.SessionCache(store, store, cache.utcnow).put(cache.entry_key(profile), creds, "test")
+    cache.SessionCache(store, store, cache.utcnow).put(
+        cache.entry_key(profile, Invocation.from_environ(os.environ)), creds, "test"
+    )
     if resource.getrlimit(resource.RLIMIT_CORE)[1] == 0:
         pytest.skip("the hard core limit is 0 here: nothing to restore")
     done = run_elevate(

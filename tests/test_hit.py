@@ -38,6 +38,7 @@ from elevate import disk, hit
 from elevate.cli import cli
 from elevate.config import parse_config
 from elevate.errors import CacheError, ConfigError
+from elevate.invocation import Invocation
 from elevate.models import SessionCredentials, parse_utc
 
 # Sneaking any of these into a hit is what the budget exists to catch.
@@ -121,9 +122,16 @@ def full_path_serves(now: float) -> bool:
     from datetime import datetime, timezone
 
     p = dev()
-    store = cache_mod.files(dict(os.environ))
+    store = cache_mod.files(Invocation.from_environ(dict(os.environ)))
     cache = cache_mod.SessionCache(store, store, lambda: datetime.fromtimestamp(now, timezone.utc))
-    return cache.get(cache_mod.entry_key(p), p.refresh_before_seconds, p.duration_seconds) is not None
+    return (
+        cache.get(
+            cache_mod.entry_key(p, Invocation.from_environ(os.environ)),
+            p.refresh_before_seconds,
+            p.duration_seconds,
+        )
+        is not None
+    )
 
 
 @pytest.mark.parametrize("refresh", [None, 0, 300, 1199, 1200, 1201, 2400])
@@ -232,7 +240,14 @@ def test_a_symlink_to_a_writable_config_is_refused_by_both(
     link.symlink_to(target)
     env = dict(os.environ, ELEVATE_CONFIG=str(link))
     p = parse_config(target.read_text(), link).profiles["dev"]
-    hit.record(env, None, "dev", cache_mod.entry_key(p), p.refresh_before_seconds, p.duration_seconds)
+    hit.record(
+        env,
+        None,
+        "dev",
+        cache_mod.entry_key(p, Invocation.from_environ(os.environ)),
+        p.refresh_before_seconds,
+        p.duration_seconds,
+    )
     assert serve(env=env) is None and full_path_refuses(env)
     shared.chmod(0o755)
     target.chmod(0o666)
@@ -253,7 +268,9 @@ def test_a_cache_directory_others_can_enter_is_refused_by_both(
         env = dict(os.environ, ELEVATE_CACHE_DIR=str(link))
     assert serve(env=env) is None
     with pytest.raises(CacheError):
-        cache_mod.files(env).read(cache_mod.entry_key(dev(), env))
+        cache_mod.files(Invocation.from_environ(env)).read(
+            cache_mod.entry_key(dev(), Invocation.from_environ(env))
+        )
 
 
 @pytest.mark.parametrize("mode", [0o640, 0o604])
@@ -261,7 +278,9 @@ def test_an_entry_others_can_read_is_refused_by_both(indexed: SessionCredentials
     entry_file().chmod(mode)
     assert serve() is None
     with pytest.raises(CacheError):
-        cache_mod.files(dict(os.environ)).read(cache_mod.entry_key(dev()))
+        cache_mod.files(Invocation.from_environ(dict(os.environ))).read(
+            cache_mod.entry_key(dev(), Invocation.from_environ(os.environ))
+        )
 
 
 def test_the_config_rules_live_in_one_place(tmp_path: Path) -> None:
@@ -474,7 +493,7 @@ def test_a_huge_index_is_not_read(indexed: SessionCredentials) -> None:
 def test_the_index_keeps_a_bounded_number_of_records(indexed: SessionCredentials) -> None:
     for number in range(hit.MAX_RECORDS + 10):
         env = dict(os.environ, AWS_REGION=f"eu-west-{number}")
-        hit.record(env, None, "dev", cache_mod.entry_key(dev(), env), 0, 3600)
+        hit.record(env, None, "dev", cache_mod.entry_key(dev(), Invocation.from_environ(env)), 0, 3600)
     assert len(index_path().read_text().splitlines()) == hit.MAX_RECORDS + 1
 
 

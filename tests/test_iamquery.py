@@ -3,6 +3,7 @@ request, the parsed answer and the errors are those of a botocore IAM client."""
 
 from __future__ import annotations
 
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -140,14 +141,14 @@ def test_the_route_and_the_signed_scope_are_the_iam_clients(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     seen, _ = botocore_call(region, devices_xml())
-    route = stsquery.resolve(region, service="iam")
+    route = stsquery.resolve(region, os.environ, service="iam")
     assert route.endpoint_url.rstrip("/") + "/" == seen[0].url
     assert [route.signing_region, route.signing_name] == scope(seen[0])[1:3]
 
 
 def iam_query(keys: SourceKeys, region: str, service: str = "iam") -> Any:
     assert service == "iam"
-    return aws.iam_query_client(keys, region)
+    return aws.iam_query_client(keys, region, os.environ)
 
 
 def test_the_call_on_the_wire_and_its_answer_are_the_iam_clients(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from support.provision import Provisioned
 
 from elevate import keystore
 from elevate.core import Elevator
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 
 if sys.version_info >= (3, 11):
@@ -46,7 +47,9 @@ def _warnings(created: datetime | None, now: datetime, limit: int = 90) -> list[
         keys="work",
         max_key_age_days=limit,
     )
-    elevator = Elevator(environ={}, clock=lambda: now, notify=told.append, warn=told.append)
+    elevator = Elevator(
+        invocation=Invocation.from_environ({}), clock=lambda: now, notify=told.append, warn=told.append
+    )
     elevator._warn_key_age(profile, SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET, created=created))
     return told
 

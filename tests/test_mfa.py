@@ -81,12 +81,12 @@ def test_any_token_is_six_ascii_digits_or_refused() -> None:
 
 def test_token_wins_over_everything() -> None:
     profile = Profile(**{**PROFILE.__dict__, "mfa_process": "false"})
-    assert mfa.obtain_code(profile, "654321", tty_opener=opener(None)) == "654321"
+    assert mfa.obtain_code(profile, "654321", tty_opener=opener(None), environ=os.environ) == "654321"
 
 
 def test_prompt_on_terminal_reprompts_then_accepts() -> None:
     tty = FakeTty("abc\n12345\n 654 321\n")
-    assert mfa.obtain_code(PROFILE, None, tty_opener=opener(tty)) == "654321"
+    assert mfa.obtain_code(PROFILE, None, tty_opener=opener(tty), environ=os.environ) == "654321"
     shown = tty.getvalue()
     assert shown.count("MFA code for arn:aws:iam::123456789012:mfa/a: ") == 3
     assert shown.count("An MFA code is six digits") == 2
@@ -94,14 +94,14 @@ def test_prompt_on_terminal_reprompts_then_accepts() -> None:
 
 def test_prompt_gives_up_after_three_bad_codes_and_on_eof() -> None:
     with pytest.raises(MfaError, match="no valid MFA code after 3 attempts"):
-        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("a\nb\nc\nd\n")))
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("a\nb\nc\nd\n")), environ=os.environ)
     with pytest.raises(MfaError, match="no MFA code entered"):
-        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("")))
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(FakeTty("")), environ=os.environ)
 
 
 def test_no_terminal_fails_at_once_naming_the_alternatives() -> None:
     with pytest.raises(MfaError, match=r"pass -t/--token CODE or set mfa_process in profile 'dev'"):
-        mfa.obtain_code(PROFILE, None, tty_opener=opener(None))
+        mfa.obtain_code(PROFILE, None, tty_opener=opener(None), environ=os.environ)
 
 
 def script(tmp_path: Path, body: str) -> str:
@@ -116,7 +116,7 @@ def test_mfa_process_runs_without_shell_and_reads_stdout(tmp_path: Path) -> None
     path = script(tmp_path, 'echo " 123 456 "; echo chatter >&2')
     command = f"{path} ';touch {marker}'"
     profile = Profile(**{**PROFILE.__dict__, "mfa_process": command})
-    assert mfa.obtain_code(profile, None, tty_opener=opener(None)) == "123456"
+    assert mfa.obtain_code(profile, None, tty_opener=opener(None), environ=os.environ) == "123456"
     assert not marker.exists()
 
 
@@ -131,17 +131,17 @@ def test_mfa_process_runs_without_shell_and_reads_stdout(tmp_path: Path) -> None
 def test_mfa_process_failures(tmp_path: Path, body: str, message: str) -> None:
     profile = Profile(**{**PROFILE.__dict__, "mfa_process": script(tmp_path, body)})
     with pytest.raises(MfaError, match=message):
-        mfa.obtain_code(profile, None, tty_opener=opener(None))
+        mfa.obtain_code(profile, None, tty_opener=opener(None), environ=os.environ)
 
 
 def test_mfa_process_missing_and_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     profile = Profile(**{**PROFILE.__dict__, "mfa_process": str(tmp_path / "absent")})
     with pytest.raises(MfaError, match="command not found"):
-        mfa.obtain_code(profile, None, tty_opener=opener(None))
+        mfa.obtain_code(profile, None, tty_opener=opener(None), environ=os.environ)
     monkeypatch.setattr(mfa, "PROCESS_TIMEOUT", 0.5)
     slow = Profile(**{**PROFILE.__dict__, "mfa_process": script(tmp_path, "sleep 30")})
     with pytest.raises(MfaError, match="gave no code within"):
-        mfa.obtain_code(slow, None, tty_opener=opener(None))
+        mfa.obtain_code(slow, None, tty_opener=opener(None), environ=os.environ)
 
 
 def test_seconds_to_next_code() -> None:

@@ -97,7 +97,13 @@ def test_a_signal_while_mfa_process_starts_still_stops_it(tmp_path: Path) -> Non
     try:
         profile = Profile(name="dev", role_arn=ROLE, mfa_serial=SERIAL, keys="dev", mfa_process=str(program))
         with pytest.raises(Terminated):
-            mfa.obtain_code(profile, None, tty_opener=lambda: contextlib.nullcontext(None), popen=popen)
+            mfa.obtain_code(
+                profile,
+                None,
+                tty_opener=lambda: contextlib.nullcontext(None),
+                popen=popen,
+                environ=os.environ,
+            )
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)

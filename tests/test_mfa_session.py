@@ -26,6 +26,7 @@ from support.sessioncache import (
 
 from elevate import aws, keystore
 from elevate.core import Elevator
+from elevate.invocation import Invocation
 from elevate.models import Profile, SessionCredentials, SourceKeys
 
 # -- MFA sessions (GetSessionToken), end to end against moto ----------------------------------
@@ -91,9 +92,9 @@ def test_mfa_session_mints_role_credentials_without_another_code(moto_env: str) 
         raise AssertionError("no MFA code may be asked for while the MFA session lasts")
 
     recorder = RecordingFactory()
-    first = Elevator(environ=dict(os.environ), client_factory=recorder, code_source=totp).elevate(
-        profile("one")
-    )
+    first = Elevator(
+        invocation=Invocation.from_environ(dict(os.environ)), client_factory=recorder, code_source=totp
+    ).elevate(profile("one"))
     assert len(totp_codes) == 1
     assert recorder.calls == [
         ("long-term", "get_session_token"),
@@ -102,9 +103,9 @@ def test_mfa_session_mints_role_credentials_without_another_code(moto_env: str) 
     ]
 
     recorder.calls.clear()
-    second = Elevator(environ=dict(os.environ), client_factory=recorder, code_source=no_code).elevate(
-        profile("two")
-    )
+    second = Elevator(
+        invocation=Invocation.from_environ(dict(os.environ)), client_factory=recorder, code_source=no_code
+    ).elevate(profile("two"))
     assert recorder.calls == [("session", "get_caller_identity"), ("session", "assume_role")]
     assert second.access_key_id != first.access_key_id
     assert 1700 < second.seconds_left(datetime.now(timezone.utc)) <= 1800

@@ -25,6 +25,7 @@ from elevate import aws, keystore
 from elevate.cli import cli
 from elevate.core import Elevator
 from elevate.errors import ConfigError, IamError, UsageError
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 from elevate.onboarding.configure import ConfigureAnswers, Onboarding
 from elevate.onboarding.enroll import Enroller
@@ -85,7 +86,9 @@ def consecutive_codes() -> tuple[str, str]:
 
 def enroller(client: FakeClient, messages: list[str]) -> Enroller:
     return Enroller(
-        environ={}, client_factory=lambda keys, region, service="sts": client, notify=messages.append
+        invocation=Invocation.from_environ({}),
+        client_factory=lambda keys, region, service="sts": client,
+        notify=messages.append,
     )
 
 
@@ -153,7 +156,9 @@ def test_enroll_against_moto_removes_only_the_onboarding_tag(moto_env: str) -> N
         first, second = codes()
         return first, second
 
-    Enroller(environ=dict(os.environ)).enroll(keystore.get_keys("dev"), "us-east-1", lambda d: None, read)
+    Enroller(invocation=Invocation.from_environ(dict(os.environ))).enroll(
+        keystore.get_keys("dev"), "us-east-1", lambda d: None, read
+    )
     tags = {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=name)["Tags"]}
     assert tags == {"team": "x"}
     assert iam.list_mfa_devices(UserName=name)["MFADevices"]
@@ -165,7 +170,9 @@ def test_enroll_against_moto_removes_only_the_onboarding_tag(moto_env: str) -> N
 def onboarding(user_arn: str) -> tuple[Onboarding, FakeClient]:
     client = FakeClient(user_arn)
     return Onboarding(
-        environ=dict(os.environ), client_factory=lambda *a, **k: client, notify=lambda m: None
+        invocation=Invocation.from_environ(dict(os.environ)),
+        client_factory=lambda *a, **k: client,
+        notify=lambda m: None,
     ), client
 
 
@@ -209,7 +216,7 @@ def test_a_role_session_name_that_is_not_the_user_name_is_refused_before_assume_
         role_session_name="bob",
     )
     elevator = Elevator(
-        environ={},
+        invocation=Invocation.from_environ({}),
         load_keys=lambda name: KEYS,
         # Refused after GetCallerIdentity: the fake needs no AssumeRole.
         client_factory=lambda keys, region: cast(aws.StsClient, client),

@@ -24,6 +24,7 @@ from support.provision import AwsService, Provisioned, provision
 from elevate import aws, keystore
 from elevate.cli import cli
 from elevate.errors import ElevateError, StsError, UsageError
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 from elevate.onboarding.rotate import STEPS, Rotator
 
@@ -73,7 +74,7 @@ def rotator(user: Provisioned, **kwargs: Any) -> tuple[Rotator, list[str]]:
     told: list[str] = []
     kwargs.setdefault("code_source", lambda profile, token: user.totp().now())
     kwargs.setdefault("sleep", lambda seconds: None)
-    return Rotator(environ=dict(os.environ), notify=told.append, **kwargs), told
+    return Rotator(invocation=Invocation.from_environ(dict(os.environ)), notify=told.append, **kwargs), told
 
 
 def test_rotate_cli_replaces_and_deletes_the_old_key(user: Provisioned, moto_env: str) -> None:

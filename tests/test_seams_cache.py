@@ -29,6 +29,7 @@ from support.sessioncache import DEV, MfaScript, cache_dir, entry_path
 from elevate import cache as cache_mod
 from elevate import disk, hit, keystore
 from elevate.core import status_of
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 
 # -- 21.5: the key is part of what names an MFA session; replacing it clears the key set -----------
@@ -84,7 +85,7 @@ def test_keys_remove_clears_the_key_sets_files(
     fake_sts: FakeSts, keys: SourceKeys, mfa: MfaScript, mfa_session_profile: Profile, command: list[str]
 ) -> None:
     assert run_elevate("credential-process", "dev").returncode == 0
-    prefix = cache_mod.entry_key(mfa_session_profile)[:12]
+    prefix = cache_mod.entry_key(mfa_session_profile, Invocation.from_environ(os.environ))[:12]
     assert list(cache_dir().glob(f"{prefix}*.json"))
     assert run_elevate(*command).returncode == 0
     assert not list(cache_dir().glob(f"{prefix}*.json")) and not list(cache_dir().glob("keyset-*"))
@@ -145,7 +146,7 @@ def test_the_key_names_the_endpoint_botocore_uses(config: str, env: dict[str, st
     finally:
         os.environ.clear()
         os.environ.update(saved)
-    ours = cache_mod.sts_endpoint_url(environ)[0] or "https://sts.eu-west-1.amazonaws.com"
+    ours = Invocation.from_environ(environ).sts_endpoint[0] or "https://sts.eu-west-1.amazonaws.com"
     assert client.meta.endpoint_url == ours
 
 
@@ -180,7 +181,7 @@ def test_short_credentials_are_served_while_they_last_with_one_warning(
     # Once serve-until passes, one refresh; status said it would not be served.
     p = Profile(name="dev", **{**DEV, "mfa_process": mfa.command})
     later = datetime.now(timezone.utc) + timedelta(seconds=disk.SHORT_RETRY_SECONDS + 1)
-    report = status_of(p, dict(os.environ), now=later)
+    report = status_of(p, Invocation.from_environ(dict(os.environ)), now=later)
     assert report["credentials"]["served"] is False
     entry = entry_path("dev")
     data = json.loads(entry.read_text())
@@ -272,14 +273,16 @@ def test_the_memory_of_a_blocked_hit_cannot_be_read_by_its_users_other_processes
         if other_user:  # before the index is recorded: chown changes the config's ctime, part of its key
             subprocess.run(["chown", "-R", other_user, str(place)], check=True, timeout=60)
         p = Profile(name="dev", role_arn=DEV["role_arn"], mfa_serial=DEV["mfa_serial"])
-        store = cache_mod.files(env)
+        store = cache_mod.files(Invocation.from_environ(env))
         store.ensure()
         expires = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(hours=1)
         from support.sessioncache import make_creds
 
         creds = make_creds(3600)
         creds = type(creds)(creds.access_key_id, creds.secret_access_key, creds.session_token, expires)
-        cache_mod.SessionCache(store, store, cache_mod.utcnow).put(cache_mod.entry_key(p, env), creds, "x")
+        cache_mod.SessionCache(store, store, cache_mod.utcnow).put(
+            cache_mod.entry_key(p, Invocation.from_environ(env)), creds, "x"
+        )
         as_user = [shutil.which("runuser") or "runuser", "-u", other_user, "--"] if other_user else []
         if other_user:
             subprocess.run(["chown", "-R", other_user, str(cache)], check=True, timeout=60)
@@ -287,7 +290,7 @@ def test_the_memory_of_a_blocked_hit_cannot_be_read_by_its_users_other_processes
         module = hit.__name__.rsplit(".", 1)[1]
         record = (
             f"import os, sys; sys.path.insert(0, {str(ROOT)!r}); from elevate import {module} as h; "
-            f"h.record(os.environ, None, 'dev', {cache_mod.entry_key(p, env)!r}, "
+            f"h.record(os.environ, None, 'dev', {cache_mod.entry_key(p, Invocation.from_environ(env))!r}, "
             f"{p.refresh_before_seconds}, {p.duration_seconds})"
         )
         subprocess.run([*as_user, python, "-I", "-c", record], env=env, check=True, timeout=60)

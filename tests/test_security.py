@@ -30,6 +30,7 @@ from support.fakests import NAMESPACE, FakeSts, fake_access_key_id, fake_secret
 
 from elevate import cache, keystore
 from elevate.config import load_config
+from elevate.invocation import Invocation
 from elevate.models import SessionCredentials
 from elevate.store import FileStore
 
@@ -64,7 +65,7 @@ def cache_files() -> list[str]:
 
 def credential_entries() -> list[str]:
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
-    key = cache.entry_key(profile)
+    key = cache.entry_key(profile, Invocation.from_environ(os.environ))
     return [name for name in cache_files() if name == f"{key}.json"]
 
 
@@ -236,7 +237,11 @@ def test_slow_endpoint_times_out(sts: FakeSts) -> None:
 
     sts.behave("GetCallerIdentity", delay=2)
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
-    elevator = core.Elevator(environ=dict(os.environ), client_factory=impatient_client, notify=lambda m: None)
+    elevator = core.Elevator(
+        invocation=Invocation.from_environ(dict(os.environ)),
+        client_factory=impatient_client,
+        notify=lambda m: None,
+    )
     with pytest.raises(StsError, match=r"cannot reach STS .*ReadTimeoutError"):
         elevator.elevate(profile, token=next_code(), use_cache=False)
 
@@ -296,8 +301,10 @@ def good_entry(seconds_left: int) -> tuple[Path, bytes, SessionCredentials]:
         datetime.now(timezone.utc) + timedelta(seconds=seconds_left),
     )
     store = FileStore(cache.cache_dir(os.environ))
-    cache.SessionCache(store, store, cache.utcnow).put(cache.entry_key(profile), creds, "dev")
-    path = store.path(cache.entry_key(profile))
+    cache.SessionCache(store, store, cache.utcnow).put(
+        cache.entry_key(profile, Invocation.from_environ(os.environ)), creds, "dev"
+    )
+    path = store.path(cache.entry_key(profile, Invocation.from_environ(os.environ)))
     return path, path.read_bytes(), creds
 
 
@@ -463,7 +470,9 @@ def test_signal_while_waiting_for_another_process(
 
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
     directory = FileStore(cache.cache_dir(os.environ)).ensure()
-    with open(directory / f"{cache.entry_key(profile)}.lock", "w") as held:
+    with open(
+        directory / f"{cache.entry_key(profile, Invocation.from_environ(os.environ))}.lock", "w"
+    ) as held:
         fcntl.flock(held, fcntl.LOCK_EX)  # another elevate is "prompting"
         # Popen, not run_elevate: the test signals elevate while it waits for the lock.
         proc = subprocess.Popen(

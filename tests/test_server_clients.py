@@ -27,6 +27,7 @@ from test_awscli import aws_v2, set_up
 
 from elevate import core, launch, server
 from elevate import supply as supply_mod
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 
 REPO = Path(__file__).resolve().parent.parent
@@ -91,7 +92,7 @@ def running(fake: FakeSts, timeline: Timeline) -> Iterator[server.CredentialServ
         )
     )
     elevator = core.Elevator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(dict(os.environ)),
         clock=timeline,
         load_keys=lambda _name: SourceKeys(
             "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

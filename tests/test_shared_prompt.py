@@ -79,7 +79,7 @@ def busy_device(codes: Codes) -> tuple[core.Elevator, FakeClient, list[float], S
         clock.advance(seconds)
 
     lift.sleep = sleep
-    used = cache_mod.used_codes(lift.environ, clock)
+    used = cache_mod.used_codes(lift.invocation, clock)
     for code in ("111111", "222222"):
         used.remember(SERIAL, code)
     return lift, client, waits, clock

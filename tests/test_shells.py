@@ -33,6 +33,7 @@ from elevate import cache, output
 from elevate.cli import cli
 from elevate.config import load_config
 from elevate.errors import OutputError
+from elevate.invocation import Invocation
 from elevate.models import SessionCredentials
 from elevate.store import FileStore
 
@@ -336,7 +337,7 @@ def seed_cache(creds: SessionCredentials) -> None:
     """Put `creds` in the file cache for profile dev, as an earlier elevation would have."""
     profile = load_config(Path(os.environ["ELEVATE_CONFIG"])).profiles["dev"]
     store = FileStore(cache.cache_dir(os.environ))
-    store.write(cache.entry_key(profile), cache.encode(creds, "dev"))
+    store.write(cache.entry_key(profile, Invocation.from_environ(os.environ)), cache.encode(creds, "dev"))
 
 
 FIRST_LINE = {"fish": "set -gx AWS_ACCESS_KEY_ID ", "powershell": "$env:AWS_ACCESS_KEY_ID = "}

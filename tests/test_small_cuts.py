@@ -15,6 +15,7 @@ from elevate.cli import cli
 from elevate.cli.setup import _show_device
 from elevate.core import Elevator
 from elevate.errors import MfaCodeRejected
+from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
 from elevate.onboarding.enroll import NewDevice
 
@@ -134,7 +135,7 @@ def test_a_code_typed_at_the_prompt_and_rejected_is_asked_again(fake_sts: FakeSt
     typed = iter(["111111", "222222", "333333"])
     told: list[str] = []
     elevator = Elevator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(dict(os.environ)),
         load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET),
         code_source=lambda p, t: next(typed),
         notify=told.append,
@@ -149,7 +150,8 @@ def test_a_rejected_code_from_token_or_mfa_process_is_not_asked_again(fake_sts: 
     profile = Profile(name="dev", role_arn=ROLE, mfa_serial=MFA, cache="off")
     fake_sts._accepted_codes.add((MFA, "111111"))
     elevator = Elevator(
-        environ=dict(os.environ), load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET)
+        invocation=Invocation.from_environ(dict(os.environ)),
+        load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET),
     )
     with pytest.raises(MfaCodeRejected):
         elevator.elevate(profile, token="111111", use_cache=False)
@@ -163,7 +165,7 @@ def test_rejected_codes_are_asked_for_a_bounded_number_of_times(fake_sts: FakeSt
         fake_sts._accepted_codes.add((MFA, code))
     typed = iter(codes)
     elevator = Elevator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(dict(os.environ)),
         load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET),
         code_source=lambda p, t: next(typed),
         notify=lambda m: None,

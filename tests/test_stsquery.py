@@ -93,6 +93,11 @@ class Capture:
         self.listener.close()
 
 
+def sts_client(keys: Any, region: str) -> Any:
+    """aws.sts_client under the test's own (sealed) process environment."""
+    return aws.sts_client(keys, region, os.environ)
+
+
 def comparable(raw: bytes) -> bytes:
     """The request without the two headers that are not signed and differ by design: the
     User-Agent (elevate's own) and the per-call invocation ID (random)."""
@@ -166,12 +171,12 @@ def test_signed_requests_equal_what_the_botocore_client_sends(
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", server.url + suffix)
         method = "get_caller_identity" if not params else "assume_role" if "RoleArn" in params else ""
-        for make in (aws.make_client, aws.sts_client):
+        for make in (aws.make_client, sts_client):
             client = make(keys, region)
             # The canned answer is GetCallerIdentity's: for the other calls only the request counts.
             with contextlib.suppress(KeyError):
                 getattr(client, method or "get_session_token")(**params)
-        assert isinstance(aws.sts_client(keys, region), stsquery.QueryClient)
+        assert isinstance(aws.sts_client(keys, region, os.environ), stsquery.QueryClient)
     finally:
         server.close()
     botocore_request, ours = server.raw
@@ -252,7 +257,7 @@ def test_endpoint_and_signing_region_follow_the_clients_rules(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     url, signing_region = botocore_route(region)
-    route = stsquery.resolve(region)
+    route = stsquery.resolve(region, os.environ)
     assert (route.endpoint_url.rstrip("/") + "/", route.signing_region) == (url, signing_region)
 
 
@@ -272,24 +277,24 @@ def test_what_the_transport_does_not_cover_goes_to_a_botocore_client(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(Unsupported):
-        stsquery.resolve(region)
+        stsquery.resolve(region, os.environ)
     if "AWS_ENDPOINT_URL" in env:  # botocore's ValueError was a traceback before: now one line
         with pytest.raises(ConfigError, match=r"Invalid endpoint: http://not a url; .*AWS_ENDPOINT_URL"):
-            aws.sts_client(KEYS, region)
+            aws.sts_client(KEYS, region, os.environ)
         return
     if "AWS_CA_BUNDLE" in env:
         with pytest.raises(ConfigError, match="Invalid CA bundle"):  # the client's own message
-            aws.sts_client(KEYS, region)
+            aws.sts_client(KEYS, region, os.environ)
         return
-    assert not isinstance(aws.sts_client(KEYS, region), stsquery.QueryClient)
+    assert not isinstance(aws.sts_client(KEYS, region, os.environ), stsquery.QueryClient)
 
 
 def test_a_services_section_that_does_not_exist_fails_as_the_client_did(tmp_path: Path) -> None:
     (tmp_path / "aws-config").write_text("[default]\nservices = missing\n")
     with pytest.raises(Exception) as ours:
-        stsquery.resolve("eu-west-1")
+        stsquery.resolve("eu-west-1", os.environ)
     with pytest.raises(ConfigError, match="services"):
-        aws.sts_client(KEYS, "eu-west-1")
+        aws.sts_client(KEYS, "eu-west-1", os.environ)
     assert "missing" in str(ours.value)
 
 
@@ -373,7 +378,7 @@ def identity_via(make: Callable[..., Any]) -> str:
 def test_tls_is_verified_by_default(monkeypatch: pytest.MonkeyPatch, https_sts: str) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
     messages = []
-    for make in (aws.make_client, aws.sts_client):
+    for make in (aws.make_client, sts_client):
         with pytest.raises(StsError) as info:
             identity_via(make)
         messages.append(info.value.message)
@@ -387,10 +392,10 @@ def test_aws_ca_bundle_and_the_configs_ca_bundle_are_honoured(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
     monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
-    assert identity_via(aws.sts_client) == "alice"
+    assert identity_via(sts_client) == "alice"
     monkeypatch.delenv("AWS_CA_BUNDLE")
     (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {certificate[0]}\n")
-    assert identity_via(aws.sts_client) == "alice"
+    assert identity_via(sts_client) == "alice"
     assert identity_via(aws.make_client) == "alice"  # the reference agrees
     assert IdentityHandler.hits == ["/", "/", "/"]
 
@@ -464,7 +469,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
-        assert identity_via(aws.sts_client) == "alice"
+        assert identity_via(sts_client) == "alice"
         assert identity_via(aws.make_client) == "alice"
         ours, reference = proxy.heads
         target = https_sts.removeprefix("https://")
@@ -472,7 +477,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in ours  # user:p@ss
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz" in reference
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        assert identity_via(aws.sts_client) == "alice"
+        assert identity_via(sts_client) == "alice"
         assert len(proxy.heads) == 2  # bypassed
     finally:
         proxy.close()
@@ -485,7 +490,7 @@ def test_an_unreachable_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     port = listener.getsockname()[1]
     listener.close()  # nothing listens there now
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
-    client = stsquery.connect(KEYS, "eu-west-1", sleep=lambda s: None)
+    client = stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=lambda s: None)
     with pytest.raises(
         StsError, match=r"cannot reach STS at https://sts.example.test \(ProxyConnectionError\)"
     ):
@@ -516,7 +521,7 @@ def test_throttling_and_5xx_are_retried_with_bounds_like_the_client(
         fake.behave("AssumeRole", error=error)
         slept: list[float] = []
         clients: list[aws.StsClient] = [
-            stsquery.connect(KEYS, "eu-west-1", sleep=slept.append),
+            stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=slept.append),
             cast(aws.StsClient, aws.make_client(KEYS, "eu-west-1")),  # its operations exist at run time
         ]
         for client in clients:
@@ -549,7 +554,7 @@ def test_a_5xx_then_an_answer_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        client = stsquery.connect(KEYS, "eu-west-1", sleep=lambda s: None)
+        client = stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=lambda s: None)
         answer = client.get_caller_identity()
         assert answer["Arn"].endswith(":user/alice") and answer["ResponseMetadata"]["RetryAttempts"] == 1
     finally:
@@ -564,7 +569,7 @@ def test_an_oversized_answer_is_refused_unread(monkeypatch: pytest.MonkeyPatch) 
     with FakeSts() as fake:
         monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
         fake.behave("GetCallerIdentity", body=b"<x>" + b"A" * (2 << 20) + b"</x>")
-        client = aws.sts_client(KEYS, "eu-west-1")
+        client = aws.sts_client(KEYS, "eu-west-1", os.environ)
         with pytest.raises(StsError, match=r"the answer from .* is more than 1024 KiB: refusing to read it"):
             aws.caller_identity(client)
         assert fake.count("GetCallerIdentity") == 1  # not retried
@@ -597,7 +602,7 @@ def test_a_trickling_answer_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPat
     threading.Thread(target=trickle, daemon=True).start()
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
-        client = stsquery.connect(KEYS, "eu-west-1", sleep=lambda s: None, read_timeout=1.0)
+        client = stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=lambda s: None, read_timeout=1.0)
         started = time.monotonic()
         with pytest.raises(StsError, match=r"cannot reach STS at .* \(ReadTimeoutError\)"):
             aws.caller_identity(client)
@@ -618,7 +623,7 @@ def test_an_answer_with_a_doctype_is_never_parsed(monkeypatch: pytest.MonkeyPatc
         monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
         fake.behave("GetCallerIdentity", body=bomb)
         with pytest.raises(StsError, match=r"cannot be read \(UnsafeAnswer\)"):
-            aws.caller_identity(aws.sts_client(KEYS, "eu-west-1"))
+            aws.caller_identity(aws.sts_client(KEYS, "eu-west-1", os.environ))
 
 
 def test_error_answers_translate_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -634,7 +639,7 @@ def test_error_answers_translate_as_before(monkeypatch: pytest.MonkeyPatch) -> N
             ("ValidationError", "1 validation error detected"),
         ]:
             fake.behave("AssumeRole", error=(403, code, text))
-            for make in (aws.make_client, aws.sts_client):
+            for make in (aws.make_client, sts_client):
                 with pytest.raises(StsError) as info:
                     sts.assume_role(
                         cast(aws.StsClient, make(KEYS, "eu-west-1")),

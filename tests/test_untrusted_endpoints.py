@@ -25,6 +25,7 @@ from support.untrusted import write_marked_config as write_config
 
 from elevate import cache, core
 from elevate.config import load_config
+from elevate.invocation import Invocation
 from elevate.models import SessionCredentials, SourceKeys
 from elevate.ui import printable
 from elevate.usedcodes import UsedCodes
@@ -85,12 +86,12 @@ def test_a_poisoned_cache_entry_is_not_served(tmp_path: Path, fake_sts: FakeSts,
     """An entry planted (or left by an old elevate) that is valid for ever is treated as damaged."""
     write_config(tmp_path)
     profile = load_config(config_path()).profiles["dev"]
-    store = cache.files(os.environ)
+    store = cache.files(Invocation.from_environ(os.environ))
     forever = SessionCredentials(
         fake_access_key_id(), fake_secret(), fake_secret(300), datetime(9999, 12, 31, tzinfo=timezone.utc)
     )
     sessions = cache.SessionCache(store, store, cache.utcnow)
-    key = cache.entry_key(profile, os.environ)
+    key = cache.entry_key(profile, Invocation.from_environ(os.environ))
     sessions.put(key, forever, "planted")
     assert sessions.get(key, 0) == forever  # control: without the bound it would be served
     assert sessions.get(key, 0, profile.duration_seconds) is None
@@ -121,7 +122,10 @@ def test_region_is_part_of_the_entry_key(tmp_path: Path) -> None:
     write_config(tmp_path)
     profile = load_config(config_path()).profiles["dev"]
     base = {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
-    keys_by_region = {cache.entry_key(profile, {**base, "AWS_REGION": r}) for r in ("eu-west-1", "us-east-1")}
+    keys_by_region = {
+        cache.entry_key(profile, Invocation.from_environ({**base, "AWS_REGION": r}))
+        for r in ("eu-west-1", "us-east-1")
+    }
     assert len(keys_by_region) == 2
 
 
@@ -213,10 +217,10 @@ def test_a_long_running_boto3_client_runs_elevate_at_most_twice_per_credential(
 
 def test_used_code_records_dated_in_the_future_are_ignored(tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
-    ahead = UsedCodes(cache.files(os.environ), lambda: now + timedelta(hours=1))
+    ahead = UsedCodes(cache.files(Invocation.from_environ(os.environ)), lambda: now + timedelta(hours=1))
     ahead.remember(SERIAL, "123456")  # recorded an hour "ahead"; then the clock was stepped back
     assert ahead.was_used(SERIAL, "123456")  # control: the record is there and readable
-    back = UsedCodes(cache.files(os.environ), lambda: now)
+    back = UsedCodes(cache.files(Invocation.from_environ(os.environ)), lambda: now)
     assert not back.was_used(SERIAL, "123456") and back.last_use(SERIAL) is None
 
 

@@ -27,6 +27,7 @@ from support.untrusted import write_marked_config as write_config
 from elevate import cache
 from elevate.config import load_config, parse_config
 from elevate.errors import ConfigError
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 from elevate.onboarding import awsfiles, configfile
 from elevate.onboarding.command_line import elevate_command
@@ -253,7 +254,7 @@ def test_leftover_temp_files_are_swept_by_clear_and_by_the_next_write(
     profile = load_config(config_path()).profiles["dev"]
     directory = Path(os.environ["ELEVATE_CACHE_DIR"])
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = cache.entry_key(profile, os.environ)
+    key = cache.entry_key(profile, Invocation.from_environ(os.environ))
     leftover = directory / f".{key}.json.abcd1234.tmp"
     leftover.write_text('{"SecretAccessKey": "left by a killed write"}')
     leftover.chmod(0o600)

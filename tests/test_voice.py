@@ -18,6 +18,7 @@ from support.onboarding import credentials_file, golden, put
 import elevate
 from elevate import ui
 from elevate.cli import cli
+from elevate.invocation import Invocation
 from elevate.onboarding.configure import Onboarding
 
 PACKAGE = Path(elevate.__file__).parent
@@ -164,7 +165,7 @@ def test_a_readable_credentials_file_is_warned_about_as_every_warning_is(
 ) -> None:
     put(credentials_file(), golden("credentials.in", KEY_ID=EXAMPLE_ID, SECRET=EXAMPLE_SECRET), 0o644)
     told: list[str] = []
-    Onboarding(environ=dict(os.environ), notify=told.append).import_keys(
+    Onboarding(Invocation.from_environ(os.environ), notify=told.append).import_keys(
         "work", "work", delete_plaintext=True
     )
     warning = f"elevate: warning: {credentials_file()} is readable by group or others (mode 644): "

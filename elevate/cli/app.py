@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TypeVar
 
@@ -18,8 +18,9 @@ import click
 from click.shell_completion import CompletionItem
 
 from .. import __version__, credprocess, ui
-from ..config import Config, config_path, load_config, resolve_region
+from ..config import Config, load_config
 from ..errors import ElevateError, UsageError
+from ..invocation import Invocation
 from ..models import Profile, SessionCredentials
 
 log = logging.getLogger("elevate")
@@ -28,21 +29,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass
 class App:
-    """What every command shares: where the config is, and the environment."""
+    """What every command shares: the invocation (config, environment, cache, STS, clock),
+    resolved once from the process environment here and handed down."""
 
     config_option: Optional[str]
     debug: bool
     # When this process began waiting in the hit queue behind a filler of the same entry.
     queued_since: Optional[float] = None
+    invocation: Invocation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.invocation = Invocation.from_environ(os.environ, self.config_option)
 
     @property
-    def environ(self) -> dict[str, str]:
-        return dict(os.environ)
+    def environ(self) -> Mapping[str, str]:
+        """The environment as this run found it (a read-only copy)."""
+        return self.invocation.environ
 
     @property
     def config_path(self) -> Path:
         """The config file this run uses (--config, ELEVATE_CONFIG or the default)."""
-        return config_path(self.config_option, self.environ)
+        return self.invocation.config_path
 
     def config(self) -> Config:
         path = self.config_path
@@ -51,15 +58,15 @@ class App:
 
     def profile(self, name: Optional[str], scope: Optional[str] = None) -> Profile:
         """The chosen profile; with `scope` (--scope), narrowed to that scope instead of its own."""
-        return credprocess.choose_profile(self.config_path, name, scope, self.environ)
+        return credprocess.choose_profile(self.invocation, name, scope)
 
     def elevate(self, profile: Profile, token: Optional[str], no_cache: bool) -> SessionCredentials:
         """Role credentials for `profile`."""
-        elevator = credprocess.elevator(self.environ, self.config_path, self.queued_since)
+        elevator = credprocess.elevator(self.invocation, self.queued_since)
         return elevator.elevate(profile, token=token, use_cache=not no_cache)
 
     def region(self, profile: Profile) -> str:
-        return resolve_region(profile.region, self.environ)
+        return self.invocation.region(profile.region)
 
 
 def elevating(func: F) -> F:
@@ -144,7 +151,7 @@ def complete_profiles(ctx: click.Context, param: click.Parameter, incomplete: st
     """Profile names from the config file, for shell completion; none when it cannot be read."""
     try:
         option = ctx.find_root().params.get("config_option")
-        profiles = load_config(config_path(option, dict(os.environ))).profiles
+        profiles = load_config(Invocation.from_environ(os.environ, option).config_path).profiles
     except ElevateError:
         return []
     return [CompletionItem(name) for name in sorted(profiles) if name.startswith(incomplete)]

@@ -6,7 +6,7 @@ from typing import Optional
 
 import click
 
-from .. import cache, console
+from .. import console
 from .app import App, elevating, log
 
 
@@ -48,4 +48,4 @@ def login_cmd(
         click.echo(url)
         return
     log.debug("opening the console sign-in URL in the system browser, through a private file")
-    console.open_in_browser(url, cache.cache_dir(app.environ))
+    console.open_in_browser(url, app.invocation.cache_dir)

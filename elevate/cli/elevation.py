@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shlex
@@ -12,7 +13,7 @@ import click
 
 from .. import core, credprocess, launch, mfagate, output, server, ui
 from .. import supply as supply_mod
-from ..config import select_profile
+from ..config import chosen_name, select_profile
 from ..errors import UsageError
 from ..models import Profile
 from .app import App, complete_profiles, elevating, log
@@ -114,11 +115,13 @@ def _exec_with_server(
 ) -> int:
     """elevate stays the parent: the server lives exactly as long as the command."""
     served = supply_mod.serving_profile(chosen)
-    elevator = core.Elevator(environ=app.environ)
+    elevator = core.Elevator(app.invocation)
     first = elevator.elevate(served, token=token, use_cache=not no_cache)  # any prompt comes first
     # Refreshes run while the command does: the supply keeps what it holds and pauses after a
     # failure, so no fall-back (and its warning) on each try.
-    refresher = core.Elevator(environ=app.environ, code_source=mfagate.refresh_code)
+    refresher = core.Elevator(
+        app.invocation, code_source=functools.partial(mfagate.refresh_code, app.environ)
+    )
     supply = supply_mod.CredentialSupply(
         lambda: refresher.elevate(served, use_cache=not no_cache, fall_back=False),
         min_left=served.refresh_before_seconds,
@@ -154,7 +157,7 @@ def credential_process_cmd(
 ) -> None:
     """Print credentials as the AWS CLI's and SDKs' credential_process expects."""
     answer = credprocess.credentials(
-        app.environ,
+        app.invocation,
         app.config_option,
         profile,
         token=token,
@@ -173,7 +176,7 @@ def status_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     """Show what is cached for each profile, and for how long. Never a secret."""
     config = app.config()
     profiles = [select_profile(config, profile, {})] if profile else list(config.profiles.values())
-    report = [core.status_of(p, app.environ, defined=config.scopes) for p in profiles]
+    report = [core.status_of(p, app.invocation, defined=config.scopes) for p in profiles]
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -210,10 +213,10 @@ def describe_entry(entry: Optional[dict[str, Any]], mode: str) -> str:
 def clear_cmd(app: App, profile: Optional[str], clear_all: bool) -> None:
     """Remove cached credentials of PROFILE (default: as for export), or of every profile with --all."""
     config = app.config()
-    if not clear_all and not (profile or app.environ.get("ELEVATE_PROFILE") or config.default_profile):
+    if not clear_all and not chosen_name(profile, app.environ, config.default_profile):
         raise UsageError("name a PROFILE, or pass --all")
     chosen = [] if clear_all else [select_profile(config, profile, app.environ)]
     profiles = list(config.profiles.values()) if clear_all else chosen
     for item in profiles:
-        removed = core.clear(item, app.environ, config.scopes)
+        removed = core.clear(item, app.invocation, config.scopes)
         ui.stderr(f"{item.name}: {'cleared' if removed else 'nothing cached'}")

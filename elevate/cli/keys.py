@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Optional
 
@@ -24,7 +23,8 @@ def keys_group() -> None:
 @keys_group.command("add")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Replace a key set already stored as NAME.")
-def keys_add(name: str, force: bool) -> None:
+@click.pass_obj
+def keys_add(app: App, name: str, force: bool) -> None:
     """Store a key pair as NAME: prompted on a terminal, else two lines on stdin.
 
     An existing key set NAME is replaced only with --force, or when confirmed on a terminal.
@@ -44,7 +44,7 @@ def keys_add(name: str, force: bool) -> None:
         key_id, secret = stdin_lines(2, "the access key ID, then the secret access key")
     keys = keystore.check_keys(key_id, secret)
     keystore.put_keys(name, keys)
-    cache.forget_key_set(name, dict(os.environ))  # no entry or MFA session of a replaced key survives
+    cache.forget_key_set(name, app.invocation)  # no entry or MFA session of a replaced key survives
     ui.inform(f"stored {keystore.mask(keys.access_key_id)} as {name!r} in {keystore.backend_name()}")
 
 
@@ -62,7 +62,8 @@ def keys_list() -> None:
 @keys_group.command("remove")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Delete without asking (for scripts).")
-def keys_remove(name: str, yes: bool) -> None:
+@click.pass_obj
+def keys_remove(app: App, name: str, yes: bool) -> None:
     """Delete the key set NAME from the keyring (asks first; --yes does not)."""
     keystore.check_name(name)
     if not yes:
@@ -72,7 +73,7 @@ def keys_remove(name: str, yes: bool) -> None:
         if not click.confirm(question, default=False, err=True):
             raise ElevateError(f"{name!r} not removed")
     keystore.delete_keys(name)
-    cache.forget_key_set(name, dict(os.environ))
+    cache.forget_key_set(name, app.invocation)
     ui.stderr(f"removed {name!r}")
 
 
@@ -99,7 +100,7 @@ def keys_lock() -> None:
 @click.pass_obj
 def keys_import(app: App, name: str, aws_profile: str, delete_plaintext: bool) -> None:
     """Move a key pair from ~/.aws/credentials (AWS_SHARED_CREDENTIALS_FILE) into the keyring as NAME."""
-    Onboarding(environ=app.environ, notify=ui.inform).import_keys(name, aws_profile, delete_plaintext)
+    Onboarding(app.invocation, notify=ui.inform).import_keys(name, aws_profile, delete_plaintext)
 
 
 def _profile_for_key_set(app: App, name: str, requested: Optional[str]) -> Optional[Profile]:
@@ -136,5 +137,5 @@ def rotate_cmd(
     Key management needs MFA, so this asks for a code and works in an MFA session.
     """
     profile = _profile_for_key_set(app, name, profile_name)
-    Rotator(environ=app.environ, notify=ui.inform).rotate(name, profile, token, mfa_serial)
-    cache.forget_key_set(name, app.environ)  # the old key's entries and MFA session
+    Rotator(app.invocation, notify=ui.inform).rotate(name, profile, token, mfa_serial)
+    cache.forget_key_set(name, app.invocation)  # the old key's entries and MFA session

@@ -147,11 +147,10 @@ def configure_cmd(
         aws_profile=aws_profile,
         write_aws_config=write_aws_config,
     )
-    environ = app.environ
     prompter = _TerminalPrompter() if asking else None
 
     def enroll_device(source: SourceKeys, identity: Identity, api_region: str) -> str:
-        enroller = Enroller(environ=environ, notify=ui.inform)
+        enroller = Enroller(app.invocation, notify=ui.inform)
         return enroller.enroll(
             source,
             api_region,
@@ -160,7 +159,7 @@ def configure_cmd(
             identity,
         )
 
-    result = Onboarding(environ=environ, notify=ui.inform).configure(
+    result = Onboarding(app.invocation, notify=ui.inform).configure(
         answers,
         app.config_path,
         prompter,
@@ -201,8 +200,7 @@ def mfa_enroll(
     """
     if (code1 is None) != (code2 is None):
         raise UsageError("pass both --code1 and --code2, or neither")
-    environ = app.environ
-    Enroller(environ=environ, notify=ui.inform).enroll_profile(
+    Enroller(app.invocation, notify=ui.inform).enroll_profile(
         name,
         app.config_path,
         _show_device(show_secret, name),
@@ -247,7 +245,9 @@ def uninstall_cmd(app: App, yes: bool) -> None:
     removed and what it left.
     """
     environ = app.environ
-    uninstaller = Uninstaller(environ=environ, notify=ui.inform, clear=lambda p: core.clear(p, environ))
+    uninstaller = Uninstaller(
+        environ=environ, notify=ui.inform, clear=lambda p: core.clear(p, app.invocation)
+    )
     plan = uninstaller.plan(app.config_option)
     planned = plan.lines()
     if not planned:

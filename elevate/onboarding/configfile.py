@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from ..config import parse_config
+from ..config import parse_config, parse_document
 from ..errors import ConfigError
 from . import awsfiles
 
@@ -209,12 +209,12 @@ def set_default_profile(text: str, name: str, path: Path) -> str:
 
 
 def parse_text(text: str, path: Path) -> dict[str, Any]:
-    """The TOML document as a dict; a ConfigError naming the file when it does not parse."""
+    """The TOML document as a dict (elevate.config's parse); a ConfigError naming the file
+    when it does not parse."""
     try:
-        data: dict[str, Any] = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}; fix it before elevate edits it") from exc
-    return data
+        return parse_document(text, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message}; fix it before elevate edits it") from exc
 
 
 def _cannot_edit(path: Path, name: str) -> ConfigError:

@@ -6,7 +6,6 @@ missing answer is a UsageError that names the flag to pass.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,8 +14,9 @@ from typing import Any, Optional, Protocol
 
 from .. import aws, keystore, ui
 from ..aws import Identity, identify, mfa_devices, role_exists
-from ..config import ROLE_ARN, check_name, config_path, resolve_region
+from ..config import ROLE_ARN, check_name, config_path, read_document, resolve_region
 from ..errors import AwsError, ConfigError, ElevateError, KeyringError, UsageError
+from ..invocation import Invocation
 from ..models import SourceKeys
 from . import awsfiles, configfile
 from .command_line import elevate_command
@@ -73,12 +73,17 @@ EnrollDevice = Callable[[SourceKeys, Identity, str], str]
 class Onboarding:
     """configure and import, with their collaborators as parameters (real defaults)."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     client_factory: Callable[..., Any] = aws.make_client
     notify: Callable[[str], None] = ui.inform
     warn: Callable[[str], None] = ui.warn
     clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
     command: Sequence[str] = field(default_factory=elevate_command)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The invocation's environment (a read-only copy)."""
+        return self.invocation.environ
 
     def import_keys(
         self,
@@ -189,9 +194,7 @@ class Onboarding:
         if key_set != name:
             values["keys"] = key_set
         make_default = answers.make_default
-        current_default = configfile.parse_text(configfile.read_text(config_path), config_path).get(
-            "default_profile"
-        )
+        current_default = read_document(config_path).get("default_profile")
         if make_default is None and prompter is not None and current_default not in (None, name):
             make_default = prompter.confirm(
                 f"Make {name!r} the default profile (now {current_default!r})?", False
@@ -390,7 +393,7 @@ def _answer(
 
 def existing_profile(path: Path, name: str) -> dict[str, Any]:
     """The raw table of profile `name`, if the config has one (for defaults)."""
-    data = configfile.parse_text(configfile.read_text(path), path)
+    data = read_document(path)
     profiles = data.get("profiles")
     table = profiles.get(name) if isinstance(profiles, dict) else None
     return {k: v for k, v in table.items() if k in _CONFIG_KEYS} if isinstance(table, dict) else {}

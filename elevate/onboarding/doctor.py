@@ -6,6 +6,7 @@ every fault; a check that depends on a failed one is reported as skipped.
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 from collections.abc import Callable, Mapping
@@ -51,10 +52,12 @@ class _State:
     user_name: Optional[str] = None
 
 
-def _client(keys: SourceKeys, region: str, service: str = "sts") -> Any:
+def _client(keys: SourceKeys, region: str, service: str = "sts", *, environ: Mapping[str, str]) -> Any:
     """doctor's STS and IAM (ListMFADevices) calls over elevate.stsquery's transport: building a
     botocore client for each was most of doctor's time when the keyring is open."""
-    return aws.iam_query_client(keys, region) if service == "iam" else aws.sts_client(keys, region)
+    if service == "iam":
+        return aws.iam_query_client(keys, region, environ)
+    return aws.sts_client(keys, region, environ)
 
 
 @dataclass
@@ -64,6 +67,10 @@ class Doctor:
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     client_factory: Callable[..., Any] = _client
     clock: Callable[[], datetime] = cache_mod.utcnow
+
+    def __post_init__(self) -> None:
+        if self.client_factory is _client:  # the real default: the calls see doctor's environment
+            self.client_factory = functools.partial(_client, environ=self.environ)
 
     def run(self, config_path: Path, requested: Optional[str] = None) -> list[Check]:
         """Every check, in order, for the chosen profile."""
@@ -95,7 +102,7 @@ class Doctor:
         try:
             state.profile = select_profile(config, requested, self.environ)
         except ConfigError as exc:
-            name = chosen_name(config, requested, self.environ)
+            name = chosen_name(requested, self.environ, config.default_profile)
             fix = (
                 f"run `elevate configure {name}`"
                 if name and NAME.fullmatch(name)

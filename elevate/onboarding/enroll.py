@@ -9,7 +9,6 @@ the second factor stays on the second device.
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +22,7 @@ from .. import cache as cache_mod
 from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
 from ..errors import ElevateError, IamError, MfaError, UsageError
+from ..invocation import Invocation
 from ..models import SourceKeys
 from . import configfile
 from .configure import existing_profile
@@ -106,11 +106,16 @@ def render_qr(uri: str) -> str:
 class Enroller:
     """The enrollment with its collaborators; defaults are the real ones."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     client_factory: Callable[..., Any] = aws.make_client
     clock: Callable[[], datetime] = cache_mod.utcnow
     notify: Callable[[str], None] = ui.tell
     attempts: int = ATTEMPTS
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The invocation's environment (a read-only copy)."""
+        return self.invocation.environ
 
     def enroll(
         self,

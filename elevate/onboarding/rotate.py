@@ -9,10 +9,10 @@ over (an unused new key, the old key still active) is named in the message.
 from __future__ import annotations
 
 import dataclasses
-import os
+import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -21,6 +21,7 @@ from .. import cache as cache_mod
 from ..aws import Identity, identify, mfa_devices
 from ..config import resolve_region
 from ..errors import ElevateError, StsError, UsageError
+from ..invocation import Invocation
 from ..mfagate import MfaGate
 from ..models import Profile, SessionCredentials, SourceKeys
 
@@ -48,7 +49,7 @@ def _no_fault(step: str) -> None:
 class Rotator:
     """The rotation with its collaborators; defaults are the real ones."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     client_factory: Callable[..., Any] = aws.make_client
     code_source: Callable[..., str] = mfa.obtain_code
     clock: Callable[[], datetime] = cache_mod.utcnow
@@ -56,6 +57,15 @@ class Rotator:
     notify: Callable[[str], None] = ui.tell
     fault: Callable[[str], None] = _no_fault
     verify_attempts: int = VERIFY_ATTEMPTS
+
+    def __post_init__(self) -> None:
+        if self.code_source is mfa.obtain_code:  # the real default: the invocation's environment
+            self.code_source = functools.partial(mfa.obtain_code, environ=self.invocation.environ)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The invocation's environment (a read-only copy)."""
+        return self.invocation.environ
 
     def rotate(
         self,
@@ -157,7 +167,7 @@ class Rotator:
         )
         client = self.client_factory(keys, region)
         gate = MfaGate(
-            cache_mod.used_codes(self.environ, self.clock),
+            cache_mod.used_codes(self.invocation, self.clock),
             self.clock,
             self.code_source,
             self.notify,

@@ -15,6 +15,7 @@ from typing import Any
 from elevate import cache as cache_mod
 from elevate import hit
 from elevate.config import load_config
+from elevate.invocation import Invocation
 from elevate.models import Profile, SessionCredentials
 from elevate.store import FileStore
 from support.fakests import fake_access_key_id, fake_secret
@@ -48,7 +49,10 @@ def dev() -> Profile:
 
 
 def entry_file() -> Path:
-    return Path(os.environ["ELEVATE_CACHE_DIR"]) / f"{cache_mod.entry_key(dev())}.json"
+    return (
+        Path(os.environ["ELEVATE_CACHE_DIR"])
+        / f"{cache_mod.entry_key(dev(), Invocation.from_environ(os.environ))}.json"
+    )
 
 
 def seed(
@@ -63,7 +67,7 @@ def seed(
     )
     store = FileStore(Path(os.environ["ELEVATE_CACHE_DIR"]))
     cache = cache_mod.SessionCache(store, store, cache_mod.utcnow)
-    cache.put(cache_mod.entry_key(dev()), creds, "seeded", serve_until)
+    cache.put(cache_mod.entry_key(dev(), Invocation.from_environ(os.environ)), creds, "seeded", serve_until)
     return creds
 
 
@@ -71,7 +75,7 @@ def index_it(profile: str | None = "dev", env: dict[str, str] | None = None) -> 
     """Record the index the way the full path does after a validated parse."""
     p = dev()
     environ = env or dict(os.environ)
-    key = cache_mod.entry_key(p, environ)
+    key = cache_mod.entry_key(p, Invocation.from_environ(environ))
     hit.record(environ, None, profile, key, p.refresh_before_seconds, p.duration_seconds)
 
 

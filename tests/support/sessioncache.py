@@ -18,6 +18,7 @@ from elevate import cache as cache_mod
 from elevate import keystore
 from elevate.config import load_config
 from elevate.core import Elevator
+from elevate.invocation import Invocation
 from elevate.models import Profile, SessionCredentials, SourceKeys
 from elevate.store import FileStore
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
@@ -36,11 +37,13 @@ def profile(name: str = "dev") -> Profile:
 
 
 def entry_path(name: str = "dev") -> Path:
-    return FileStore(cache_dir()).path(cache_mod.entry_key(profile(name)))
+    return FileStore(cache_dir()).path(
+        cache_mod.entry_key(profile(name), Invocation.from_environ(os.environ))
+    )
 
 
 def entry_path_of(p: Profile) -> Path:
-    return FileStore(cache_dir()).path(cache_mod.entry_key(p))
+    return FileStore(cache_dir()).path(cache_mod.entry_key(p, Invocation.from_environ(os.environ)))
 
 
 def make_creds(seconds: float, now: Optional[datetime] = None) -> SessionCredentials:
@@ -55,7 +58,7 @@ def seed(name: str = "dev", seconds: float = 3600) -> SessionCredentials:
     creds = make_creds(seconds)
     store = FileStore(cache_dir())
     cache_mod.SessionCache(store, store, cache_mod.utcnow).put(
-        cache_mod.entry_key(profile(name)), creds, "seeded"
+        cache_mod.entry_key(profile(name), Invocation.from_environ(os.environ)), creds, "seeded"
     )
     return creds
 
@@ -162,7 +165,7 @@ def elevator(
     clock: Clock, client: FakeClient, codes: Optional[Codes] = None, messages: Optional[list[str]] = None
 ) -> Elevator:
     return Elevator(
-        environ=dict(os.environ),
+        invocation=Invocation.from_environ(dict(os.environ)),
         clock=clock,
         load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET),
         client_factory=lambda keys, region: client,
