@@ -11,8 +11,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 PACKAGE = ROOT / "elevate"
@@ -38,18 +36,19 @@ def _is_test_module(name: str) -> bool:
     return last.startswith("test_") or last == "conftest"
 
 
-@pytest.mark.parametrize("path", _test_files(), ids=lambda p: str(p.relative_to(TESTS)))
-def test_no_file_in_tests_is_over_the_line_limit(path: Path) -> None:
-    lines = len(path.read_text(encoding="utf-8").splitlines())
-    assert lines <= LINE_LIMIT, f"{path.relative_to(ROOT)} has {lines} lines: split it by behaviour"
+def test_no_file_in_tests_is_over_the_line_limit() -> None:
+    lines = {path: len(path.read_text(encoding="utf-8").splitlines()) for path in _test_files()}
+    over = {path.relative_to(ROOT).as_posix(): n for path, n in lines.items() if n > LINE_LIMIT}
+    assert over == {}, f"over {LINE_LIMIT} lines, split them by behaviour: {over}"
 
 
-@pytest.mark.parametrize("path", _test_files(), ids=lambda p: str(p.relative_to(TESTS)))
-def test_no_module_in_tests_imports_a_test_module(path: Path) -> None:
-    imported = [name for name in _imported_modules(path) if _is_test_module(name)]
-    assert imported == [], (
-        f"{path.relative_to(ROOT)} imports {imported}: move what it shares to tests/support"
-    )
+def test_no_module_in_tests_imports_a_test_module() -> None:
+    offenders = {}
+    for path in _test_files():
+        imported = [name for name in _imported_modules(path) if _is_test_module(name)]
+        if imported:
+            offenders[path.relative_to(ROOT).as_posix()] = imported
+    assert offenders == {}, f"move what they share to tests/support: {offenders}"
 
 
 def test_shared_helpers_live_in_tests_support_only() -> None:
