@@ -1,8 +1,8 @@
 """Rules of the test suite and of the docs that describe the code, checked on the files themselves.
 
 No file in tests/ is over 600 lines; what tests share lives in tests/support only, and no module
-imports a test module; CONTRIBUTING.md's module table lists exactly the modules in
-elevate/, so a module added or removed without its row fails here.
+imports a test module; no assert is one that cannot fail; CONTRIBUTING.md's module table lists
+exactly the modules in elevate/, so a module added or removed without its row fails here.
 """
 
 from __future__ import annotations
@@ -104,3 +104,48 @@ def test_the_module_table_reader_finds_rows_and_only_rows() -> None:
         "see `elevate/d.py`\n"
     )
     assert _listed_modules(text) == ["elevate/a.py", "elevate/b/c.py"]
+
+
+def _always_true(node: ast.expr) -> bool:
+    """An expression whose truth does not depend on the code under test."""
+    if isinstance(node, ast.Constant):
+        return bool(node.value)
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        return any(_always_true(value) for value in node.values)
+    if isinstance(node, ast.IfExp):
+        return _always_true(node.body) or _always_true(node.orelse)
+    return False
+
+
+def _vacuous_asserts(source: str) -> list[int]:
+    """Lines of asserts that cannot fail, and of handlers that swallow AssertionError."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert) and _always_true(node.test):
+            found.append(node.lineno)
+        elif isinstance(node, ast.ExceptHandler) and node.type is not None:
+            caught = ast.unparse(node.type)
+            if "AssertionError" in caught and all(isinstance(n, ast.Pass) for n in node.body):
+                found.append(node.lineno)
+    return found
+
+
+def test_no_assert_that_cannot_fail() -> None:
+    offenders = {}
+    for path in _test_files():
+        lines = _vacuous_asserts(path.read_text(encoding="utf-8"))
+        if lines:
+            offenders[path.relative_to(ROOT).as_posix()] = lines
+    assert offenders == {}, f"asserts that cannot fail (file: lines): {offenders}"
+
+
+def test_the_vacuous_assert_rule_sees_the_forms_it_names() -> None:
+    source = (
+        "assert x or True\n"
+        "assert a and b if cache.exists() else True\n"
+        "assert 'message'\n"
+        "try:\n    assert f()\nexcept AssertionError:\n    pass\n"
+        "assert x == 1\n"
+        "assert x if y else z\n"
+    )
+    assert _vacuous_asserts(source) == [1, 2, 3, 6]
