@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import inspect
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,8 +69,11 @@ def _starts_processes(item: pytest.Item, fixtures: set[str]) -> bool:
     if function is None:
         return True
     try:
-        source = _reached_source(item.path, function.__name__, fixtures)
-    except (OSError, SyntaxError, KeyError):
+        if function.__name__ in _module_definitions(item.path):
+            source = _reached_source(item.path, function.__name__, fixtures)
+        else:  # a method of a test class: its own source
+            source = inspect.getsource(function)
+    except (OSError, SyntaxError, TypeError):
         return True
     return bool(fixtures & {"fake_sts", "mfa"}) or any(name in source for name in _STARTS_PROCESSES)
 
