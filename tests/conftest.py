@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 import inspect
 import os
 from collections.abc import Iterator
@@ -29,8 +31,10 @@ _CFN = TESTS / "cfn"  # cfn-lint, checkov, PMapper and moto's CloudFormation
 
 
 # The quick tier (`-m unit`): tests that run in this process only. A test is left out when it
-# is slow, or when its own code starts a process or a server (the names below); the rest
-# (pure functions, CliRunner, fakes called in-process) make up the tier.
+# is slow, or when its own code starts a process or a server (the names below): its code is the
+# test function and every function, class and fixture of its module that it reaches by name
+# (helpers too, so that a helper that runs a child does not hide it); the rest (pure functions,
+# CliRunner, fakes called in-process) make up the tier.
 _STARTS_PROCESSES = (
     "run_elevate",
     "subprocess",
@@ -41,6 +45,13 @@ _STARTS_PROCESSES = (
     "_cli(",
     "fake_sts",
     "python_child",
+    # servers, even in a thread of this process: the fake endpoints, sockets that listen
+    "FakeSts(",
+    "FakeFederation(",
+    "HTTPServer(",
+    ".listen(",
+    "CredentialServer(",
+    "moto_server(",
 )
 
 
@@ -55,11 +66,48 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def _starts_processes(item: pytest.Item, fixtures: set[str]) -> bool:
     function = getattr(item, "function", None)
+    if function is None:
+        return True
     try:
-        source = inspect.getsource(function) if function is not None else ""
-    except (OSError, TypeError):
+        if function.__name__ in _module_definitions(item.path):
+            source = _reached_source(item.path, function.__name__, fixtures)
+        else:  # a method of a test class: its own source
+            source = inspect.getsource(function)
+    except (OSError, SyntaxError, TypeError):
         return True
     return bool(fixtures & {"fake_sts", "mfa"}) or any(name in source for name in _STARTS_PROCESSES)
+
+
+@functools.cache
+def _module_definitions(path: Path) -> dict[str, ast.AST]:
+    """The module-level functions and classes of a test module, by name."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    return {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+
+
+def _reached_source(path: Path, test_name: str, fixtures: set[str]) -> str:
+    """The source of the test and of what it reaches by name in its module (fixtures included)."""
+    definitions = _module_definitions(path)
+    pending = [test_name, *(name for name in fixtures if name in definitions)]
+    seen: set[str] = set()
+    parts = []
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        node = definitions[name]
+        parts.append(ast.unparse(node))
+        pending += [
+            n.id
+            for n in ast.walk(node)
+            if isinstance(n, ast.Name) and n.id in definitions and n.id not in seen
+        ]
+    return "\n".join(parts)
 
 
 # DISPLAY and WAYLAND_DISPLAY too: no test may open a dialog on the developer's desktop.

@@ -6,11 +6,9 @@ The AWS CLI v2 from Debian (2.9) ignores AWS_ENDPOINT_URL for its own calls, so 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,45 +16,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from support.awscli import TIMEOUT, aws_v2, set_up
 from support.cli import elevate_argv, run_elevate
-from support.configs import write_config
-from support.provision import Provisioned, provision
-from support.realparts import require
+from support.provision import Provisioned
 
-TIMEOUT = 60
 RECURSION_TIMEOUT = 20
-
-
-@functools.lru_cache(maxsize=1)
-def find_aws_v2() -> str | None:
-    """The AWS CLI v2: /usr/bin/aws first, since the first `aws` on PATH may be a pip v1."""
-    for path in dict.fromkeys(p for p in ("/usr/bin/aws", shutil.which("aws")) if p):
-        try:
-            done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=TIMEOUT)
-        except OSError:
-            continue
-        if done.stdout.startswith("aws-cli/2"):
-            return path
-    return None
-
-
-def aws_v2() -> str:
-    path = find_aws_v2()
-    require(path is not None, "the AWS CLI v2 is not installed")
-    assert path is not None
-    return path
-
-
-def set_up(endpoint: str, user_name: str, *, add_keys: bool = True) -> Provisioned:
-    """A moto user, elevate's profile dev, and (unless told otherwise) its keys in the keyring."""
-    user = provision(endpoint, user_name=user_name)
-    write_config({"dev": {"role_arn": user.role_arn, "mfa_serial": user.mfa_serial, "region": "us-east-1"}})
-    if add_keys:
-        added = run_elevate(
-            "keys", "add", "dev", stdin=f"{user.access_key_id}\n{user.secret_access_key}\n", timeout=TIMEOUT
-        )
-        assert added.returncode == 0, added.stderr
-    return user
 
 
 def write_aws_config(credential_process: list[str]) -> None:

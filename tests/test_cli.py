@@ -1,4 +1,4 @@
-"""The CLI through CliRunner and real subprocesses: help, keys, exec, contract, errors."""
+"""The CLI through CliRunner and real subprocesses: keys, exec, contract, errors (help: test_docs.py)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
 from support.cli import run_elevate
 from support.configs import write_config
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from support.provision import Provisioned, provision
 
 from elevate import keystore
-from elevate.cli import cli
 
 run = run_elevate
 
@@ -29,27 +26,6 @@ def alice(moto_env: str, request: pytest.FixtureRequest) -> Provisioned:
     keystore.put_keys("dev", keystore.check_keys(p.access_key_id, p.secret_access_key))
     write_config({"dev": {"role_arn": p.role_arn, "mfa_serial": p.mfa_serial, "region": "eu-west-1"}})
     return p
-
-
-def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    found = []
-    for name, command in group.commands.items():
-        found.append((*prefix, name))
-        if isinstance(command, click.Group):
-            found += all_commands(command, (*prefix, name))
-    return found
-
-
-@pytest.mark.parametrize("path", all_commands(cli))
-def test_every_command_has_help(path: tuple[str, ...]) -> None:
-    result = CliRunner().invoke(cli, [*path, "--help"])
-    assert result.exit_code == 0
-    assert "Usage:" in result.output
-    command: click.Command = cli
-    for part in path:
-        assert isinstance(command, click.Group)
-        command = command.commands[part]
-    assert command.help and len(command.help) > 20
 
 
 def test_keys_add_from_stdin_list_masks_remove() -> None:

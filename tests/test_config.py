@@ -10,11 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.branches import Branches
 from support.cli import run_elevate
+from support.constants import ROLE
 
 from elevate.config import config_path, load_config, parse_config, resolve_region, select_profile
 from elevate.errors import ConfigError
 
-ROLE = "arn:aws:iam::123456789012:role/DeveloperElevated"
 MFA = "arn:aws:iam::123456789012:mfa/alice"
 PATH = Path("/cfg/config.toml")
 

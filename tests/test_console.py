@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support.cli import run_elevate
+from support.constants import ROLE
 from support.fakefederation import FakeFederation
 from support.fakests import FakeSts
 
@@ -28,7 +29,6 @@ from elevate.models import SessionCredentials
 
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ROLE = "arn:aws:iam::123456789012:role/Developer"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 
 

@@ -15,6 +15,7 @@ from typing import Optional, TextIO, cast
 
 import pytest
 from support.cli import run_elevate
+from support.constants import ROLE
 from support.fakests import FakeSts
 from support.realparts import require_tool
 
@@ -25,7 +26,6 @@ from elevate.models import Profile
 
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ROLE = "arn:aws:iam::123456789012:role/Developer"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from elevate.cli import cli
 
@@ -31,7 +32,10 @@ def _commands(
     "path,command", _commands(cli), ids=lambda v: " ".join(v) if isinstance(v, tuple) else ""
 )
 def test_every_command_has_help(path: tuple[str, ...], command: click.Command) -> None:
-    assert command.help and command.help.strip(), f"elevate {' '.join(path)} has no help"
+    shown = CliRunner().invoke(cli, [*path, "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "Usage:" in shown.output
+    assert command.help and len(command.help.strip()) > 20, f"elevate {' '.join(path)} has no help"
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"elevate {' '.join(path)} {param.opts[0]} has no help"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.cli import one_error_line, run_elevate
 from support.configs import write_config
-from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE
 
 from elevate import cache, keystore
 from elevate.config import parse_config
@@ -18,7 +18,6 @@ from elevate.invocation import Invocation
 from elevate.models import SessionCredentials
 from elevate.store import FileStore
 
-ROLE = "arn:aws:iam::123456789012:role/R"
 MFA = "arn:aws:iam::123456789012:mfa/a"
 DEV = {"role_arn": ROLE, "mfa_serial": MFA}
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from support.awscli import aws_v2
 from support.cli import run_elevate
 from support.fakests import FakeSts
 from support.provision import Provisioned, provision
 from support.realparts import require_tool
-from test_awscli import aws_v2
-from test_tty_prompt import set_up as tty_set_up
+from support.ttyprompt import set_up as tty_set_up
 
 from elevate import keystore
 from elevate.models import SourceKeys

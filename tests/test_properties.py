@@ -12,13 +12,13 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.branches import Branches
+from support.constants import ROLE
 
 from elevate import keystore
 from elevate.config import parse_config
 from elevate.errors import ConfigError, UsageError
 from elevate.models import SessionCredentials
 
-ROLE = "arn:aws:iam::123456789012:role/R"
 MFA = "arn:aws:iam::123456789012:mfa/a"
 PATH = Path("config.toml")
 text_values = st.text(alphabet=st.characters(codec="utf-8"), max_size=70)

@@ -25,7 +25,7 @@ from xml.sax.saxutils import escape
 import pytest
 from support.cli import elevate_argv, one_error_line, run_elevate
 from support.configs import write_config
-from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.fakests import NAMESPACE, FakeSts, fake_access_key_id, fake_secret
 
 from elevate import cache, keystore
@@ -34,7 +34,6 @@ from elevate.invocation import Invocation
 from elevate.models import SessionCredentials
 from elevate.store import FileStore
 
-ROLE = "arn:aws:iam::123456789012:role/DeveloperElevated"
 LONG_TERM = keystore.check_keys(EXAMPLE_ID, EXAMPLE_SECRET)
 _codes = iter(range(100000, 999999, 7919))
 

@@ -20,10 +20,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from support.awscli import aws_v2, set_up
 from support.fakests import FakeSts
 from support.provision import Provisioned
 from support.realparts import require, require_tool
-from test_awscli import aws_v2, set_up
 
 from elevate import core, launch, server
 from elevate import supply as supply_mod

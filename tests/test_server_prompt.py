@@ -19,7 +19,7 @@ import pytest
 from support.cli import run_elevate
 from support.provision import Provisioned
 from support.terminal import finish
-from test_tty_prompt import ELEVATE, prompt_for, set_up, terminal
+from support.ttyprompt import ELEVATE, prompt_for, set_up, terminal
 
 pytestmark = pytest.mark.slow
 

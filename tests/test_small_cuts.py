@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from support.cli import run_elevate
+from support.constants import ROLE
 from support.fakests import FakeSts
 
 from elevate import keystore
@@ -21,7 +22,6 @@ from elevate.onboarding.enroll import NewDevice
 
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-ROLE = "arn:aws:iam::123456789012:role/Dev"
 MFA = "arn:aws:iam::123456789012:mfa/alice"
 
 
@@ -131,7 +131,7 @@ def test_profile_names_complete_after_every_command_that_takes_one(args: list[st
 
 def test_a_code_typed_at_the_prompt_and_rejected_is_asked_again(fake_sts: FakeSts) -> None:
     profile = Profile(name="dev", role_arn=ROLE, mfa_serial=MFA, cache="off")
-    fake_sts._accepted_codes.add((MFA, "111111"))  # used elsewhere: STS rejects it
+    fake_sts.mark_code_used(MFA, "111111")  # used elsewhere: STS rejects it
     typed = iter(["111111", "222222", "333333"])
     told: list[str] = []
     elevator = Elevator(
@@ -148,7 +148,7 @@ def test_a_code_typed_at_the_prompt_and_rejected_is_asked_again(fake_sts: FakeSt
 
 def test_a_rejected_code_from_token_or_mfa_process_is_not_asked_again(fake_sts: FakeSts) -> None:
     profile = Profile(name="dev", role_arn=ROLE, mfa_serial=MFA, cache="off")
-    fake_sts._accepted_codes.add((MFA, "111111"))
+    fake_sts.mark_code_used(MFA, "111111")
     elevator = Elevator(
         invocation=Invocation.from_environ(dict(os.environ)),
         load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET),
@@ -162,7 +162,7 @@ def test_rejected_codes_are_asked_for_a_bounded_number_of_times(fake_sts: FakeSt
     profile = Profile(name="dev", role_arn=ROLE, mfa_serial=MFA, cache="off")
     codes = [f"{n}{n}{n}{n}{n}{n}" for n in range(1, 9)]
     for code in codes:
-        fake_sts._accepted_codes.add((MFA, code))
+        fake_sts.mark_code_used(MFA, code)
     typed = iter(codes)
     elevator = Elevator(
         invocation=Invocation.from_environ(dict(os.environ)),

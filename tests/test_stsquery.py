@@ -12,46 +12,22 @@ import datetime
 import os
 import socket
 import ssl
-import subprocess
-import sys
-import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar, Optional, cast
+from typing import Any, ClassVar
 
 import botocore.auth
 import botocore.awsrequest
 import botocore.session
 import pytest
-from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, SERIAL
-from support.fakests import FakeSts
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
+from support.stsenv import IDENTITY, KEYS, no_aws_files, sts_client  # noqa: F401  (no_aws_files: autouse)
 
-from elevate import aws, keystore, sts, stsquery
+from elevate import aws, stsquery
 from elevate.errors import ConfigError, StsError, Unsupported
-from elevate.models import SessionCredentials, SourceKeys
-
-KEYS = SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET)
-ROLE = "arn:aws:iam::123456789012:role/R"
-IDENTITY = (
-    b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><GetCallerIdentityResult>'
-    b"<Arn>arn:aws:iam::123456789012:user/alice</Arn><UserId>AIDAX</UserId><Account>123456789012</Account>"
-    b"</GetCallerIdentityResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
-    b"</GetCallerIdentityResponse>"
-)
-
-
-@pytest.fixture(autouse=True)
-def no_aws_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
-    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE"):
-        monkeypatch.delenv(name, raising=False)
-
+from elevate.models import SessionCredentials
 
 # --- 1. the signed requests are botocore's, byte for byte ------------------------------------
 
@@ -91,11 +67,6 @@ class Capture:
 
     def close(self) -> None:
         self.listener.close()
-
-
-def sts_client(keys: Any, region: str) -> Any:
-    """aws.sts_client under the test's own (sealed) process environment."""
-    return aws.sts_client(keys, region, os.environ)
 
 
 def comparable(raw: bytes) -> bytes:
@@ -392,10 +363,10 @@ def test_aws_ca_bundle_and_the_configs_ca_bundle_are_honoured(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
     monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
-    assert identity_via(sts_client) == "alice"
+    assert identity_via(aws.sts_client) == "alice"
     monkeypatch.delenv("AWS_CA_BUNDLE")
     (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {certificate[0]}\n")
-    assert identity_via(sts_client) == "alice"
+    assert identity_via(aws.sts_client) == "alice"
     assert identity_via(aws.make_client) == "alice"  # the reference agrees
     assert IdentityHandler.hits == ["/", "/", "/"]
 
@@ -469,7 +440,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
-        assert identity_via(sts_client) == "alice"
+        assert identity_via(aws.sts_client) == "alice"
         assert identity_via(aws.make_client) == "alice"
         ours, reference = proxy.heads
         target = https_sts.removeprefix("https://")
@@ -477,7 +448,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in ours  # user:p@ss
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz" in reference
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        assert identity_via(sts_client) == "alice"
+        assert identity_via(aws.sts_client) == "alice"
         assert len(proxy.heads) == 2  # bypassed
     finally:
         proxy.close()
@@ -495,214 +466,3 @@ def test_an_unreachable_proxy_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
         StsError, match=r"cannot reach STS at https://sts.example.test \(ProxyConnectionError\)"
     ):
         aws.call(client, "get_caller_identity", "GetCallerIdentity")
-
-
-# --- 5. retries: botocore's standard mode, bounded -------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("error", "attempts", "message", "most"),
-    [
-        (
-            (503, "ServiceUnavailable", "try later"),
-            3,
-            "AssumeRole failed: ServiceUnavailable: try later",
-            0.1,
-        ),
-        ((400, "Throttling", "Rate exceeded"), 3, "STS is throttling requests", 2.0),
-        ((403, "AccessDenied", "not authorized"), 1, "access denied (not authorized)", 0.0),
-    ],
-)
-def test_throttling_and_5xx_are_retried_with_bounds_like_the_client(
-    monkeypatch: pytest.MonkeyPatch, error: tuple[int, str, str], attempts: int, message: str, most: float
-) -> None:
-    with FakeSts() as fake:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
-        fake.behave("AssumeRole", error=error)
-        slept: list[float] = []
-        clients: list[aws.StsClient] = [
-            stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=slept.append),
-            cast(aws.StsClient, aws.make_client(KEYS, "eu-west-1")),  # its operations exist at run time
-        ]
-        for client in clients:
-            before = fake.count("AssumeRole")
-            with pytest.raises(StsError) as info:
-                sts.assume_role(client, sts.AssumeRoleRequest(ROLE, "alice", "alice", 3600))
-            assert fake.count("AssumeRole") - before == attempts
-            assert message in info.value.message
-        assert len(slept) == attempts - 1 and all(0 <= s <= most for s in slept), slept
-
-
-def test_a_5xx_then_an_answer_succeeds(monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = [(502, b"<html>bad gateway</html>"), (200, IDENTITY)]
-
-    class Flaky(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, body = answers.pop(0)
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        client = stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=lambda s: None)
-        answer = client.get_caller_identity()
-        assert answer["Arn"].endswith(":user/alice") and answer["ResponseMetadata"]["RetryAttempts"] == 1
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-# --- 6. bounded answers: size and time; no DOCTYPE -------------------------------------------
-
-
-def test_an_oversized_answer_is_refused_unread(monkeypatch: pytest.MonkeyPatch) -> None:
-    with FakeSts() as fake:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
-        fake.behave("GetCallerIdentity", body=b"<x>" + b"A" * (2 << 20) + b"</x>")
-        client = aws.sts_client(KEYS, "eu-west-1", os.environ)
-        with pytest.raises(StsError, match=r"the answer from .* is more than 1024 KiB: refusing to read it"):
-            aws.caller_identity(client)
-        assert fake.count("GetCallerIdentity") == 1  # not retried
-
-
-def test_a_trickling_answer_is_cut_at_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One byte every 0.2 s never trips a per-read timeout; the per-answer deadline ends it."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    stop = threading.Event()
-
-    def trickle() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"A" * 100000:
-                    if stop.is_set():
-                        break
-                    try:
-                        conn.sendall(bytes([byte]))
-                    except OSError:
-                        break
-                    time.sleep(0.2)
-
-    threading.Thread(target=trickle, daemon=True).start()
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{listener.getsockname()[1]}")
-        client = stsquery.connect(KEYS, "eu-west-1", os.environ, sleep=lambda s: None, read_timeout=1.0)
-        started = time.monotonic()
-        with pytest.raises(StsError, match=r"cannot reach STS at .* \(ReadTimeoutError\)"):
-            aws.caller_identity(client)
-        assert time.monotonic() - started < 3 * 1.0 + 2  # three attempts, each cut at 1 s
-    finally:
-        stop.set()
-        listener.close()
-
-
-def test_an_answer_with_a_doctype_is_never_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
-    bomb = (
-        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa">'
-        + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
-        + "]><GetCallerIdentityResponse><GetCallerIdentityResult><Arn>&i;</Arn></GetCallerIdentityResult>"
-        "</GetCallerIdentityResponse>"
-    )
-    with FakeSts() as fake:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
-        fake.behave("GetCallerIdentity", body=bomb)
-        with pytest.raises(StsError, match=r"cannot be read \(UnsafeAnswer\)"):
-            aws.caller_identity(aws.sts_client(KEYS, "eu-west-1", os.environ))
-
-
-def test_error_answers_translate_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same STS error through both transports gives the same message (the full table of
-    codes is in test_sts; here the plumbing: code, message and headers reach the translation)."""
-    with FakeSts() as fake:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", fake.url)
-        messages = []
-        for code, text in [
-            ("ExpiredToken", "The security token included in the request is expired"),
-            ("AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code."),
-            ("InvalidClientTokenId", "The security token included in the request is invalid."),
-            ("ValidationError", "1 validation error detected"),
-        ]:
-            fake.behave("AssumeRole", error=(403, code, text))
-            for make in (aws.make_client, sts_client):
-                with pytest.raises(StsError) as info:
-                    sts.assume_role(
-                        cast(aws.StsClient, make(KEYS, "eu-west-1")),
-                        sts.AssumeRoleRequest(ROLE, "alice", "alice", 3600),
-                    )
-                messages.append((type(info.value), info.value.message, aws.error_code(info.value)))
-        assert messages[0::2] == messages[1::2]
-        assert len({message for _, message, _ in messages}) == 4
-
-
-# --- 7. the keyring backend: keyring's order, no discovery when the platform's backend works --
-
-
-BACKEND_PROBE = textwrap.dedent(
-    """
-    import json, sys
-    from elevate import keystore
-    keystore.PLATFORM_BACKENDS[sys.platform] = sys.argv[1]
-    keystore.choose_backend()
-    import keyring
-    backend = keyring.get_keyring()
-    print(json.dumps({"backend": f"{type(backend).__module__}.{type(backend).__name__}",
-                      "discovered": "keyring.backends.chainer" in sys.modules}))
-    """
-)
-
-
-def probe_backend(tmp_path: Path, platform_backend: str, env: dict[str, Optional[str]]) -> dict[str, Any]:
-    child = {k: v for k, v in os.environ.items() if k != "PYTHON_KEYRING_BACKEND"}
-    child["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    child.update({k: v for k, v in env.items() if v is not None})
-    done = subprocess.run(
-        [sys.executable, "-c", BACKEND_PROBE, platform_backend],
-        env=child,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    import json
-
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
-def test_the_platform_backend_is_imported_directly_and_discovery_is_the_fallback(tmp_path: Path) -> None:
-    test_backend = "elevate_testkeyring.FileKeyring"
-    direct = probe_backend(tmp_path, test_backend, {})
-    assert direct == {"backend": test_backend, "discovered": False}
-    fallback = probe_backend(tmp_path, "no_such_module.Keyring", {})
-    assert fallback["discovered"] is True and fallback["backend"] != test_backend
-
-
-def test_keyrings_own_order_comes_first(tmp_path: Path) -> None:
-    config = tmp_path / "config" / "python_keyring" / "keyringrc.cfg"
-    config.parent.mkdir(parents=True)
-    config.write_text("[backend]\ndefault-keyring=keyring.backends.null.Keyring\n")
-    by_config = probe_backend(tmp_path, "elevate_testkeyring.FileKeyring", {})
-    assert by_config == {"backend": "keyring.backends.null.Keyring", "discovered": False}
-    by_env = probe_backend(
-        tmp_path,
-        "elevate_testkeyring.FileKeyring",
-        {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"},
-    )
-    assert by_env == {"backend": "keyring.backends.fail.Keyring", "discovered": False}
-    assert keystore.PLATFORM_BACKENDS["linux"] == "keyring.backends.SecretService.Keyring"

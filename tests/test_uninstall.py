@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 from support.cli import one_error_line, run_elevate
 from support.configs import write_config
-from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE
 from support.terminal import finish, spawn
 
 from elevate import keystore
 
 KEYS = f"{EXAMPLE_ID}\n{EXAMPLE_SECRET}\n"
-ROLE = "arn:aws:iam::123456789012:role/Dev"
 
 
 def stored() -> dict[str, str]:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 from support.cli import one_error_line, run_elevate
-from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
+from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE
 from support.fakests import FakeSts
-from support.untrusted import NOBODY, ROLE, SERIAL, config_path, marker_ran
+from support.untrusted import NOBODY, SERIAL, config_path, marker_ran
 from support.untrusted import write_marked_config as write_config
 
 from elevate import cache

@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from cfn.cfn_support import REPO, aws_env, moto_client, venv_tool
+from support.cfn import REPO, aws_env, moto_client, venv_tool
 
 ACCEPTANCE = REPO / "scripts" / "acceptance"
 PREFIX = "accept-test"

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import os
 
+from support.cfn import DEPLOY_STACK, run_deploy_stack
 from support.cli import run_elevate
-
-from cfn.cfn_support import DEPLOY_STACK, run_deploy_stack
 
 
 def test_admin_deploy_is_the_deploy_tool() -> None:

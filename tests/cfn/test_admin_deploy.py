@@ -9,8 +9,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
-from cfn.cfn_support import aws_env, moto_client, run_deploy_stack, venv_tool
+from support.cfn import aws_env, moto_client, run_deploy_stack, venv_tool
 
 DEFAULT_ACCOUNT = "123456789012"  # the account moto gives AWS's example access key
 IDENTITY = "210987654321"  # the StackSet's trusted account

@@ -1,6 +1,6 @@
 """The second pass on the IAM stack (issue 19), as the attacker's chains, judged by
 principalmapper on the documents IAM renders in moto (how, and what PMapper needs added: see
-test_policy_semantics.py's module docstring; the helpers are in cfn_support.py).
+test_policy_semantics.py's module docstring; the helpers are in support/cfn.py).
 
 * A stolen key alone reaches no role but the gate: not a same-account role whose trust names the
   user, nor one trusting "*" with aws:PrincipalOrgID (such trusts need no Allow in the caller's
@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-
-from cfn.cfn_support import (
+from support.cfn import (
     DEVELOPER_ACCESS,
     ELEVATED_ROLE,
     Judge,
@@ -39,7 +38,7 @@ IDENTITY = "111122223333"
 MEMBER = "444455556666"
 CONFIG_DENIED = "777788889999"  # developer-access.yaml with DenyConfigReads=true
 WINDOW_DEFAULT = "121212121212"  # developer-access.yaml with the window left at its default
-ROLE = "DeveloperElevated"
+GATE_ROLE_NAME = "DeveloperElevated"  # the stack's role, by name
 STACK = "developer-access"
 ORG = "o-exampleorgid"
 ADMINISTRATOR_ACCESS = {
@@ -53,10 +52,10 @@ def arn(account: str, resource: str) -> str:
 
 
 ALICE = arn(IDENTITY, "user/developers/alice")
-GATE = arn(IDENTITY, f"role/{ROLE}")
-MEMBER_GATE = arn(MEMBER, f"role/{ROLE}")
-BOUNDARY = arn(IDENTITY, f"policy/{ROLE}-gate-boundary")
-MEMBER_BOUNDARY = arn(MEMBER, f"policy/{ROLE}-gate-boundary")
+GATE = arn(IDENTITY, f"role/{GATE_ROLE_NAME}")
+MEMBER_GATE = arn(MEMBER, f"role/{GATE_ROLE_NAME}")
+BOUNDARY = arn(IDENTITY, f"policy/{GATE_ROLE_NAME}-gate-boundary")
+MEMBER_BOUNDARY = arn(MEMBER, f"policy/{GATE_ROLE_NAME}-gate-boundary")
 KEY_ALONE: dict[str, Any] = {}
 WITH_MFA = {"aws:MultiFactorAuthPresent": "true", "aws:MultiFactorAuthAge": "5"}
 
@@ -74,7 +73,7 @@ class Rendered:
 
 
 def boundary_of(url: str, account: str) -> dict[str, Any] | None:
-    role = moto_client(url, "iam", account).get_role(RoleName=ROLE)["Role"]
+    role = moto_client(url, "iam", account).get_role(RoleName=GATE_ROLE_NAME)["Role"]
     attached = (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")
     return managed_policy(url, account, attached) if attached else None
 
@@ -92,13 +91,13 @@ def rendered(cfn_moto: str) -> Rendered:
     deploy_in_moto(cfn_moto, MEMBER, ELEVATED_ROLE, "elevated-role", TrustedAccountId=IDENTITY)
     deploy_in_moto(cfn_moto, CONFIG_DENIED, DEVELOPER_ACCESS, STACK, DenyConfigReads="true")
     window = deploy_in_moto(cfn_moto, WINDOW_DEFAULT, DEVELOPER_ACCESS, STACK)
-    role = moto_client(cfn_moto, "iam", IDENTITY).get_role(RoleName=ROLE)["Role"]
+    role = moto_client(cfn_moto, "iam", IDENTITY).get_role(RoleName=GATE_ROLE_NAME)["Role"]
     return Rendered(
         developer_policy=managed_policy(cfn_moto, IDENTITY, outputs["DeveloperPolicyArn"]),
         gate_trust=as_iam_stores(role["AssumeRolePolicyDocument"]),
-        gate_inline=inline_policy(cfn_moto, IDENTITY, ROLE, "protect-the-mfa-gate"),
+        gate_inline=inline_policy(cfn_moto, IDENTITY, GATE_ROLE_NAME, "protect-the-mfa-gate"),
         gate_boundary=boundary_of(cfn_moto, IDENTITY),
-        member_inline=inline_policy(cfn_moto, MEMBER, ROLE, "protect-the-mfa-gate"),
+        member_inline=inline_policy(cfn_moto, MEMBER, GATE_ROLE_NAME, "protect-the-mfa-gate"),
         member_boundary=boundary_of(cfn_moto, MEMBER),
         config_denied_boundary=boundary_of(cfn_moto, CONFIG_DENIED),
         window_default_policy=managed_policy(cfn_moto, WINDOW_DEFAULT, window["DeveloperPolicyArn"]),
@@ -183,9 +182,9 @@ def test_the_gate_stays_reachable_the_way_elevate_calls_it(judge: Judge, rendere
         assert judge.can_assume(alice, GATE, rendered.gate_trust, call, action)
     # The Deny names the gate by name in any account; the account Deny keeps it to RoleAccountIds.
     assert judge.allowed(alice, "sts:AssumeRole", MEMBER_GATE, call)
-    assert not judge.allowed(alice, "sts:AssumeRole", arn("999988887777", f"role/{ROLE}"), call)
+    assert not judge.allowed(alice, "sts:AssumeRole", arn("999988887777", f"role/{GATE_ROLE_NAME}"), call)
     # A role of the gate's name under a path is another role.
-    assert not judge.allowed(alice, "sts:AssumeRole", arn(IDENTITY, f"role/x/{ROLE}"), call)
+    assert not judge.allowed(alice, "sts:AssumeRole", arn(IDENTITY, f"role/x/{GATE_ROLE_NAME}"), call)
 
 
 # --- an elevated session with AdministratorAccess cannot undo the gate indirectly ----------------
@@ -331,7 +330,7 @@ CONFIG_READS = [
 
 
 def test_deny_config_reads_is_opt_in(judge: Judge, rendered: Rendered) -> None:
-    role = arn(CONFIG_DENIED, f"role/{ROLE}")
+    role = arn(CONFIG_DENIED, f"role/{GATE_ROLE_NAME}")
     denied = judge.role(role, (ADMINISTRATOR_ACCESS,), rendered.config_denied_boundary)
     default = judge.role(GATE, (ADMINISTRATOR_ACCESS,), rendered.gate_boundary)
     for action, resource in CONFIG_READS:

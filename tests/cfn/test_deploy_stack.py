@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cfn.cfn_support import (
+from support.cfn import (
     DEPLOY_STACK,
     DEVELOPER_ACCESS,
     aws_env,

@@ -10,12 +10,11 @@ import subprocess
 from typing import Any
 
 import pytest
-
-from cfn.cfn_support import TEMPLATES, Judge, load_template, venv_tool
+from support.cfn import TEMPLATES, Judge, load_template, venv_tool
 
 GATE_SCP = TEMPLATES / "gate-scp.yaml"
 MEMBER = "444455556666"
-ROLE = f"arn:aws:iam::{MEMBER}:role/DeveloperElevated"
+MEMBER_GATE_ROLE = f"arn:aws:iam::{MEMBER}:role/DeveloperElevated"
 ADMIN = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 ALLOW_ALL_SCP = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
@@ -50,9 +49,9 @@ def test_a_local_admin_cannot_rewrite_the_gate(action: str) -> None:
     judge = Judge()
     local_admin = judge.role(f"arn:aws:iam::{MEMBER}:role/Admin", (ADMIN,))
     stackset = judge.role(f"arn:aws:iam::{MEMBER}:role/stacksets-exec-0123456789abcdef", (ADMIN,))
-    assert not allowed(judge, local_admin, action, ROLE)
-    assert allowed(judge, stackset, action, ROLE)
-    assert allowed(judge, local_admin, "iam:GetRole", ROLE)
+    assert not allowed(judge, local_admin, action, MEMBER_GATE_ROLE)
+    assert allowed(judge, stackset, action, MEMBER_GATE_ROLE)
+    assert allowed(judge, local_admin, "iam:GetRole", MEMBER_GATE_ROLE)
     assert allowed(judge, local_admin, action, f"arn:aws:iam::{MEMBER}:role/app")
 
 

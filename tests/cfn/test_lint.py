@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cfn.cfn_support import DEVELOPER_ACCESS, ELEVATED_ROLE, checkov_tool, load_template, venv_tool
+from support.cfn import DEVELOPER_ACCESS, ELEVATED_ROLE, checkov_tool, load_template, venv_tool
 
 TEMPLATES = [DEVELOPER_ACCESS, ELEVATED_ROLE]
 IDS = [t.name for t in TEMPLATES]

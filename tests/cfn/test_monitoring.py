@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cfn.cfn_support import DEVELOPER_ACCESS, deploy_in_moto, load_template, moto_client
+from support.cfn import DEVELOPER_ACCESS, deploy_in_moto, load_template, moto_client
 
 OFF = "313131313131"
 ALERTS = "323232323232"

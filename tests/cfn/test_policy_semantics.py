@@ -15,279 +15,58 @@ rules, not by ours. Two things are added before evaluation, each said where it h
 * PMapper does not fill in `aws:ResourceAccount`; IAM sets it to the account that owns the
   resource. `Evaluator.allowed` and `can_assume` add it from the resource ARN's account field
   (nothing for "*" or ARNs without an account), and `test_resource_account_is_what_iam_sets`
-  shows the key decides.
+  (test_policy_attacks.py) shows the key decides.
 * moto ignores nothing here that the tests read, except that it returns a role's inline policy
   as Python's repr of the document rather than JSON: `inline_policy` reads both.
 
-The attacker's sequences (section "the attacks" below) are the issue's: a stolen key alone, an
-MFA session 11 hours old, and what fresh MFA may and may not do; each test names the attack.
+This file covers the elevated role and the developers' own credentials. The attacker's sequences
+(test_policy_attacks.py) are the issue's: a stolen key alone, an MFA session 11 hours old, and what
+fresh MFA may and may not do; each test names the attack. The shared principals and the evaluator
+are in support/policies.py.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-
-from cfn.cfn_support import (
+from support.cfn import (
     DEVELOPER_ACCESS,
-    ELEVATED_ROLE,
-    as_iam_stores,
     for_requester,
-    import_pmapper,
-    inline_policy,
     load_template,
-    moto_client,
     need,
     with_resource_account,
 )
-
-IDENTITY = "111122223333"  # the identity account: users, group, policy and a role
-MEMBER = "444455556666"  # a member account with the role from elevated-role.yaml
-STRANGER = "999988887777"  # an unrelated account
-ROLE_NAME = "DeveloperElevated"
-MAX_MFA_AGE = 3600  # the templates' default MaxMfaAgeSeconds
-SENSITIVE_MFA_AGE = 900  # developer-access.yaml's default SensitiveMfaMaxAgeSeconds
-ELEVEN_HOURS = 11 * 3600
-ONBOARDING = {"elevate-onboarding": "true"}  # the tag an admin sets to open the window
-
-# The developers' policy, as the issue states it (lower case: IAM action names are
-# case-insensitive and the catalogue below is lower case).
-STAR_ALWAYS = {"iam:getaccountpasswordpolicy"}  # no resource-level support
-STAR = STAR_ALWAYS | {"iam:listvirtualmfadevices"}  # with MFA, or in the onboarding window
-OWN_USER_READ = {
-    "iam:getuser",
-    "iam:getmfadevice",
-    "iam:listmfadevices",
-    "iam:listaccesskeys",
-    "iam:getaccesskeylastused",
-}
-# Key, device and password changes: only with MFA younger than SensitiveMfaMaxAgeSeconds.
-OWN_USER_SENSITIVE = {
-    "iam:enablemfadevice",
-    "iam:resyncmfadevice",
-    "iam:deactivatemfadevice",
-    "iam:createaccesskey",
-    "iam:deleteaccesskey",
-    "iam:updateaccesskey",
-    "iam:changepassword",
-}
-OWN_USER_WITH_MFA = OWN_USER_READ | OWN_USER_SENSITIVE
-OWN_USER_WITHOUT_MFA = {"iam:getuser", "iam:getmfadevice", "iam:listmfadevices"}
-# What enrolling an MFA device (and a first password change) needs: in the window only.
-OWN_USER_IN_WINDOW = OWN_USER_WITHOUT_MFA | {
-    "iam:enablemfadevice",
-    "iam:resyncmfadevice",
-    "iam:changepassword",
-}
-OWN_MFA_DEVICE = {"iam:createvirtualmfadevice", "iam:deletevirtualmfadevice"}
-ELEVATED_ROLE_ACTIONS = {"sts:assumerole", "sts:setsourceidentity"}
-
-
-def arn(account: str, resource: str) -> str:
-    return f"arn:aws:iam::{account}:{resource}"
-
-
-ALICE = arn(IDENTITY, "user/developers/alice")
-BOB = arn(IDENTITY, "user/developers/bob")
-IDENTITY_ROLE = arn(IDENTITY, f"role/{ROLE_NAME}")
-MEMBER_ROLE = arn(MEMBER, f"role/{ROLE_NAME}")
-
-
-def fresh_mfa(age: int = 5, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Request context of a call made with an MFA code `age` seconds ago (plus `extra` keys)."""
-    return {"aws:MultiFactorAuthPresent": "true", "aws:MultiFactorAuthAge": str(age), **(extra or {})}
-
-
-def elevate_call(name: str, age: int = 5) -> dict[str, str]:
-    """The AssumeRole request elevate makes for user `name`: MFA, and the user name as both
-    source identity and session name."""
-    return fresh_mfa(age, {"sts:SourceIdentity": name, "sts:RoleSessionName": name})
-
-
-def untag(*keys: str) -> dict[str, str | list[str]]:
-    return {"aws:TagKeys": list(keys)}
-
-
-# Long-term access keys: the MFA keys are absent from the request context.
-NO_MFA: dict[str, str] = {}
-# Temporary credentials obtained without MFA.
-MFA_FALSE = {"aws:MultiFactorAuthPresent": "false"}
-
-
-@dataclass(frozen=True)
-class Rendered:
-    developer_policy: dict[str, Any]
-    identity_trust: dict[str, Any]
-    member_trust: dict[str, Any]
-    own_trust: dict[str, Any]  # elevated-role.yaml trusting its own account (STRANGER), explicitly
-    identity_gate: dict[str, Any] | None  # the role's inline Deny, when the stack made one
-    member_gate: dict[str, Any] | None
-
-
-def declared(template: Any) -> set[str]:
-    return set(load_template(template).get("Parameters") or {})
-
-
-def deploy(url: str, account: str, template: Any, name: str, **params: str) -> dict[str, str]:
-    """Create a stack in moto. Parameters the template does not declare are left out, so that
-    these tests can also be run against older templates (the before/after record in the issue);
-    `test_every_parameter_the_tests_pass_is_declared` keeps that from hiding a typo."""
-    cfn = moto_client(url, "cloudformation", account)
-    known = declared(template)
-    cfn.create_stack(
-        StackName=name,
-        TemplateBody=template.read_text(),
-        Capabilities=["CAPABILITY_NAMED_IAM"],
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items() if k in known],
-    )
-    stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
-def trust_of(url: str, account: str) -> dict[str, Any]:
-    role = moto_client(url, "iam", account).get_role(RoleName=ROLE_NAME)["Role"]
-    trust: dict[str, Any] = as_iam_stores(role["AssumeRolePolicyDocument"])
-    return trust
-
-
-# The onboarding window's end far ahead, so that the tag alone decides here (the end itself is
-# tested in test_attacks_gate.py).
-IDENTITY_PARAMS = {"RoleAccountIds": f"{IDENTITY},{MEMBER}", "OnboardingWindowEnds": "2099-01-01T00:00:00Z"}
-MEMBER_PARAMS = {"TrustedAccountId": IDENTITY}
-OWN_PARAMS = {"TrustedAccountId": STRANGER}
-OPT_OUT = "222233334444"  # developer-access.yaml with AllowRoleToEditGate=true
-OPT_OUT_PARAMS = {"AllowRoleToEditGate": "true"}
-
-
-def gate_of(url: str, account: str) -> dict[str, Any] | None:
-    names = moto_client(url, "iam", account).list_role_policies(RoleName=ROLE_NAME)["PolicyNames"]
-    return inline_policy(url, account, ROLE_NAME, "protect-the-mfa-gate") if names else None
-
-
-@pytest.fixture(scope="module")
-def rendered(cfn_moto: str) -> Rendered:
-    outputs = deploy(cfn_moto, IDENTITY, DEVELOPER_ACCESS, "developer-access", **IDENTITY_PARAMS)
-    iam = moto_client(cfn_moto, "iam", IDENTITY)
-    policy = iam.get_policy(PolicyArn=outputs["DeveloperPolicyArn"])["Policy"]
-    version = iam.get_policy_version(PolicyArn=policy["Arn"], VersionId=policy["DefaultVersionId"])[
-        "PolicyVersion"
-    ]
-    document = version["Document"]
-    if isinstance(document, str):
-        document = json.loads(document)
-    deploy(cfn_moto, MEMBER, ELEVATED_ROLE, "elevated-role", **MEMBER_PARAMS)
-    deploy(cfn_moto, STRANGER, ELEVATED_ROLE, "elevated-role", **OWN_PARAMS)
-    return Rendered(
-        developer_policy=as_iam_stores(document),
-        identity_trust=trust_of(cfn_moto, IDENTITY),
-        member_trust=trust_of(cfn_moto, MEMBER),
-        own_trust=trust_of(cfn_moto, STRANGER),
-        identity_gate=gate_of(cfn_moto, IDENTITY),
-        member_gate=gate_of(cfn_moto, MEMBER),
-    )
-
-
-class Evaluator:
-    """Principals built from the rendered documents, and PMapper's verdicts about them."""
-
-    def __init__(self, rendered: Rendered) -> None:
-        self.qi = import_pmapper()
-        from principalmapper.common import Group, Node, Policy
-
-        self.Group, self.Node, self.Policy = Group, Node, Policy
-        self.rendered = rendered
-
-    def user(
-        self,
-        user_arn: str,
-        in_group: bool = True,
-        policies: tuple[dict[str, Any], ...] = (),
-        tags: dict[str, str] | None = None,
-    ) -> Any:
-        """An IAM user; `tags` are its principal tags (aws:PrincipalTag/*), e.g. ONBOARDING."""
-        account = user_arn.split(":")[4]
-        groups = []
-        if in_group:
-            document = for_requester(self.rendered.developer_policy, user_arn)
-            policy = self.Policy(
-                arn(account, "policy/Developers-self-service-and-elevate"),
-                "Developers-self-service-and-elevate",
-                document,
-            )
-            groups.append(self.Group(arn(account, "group/Developers"), [policy]))
-        inline = [self.Policy(user_arn, f"inline{i}", p) for i, p in enumerate(policies)]
-        return self.Node(
-            user_arn,
-            "AIDA" + user_arn.rsplit("/", 1)[1].upper(),
-            inline,
-            groups,
-            None,
-            None,
-            1,
-            True,
-            False,
-            None,
-            True,
-            dict(tags or {}),
-        )
-
-    def role(self, role_arn: str, policies: tuple[dict[str, Any], ...]) -> Any:
-        inline = [self.Policy(role_arn, f"inline{i}", p) for i, p in enumerate(policies)]
-        trust = {"Version": "2012-10-17", "Statement": []}
-        return self.Node(
-            role_arn,
-            "AROA" + role_arn.rsplit("/", 1)[1].upper(),
-            inline,
-            [],
-            trust,
-            None,
-            0,
-            False,
-            False,
-            None,
-            False,
-            None,
-        )
-
-    def allowed(self, principal: Any, action: str, resource: str, context: dict[str, Any]) -> bool:
-        """Identity-based decision (no resource policy involved)."""
-        context = with_resource_account(context, resource)
-        return bool(self.qi.local_check_authorization_full(principal, action, resource, context))
-
-    def can_assume(
-        self, principal: Any, role_arn: str, trust: dict[str, Any], context: dict[str, str]
-    ) -> bool:
-        """AssumeRole, plus SetSourceIdentity when the call sets one: both need the caller's
-        policies and the role's trust policy to agree."""
-        owner = role_arn.split(":")[4]
-        trust = for_requester(trust, principal.arn)
-        context = with_resource_account(context, role_arn)
-        actions = ["sts:AssumeRole"]
-        if "sts:SourceIdentity" in context:
-            actions.append("sts:SetSourceIdentity")
-        return all(
-            self.qi.local_check_authorization_full(
-                principal, action, role_arn, context, resource_policy=trust, resource_owner=owner
-            )
-            for action in actions
-        )
-
-
-@pytest.fixture(scope="module")
-def ev(rendered: Rendered) -> Evaluator:
-    return Evaluator(rendered)
-
-
-ADMIN_LIKE = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": ["sts:*", "iam:*"], "Resource": "*"}],
-}
-
+from support.policies import (
+    ADMIN_LIKE,
+    ALICE,
+    BOB,
+    ELEVATED_ROLE_ACTIONS,
+    ELEVEN_HOURS,
+    IDENTITY,
+    IDENTITY_ROLE,
+    MAX_MFA_AGE,
+    MEMBER,
+    MEMBER_ROLE,
+    MFA_FALSE,
+    NO_MFA,
+    ONBOARDING,
+    OWN_MFA_DEVICE,
+    OWN_USER_IN_WINDOW,
+    OWN_USER_READ,
+    OWN_USER_WITH_MFA,
+    OWN_USER_WITHOUT_MFA,
+    ROLE_NAME,
+    STAR,
+    STAR_ALWAYS,
+    STRANGER,
+    Evaluator,
+    Rendered,
+    arn,
+    elevate_call,
+    fresh_mfa,
+)
 
 # --- the elevated role -------------------------------------------------------------------------
 
@@ -589,262 +368,3 @@ def test_nothing_is_attached_to_users_directly() -> None:
     policy = resources["DeveloperPolicy"]["Properties"]
     assert not {"Users", "Roles", "Groups"} & set(policy)
     assert resources["DeveloperGroup"]["Properties"]["ManagedPolicyArns"] == [{"Ref": "DeveloperPolicy"}]
-
-
-# --- the attacks (issue 9), as an attacker would run them ----------------------------------------
-#
-# Each is a sequence of calls; the test asserts where the sequence is stopped. On the templates
-# before issue 9 every one of these tests fails (the record is in the issue's closing note).
-
-OWN_DEVICE = arn(IDENTITY, "mfa/alice")
-# A role of the elevated role's name in an account outside RoleAccountIds, whose trust (a legacy
-# role, a mistyped StackSet) trusts the identity account without any MFA condition.
-FOREIGN_ROLE = arn(STRANGER, f"role/{ROLE_NAME}")
-LEGACY_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"AWS": f"arn:aws:iam::{IDENTITY}:root"},
-            "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-        }
-    ],
-}
-
-
-def first_allowed(
-    ev: Evaluator, principal: Any, steps: list[tuple[str, str]], context: dict[str, Any]
-) -> list[str]:
-    return [
-        f"{action} {resource}"
-        for action, resource in steps
-        if ev.allowed(principal, action, resource, context)
-    ]
-
-
-def test_attack_stolen_key_alone_registers_a_device_of_its_own(ev: Evaluator) -> None:
-    """Key alone, window closed (alice enrolled long ago): a thief lists the account's devices,
-    creates and enables a virtual device of their own (IAM allows eight per user, and
-    EnableMFADevice cannot be narrowed to a serial), then, with MFA from it, would deactivate
-    alice's device and mint keys. The first step is refused."""
-    alice = ev.user(ALICE)
-    steps = [
-        ("iam:ListVirtualMFADevices", "*"),
-        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
-        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
-        ("iam:EnableMFADevice", ALICE),
-        ("iam:ResyncMFADevice", ALICE),
-        ("iam:CreateAccessKey", ALICE),
-        ("iam:DeactivateMFADevice", ALICE),
-        ("iam:ChangePassword", ALICE),
-    ]
-    assert first_allowed(ev, alice, steps, NO_MFA) == []
-    # Nor can the key reopen the window (only an admin tags users).
-    assert not ev.allowed(alice, "iam:TagUser", ALICE, {**NO_MFA, "aws:TagKeys": ["elevate-onboarding"]})
-
-
-def test_attack_stolen_key_alone_assumes_a_legacy_role_in_a_foreign_account(ev: Evaluator) -> None:
-    alice = ev.user(ALICE)
-    for context in (
-        NO_MFA,
-        {"sts:SourceIdentity": "alice", "sts:RoleSessionName": "alice"},
-        elevate_call("alice"),
-    ):
-        assert not ev.can_assume(alice, FOREIGN_ROLE, LEGACY_TRUST, context), context
-        assert not ev.allowed(alice, "sts:AssumeRole", FOREIGN_ROLE, context)
-    # The same legacy trust in an account of RoleAccountIds is still the admin's to fix: there the
-    # role's own trust decides (which is why the stack deploys that trust everywhere).
-    assert ev.allowed(alice, "sts:AssumeRole", MEMBER_ROLE, NO_MFA)
-
-
-def test_attack_eleven_hour_old_mfa_session_takes_over_keys_and_devices(ev: Evaluator) -> None:
-    """An MFA session read from a cache file 11 hours after its code was typed: no key, device or
-    password change; reading stays possible."""
-    alice = ev.user(ALICE)
-    stale = elevate_call("alice", ELEVEN_HOURS)
-    steps = [
-        ("iam:CreateAccessKey", ALICE),
-        ("iam:UpdateAccessKey", ALICE),
-        ("iam:DeleteAccessKey", ALICE),
-        ("iam:DeactivateMFADevice", ALICE),
-        ("iam:EnableMFADevice", ALICE),
-        ("iam:ResyncMFADevice", ALICE),
-        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
-        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
-        ("iam:ChangePassword", ALICE),
-    ]
-    assert first_allowed(ev, alice, steps, stale) == []
-    assert ev.allowed(alice, "iam:ListAccessKeys", ALICE, stale)
-    # The threshold is SensitiveMfaMaxAgeSeconds: just under it works, at it does not.
-    assert ev.allowed(alice, "iam:CreateAccessKey", ALICE, fresh_mfa(SENSITIVE_MFA_AGE - 1))
-    assert not ev.allowed(alice, "iam:CreateAccessKey", ALICE, fresh_mfa(SENSITIVE_MFA_AGE))
-
-
-def test_fresh_mfa_rotates_and_enrols_its_own_but_nobody_elses(ev: Evaluator) -> None:
-    """What `elevate rotate` and `elevate mfa enroll` do, with a fresh MFA session: allowed on
-    the caller's own user, device and onboarding tag; refused on bob's, and the window cannot be
-    reopened."""
-    alice = ev.user(ALICE)
-    fresh = elevate_call("alice")
-    own = [
-        ("iam:CreateAccessKey", ALICE),
-        ("iam:DeleteAccessKey", ALICE),
-        ("iam:UpdateAccessKey", ALICE),
-        ("iam:DeactivateMFADevice", ALICE),
-        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
-        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
-        ("iam:EnableMFADevice", ALICE),
-    ]
-    assert len(first_allowed(ev, alice, own, fresh)) == len(own)
-    assert ev.allowed(alice, "iam:UntagUser", ALICE, {**fresh, **untag("elevate-onboarding")})
-    bobs = [(action, BOB if resource == ALICE else arn(IDENTITY, "mfa/bob")) for action, resource in own]
-    assert first_allowed(ev, alice, bobs, fresh) == []
-    assert not ev.allowed(alice, "iam:UntagUser", BOB, {**fresh, **untag("elevate-onboarding")})
-    # Only that one tag key, and never TagUser (reopening is the admin's).
-    assert not ev.allowed(alice, "iam:UntagUser", ALICE, {**fresh, **untag("elevate-onboarding", "team")})
-    assert not ev.allowed(alice, "iam:UntagUser", ALICE, {**fresh, **untag("team")})
-    assert not ev.allowed(alice, "iam:TagUser", ALICE, {**fresh, **untag("elevate-onboarding")})
-
-
-def test_onboarding_window_lets_a_new_user_enrol_and_close_it_without_mfa(ev: Evaluator) -> None:
-    """The window's purpose: a new user tagged by the admin enrols with the key alone, then
-    closes the window (elevate mfa enroll does it right after EnableMFADevice)."""
-    newcomer = ev.user(ALICE, tags=ONBOARDING)
-    enrol = [
-        ("iam:CreateVirtualMFADevice", OWN_DEVICE),
-        ("iam:EnableMFADevice", ALICE),
-        ("iam:ResyncMFADevice", ALICE),
-        ("iam:DeleteVirtualMFADevice", OWN_DEVICE),
-        ("iam:ListVirtualMFADevices", "*"),
-        ("iam:ChangePassword", ALICE),
-    ]
-    assert len(first_allowed(ev, newcomer, enrol, NO_MFA)) == len(enrol)
-    assert ev.allowed(newcomer, "iam:UntagUser", ALICE, {**NO_MFA, **untag("elevate-onboarding")})
-    # Even in the window the key alone makes no key, touches nobody else, and assumes nothing.
-    for action, resource in [
-        ("iam:CreateAccessKey", ALICE),
-        ("iam:DeactivateMFADevice", ALICE),
-        ("iam:EnableMFADevice", BOB),
-        ("iam:CreateVirtualMFADevice", arn(IDENTITY, "mfa/bob")),
-    ]:
-        assert not ev.allowed(newcomer, action, resource, NO_MFA), action
-    assert not ev.allowed(newcomer, "iam:UntagUser", BOB, {**NO_MFA, **untag("elevate-onboarding")})
-    # A tag of another value is no window.
-    other = ev.user(ALICE, tags={"elevate-onboarding": "false"})
-    assert not ev.allowed(other, "iam:CreateVirtualMFADevice", OWN_DEVICE, NO_MFA)
-
-
-def test_attack_session_named_after_someone_else(ev: Evaluator, rendered: Rendered) -> None:
-    """alice appearing as assumed-role/DeveloperElevated/bob: the trust binds the session name."""
-    alice = ev.user(ALICE)
-    posing = fresh_mfa(extra={"sts:SourceIdentity": "alice", "sts:RoleSessionName": "bob"})
-    unnamed = fresh_mfa(extra={"sts:SourceIdentity": "alice"})
-    for role_arn, trust in ((IDENTITY_ROLE, rendered.identity_trust), (MEMBER_ROLE, rendered.member_trust)):
-        assert not ev.can_assume(alice, role_arn, trust, posing)
-        assert not ev.can_assume(alice, role_arn, trust, unnamed)
-        assert ev.can_assume(alice, role_arn, trust, elevate_call("alice"))
-
-
-def test_resource_account_is_what_iam_sets(ev: Evaluator) -> None:
-    """The aws:ResourceAccount step (module doc) decides: without the key the explicit Deny on
-    roles outside RoleAccountIds refuses even the identity account's role; with the key IAM
-    would set, it is allowed."""
-    alice = ev.user(ALICE)
-    bare = ev.qi.local_check_authorization_full(alice, "sts:AssumeRole", IDENTITY_ROLE, elevate_call("alice"))
-    assert not bare
-    assert ev.allowed(alice, "sts:AssumeRole", IDENTITY_ROLE, elevate_call("alice"))
-
-
-# --- the gate protects itself -----------------------------------------------------------------
-
-GATE_WRITES = [
-    ("iam:UpdateAssumeRolePolicy", IDENTITY_ROLE),
-    ("iam:DeleteRolePolicy", IDENTITY_ROLE),
-    ("iam:PutRolePolicy", IDENTITY_ROLE),
-    ("iam:DeleteRolePermissionsBoundary", IDENTITY_ROLE),
-    ("iam:CreatePolicyVersion", arn(IDENTITY, "policy/Developers-self-service-and-elevate")),
-    ("iam:SetDefaultPolicyVersion", arn(IDENTITY, "policy/Developers-self-service-and-elevate")),
-    ("iam:DetachGroupPolicy", arn(IDENTITY, "group/Developers")),
-    ("iam:AttachGroupPolicy", arn(IDENTITY, "group/Developers")),
-    ("iam:PutGroupPolicy", arn(IDENTITY, "group/Developers")),
-    ("iam:AddUserToGroup", arn(IDENTITY, "group/Developers")),
-    ("iam:CreateAccessKey", BOB),
-    ("iam:TagUser", BOB),
-    ("iam:DeactivateMFADevice", BOB),
-    ("iam:CreateUser", arn(IDENTITY, "user/developers/mallory")),
-    ("iam:DeleteVirtualMFADevice", arn(IDENTITY, "mfa/bob")),
-]
-
-
-def test_attack_elevated_session_edits_the_gate(ev: Evaluator, rendered: Rendered) -> None:
-    """With CreateRole=true, an elevated session whose managed policies grant all of IAM tries to
-    remove the MFA condition or mint a developer's keys: the role's inline Deny refuses."""
-    gate = rendered.identity_gate
-    assert gate is not None, "the role created with CreateRole=true has no inline gate policy"
-    session = ev.role(IDENTITY_ROLE, (ADMIN_LIKE, gate))
-    assert first_allowed(ev, session, GATE_WRITES, fresh_mfa()) == []
-    # Scoped to the gate: reading it, and IAM elsewhere, stay as the managed policies say.
-    assert ev.allowed(session, "iam:GetRole", IDENTITY_ROLE, fresh_mfa())
-    assert ev.allowed(
-        session,
-        "iam:GetPolicyVersion",
-        arn(IDENTITY, "policy/Developers-self-service-and-elevate"),
-        fresh_mfa(),
-    )
-    assert ev.allowed(session, "iam:CreateRole", arn(IDENTITY, "role/app"), fresh_mfa())
-
-
-def test_attack_member_role_rewrites_its_own_trust(ev: Evaluator, rendered: Rendered) -> None:
-    gate = rendered.member_gate
-    assert gate is not None, "elevated-role.yaml's role has no inline gate policy"
-    session = ev.role(MEMBER_ROLE, (ADMIN_LIKE, gate))
-    for action in (
-        "iam:UpdateAssumeRolePolicy",
-        "iam:DeleteRolePolicy",
-        "iam:PutRolePolicy",
-        "iam:AttachRolePolicy",
-        "iam:DeleteRolePermissionsBoundary",
-    ):
-        assert not ev.allowed(session, action, MEMBER_ROLE, fresh_mfa()), action
-    assert ev.allowed(session, "iam:GetRole", MEMBER_ROLE, fresh_mfa())
-
-
-def test_the_gate_protection_is_an_explicit_opt_out(cfn_moto: str) -> None:
-    deploy(cfn_moto, OPT_OUT, DEVELOPER_ACCESS, "developer-access", **OPT_OUT_PARAMS)
-    assert gate_of(cfn_moto, OPT_OUT) is None
-    parameters = load_template(DEVELOPER_ACCESS)["Parameters"]
-    assert parameters["AllowRoleToEditGate"]["Default"] == "false"
-    assert load_template(ELEVATED_ROLE)["Parameters"]["AllowRoleToEditGate"]["Default"] == "false"
-
-
-# --- the templates' defaults ------------------------------------------------------------------
-
-
-def test_elevated_role_never_trusts_an_account_by_default(cfn_moto: str) -> None:
-    """TrustedAccountId has no default: a stack (or StackSet) created without it fails instead
-    of quietly trusting the account it lands in."""
-    assert "Default" not in load_template(ELEVATED_ROLE)["Parameters"]["TrustedAccountId"]
-    cfn = moto_client(cfn_moto, "cloudformation", "555566667777")
-    with pytest.raises(cfn.exceptions.ClientError, match="TrustedAccountId"):
-        cfn.create_stack(
-            StackName="no-trust",
-            TemplateBody=ELEVATED_ROLE.read_text(),
-            Capabilities=["CAPABILITY_NAMED_IAM"],
-        )
-
-
-def test_default_managed_policy_reads_no_data() -> None:
-    view_only = "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
-    assert load_template(DEVELOPER_ACCESS)["Parameters"]["ElevatedManagedPolicyArns"]["Default"] == view_only
-    assert load_template(ELEVATED_ROLE)["Parameters"]["ManagedPolicyArns"]["Default"] == view_only
-
-
-def test_sensitive_mfa_age_parameter() -> None:
-    parameter = load_template(DEVELOPER_ACCESS)["Parameters"]["SensitiveMfaMaxAgeSeconds"]
-    assert parameter["Default"] == SENSITIVE_MFA_AGE
-
-
-def test_every_parameter_the_tests_pass_is_declared() -> None:
-    """`deploy` drops undeclared parameters (for the before/after runs); here they must all exist."""
-    assert set(IDENTITY_PARAMS) | set(OPT_OUT_PARAMS) <= declared(DEVELOPER_ACCESS)
-    assert set(MEMBER_PARAMS) | set(OWN_PARAMS) <= declared(ELEVATED_ROLE)

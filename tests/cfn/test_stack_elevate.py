@@ -19,8 +19,7 @@ from typing import Any
 import boto3
 import pyotp
 import pytest
-
-from cfn.cfn_support import FAKE_KEY_ID, REPO, aws_env, moto_client, run_deploy_stack, venv_tool
+from support.cfn import FAKE_KEY_ID, REPO, aws_env, moto_client, run_deploy_stack, venv_tool
 
 SUPPORT = REPO / "tests" / "support"
 

@@ -16,9 +16,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Optional
 from urllib.parse import parse_qsl, urlsplit
+
+from support.fakests import LoopbackServer, QuietHandler
 
 
 @dataclass
@@ -37,38 +39,24 @@ class FakeFederation:
         self.tokens: list[str] = []
         self.behaviour = Behaviour()
         self._lock = threading.Lock()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
-
-    def __enter__(self) -> FakeFederation:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake._handle(self)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+        self._server = LoopbackServer(Handler)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+    def __enter__(self) -> FakeFederation:
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        self._server.stop()
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "use FakeFederation as a context manager"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/federation"
+        return self._server.origin + "/federation"
 
     def behave(self, **settings: Any) -> None:
         self.behaviour = Behaviour(**settings)

@@ -11,7 +11,9 @@ It answers GetCallerIdentity, AssumeRole and GetSessionToken with XML shaped lik
 STS (so botocore parses it), counts requests per action, keeps each request's form
 parameters, and lets a test inject per action a delay, a gate (answer only once an
 Event is set), an STS error, or a raw body. Like real STS it refuses a TokenCode it has
-already accepted for the same SerialNumber. Credentials are random, made at run time.
+already accepted for the same SerialNumber (`mark_code_used` makes a code taken). Credentials are
+random, made at run time. `LoopbackServer` is the thread-served 127.0.0.1 server it shares with
+support/fakefederation.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,47 @@ ACCOUNT = "123456789012"
 ACTIONS = ("GetCallerIdentity", "AssumeRole", "GetSessionToken")
 REUSED_CODE_MESSAGE = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
 _GATE_LIMIT = 30.0  # a gated request never waits longer than this, even if a test forgets it
+
+
+# -- a server on 127.0.0.1, shared with the fake federation endpoint ---------------------------
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that keeps test output clean (no access log on stderr)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class LoopbackServer:
+    """`handler` served on 127.0.0.1 between start() and stop()."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.handler = handler
+        self._server: Optional[ThreadingHTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self.handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        assert self._server is not None and self._thread is not None, "stop() before start()"
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    @property
+    def origin(self) -> str:
+        """http://127.0.0.1:PORT while it runs."""
+        assert self._server is not None, "the server is not running: use the fake as a context manager"
+        host, port = self._server.server_address[:2]
+        assert isinstance(host, str)
+        return f"http://{host}:{port}"
 
 
 @dataclass
@@ -89,8 +132,7 @@ class FakeSts:
         self._behaviours: dict[str, Behaviour] = {}
         self._accepted_codes: set[tuple[str, str]] = set()
         self._cond = threading.Condition()
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: Optional[LoopbackServer] = None
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -100,12 +142,8 @@ class FakeSts:
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._server = LoopbackServer(Handler)
+        self._server.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -113,17 +151,13 @@ class FakeSts:
             for behaviour in self._behaviours.values():
                 if behaviour.gate is not None:
                     behaviour.gate.set()  # never leave a handler thread parked
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        assert self._server is not None, "use FakeSts as a context manager"
+        self._server.stop()
 
     @property
     def url(self) -> str:
         assert self._server is not None, "use FakeSts as a context manager"
-        host, port = self._server.server_address[:2]
-        assert isinstance(host, str)
-        return f"http://{host}:{port}"
+        return self._server.origin
 
     # -- what tests set and read ------------------------------------------------------------
 
@@ -143,6 +177,11 @@ class FakeSts:
                 gone = self._behaviours.pop(name, None)
                 if gone is not None and gone.gate is not None:
                     gone.gate.set()
+
+    def mark_code_used(self, serial: str, code: str) -> None:
+        """Take `code` as already accepted for `serial` (used by another client): STS refuses it."""
+        with self._cond:
+            self._accepted_codes.add((serial, code))
 
     def count(self, action: str) -> int:
         with self._cond:
@@ -278,7 +317,7 @@ def error_response(status: int, code: str, message: str) -> tuple[int, bytes]:
     ).encode()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     owner: FakeSts
     protocol_version = "HTTP/1.1"
 
@@ -300,9 +339,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
 
 
 def _signing_key(authorization: str) -> Optional[str]:

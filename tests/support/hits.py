@@ -18,9 +18,9 @@ from elevate.config import load_config
 from elevate.invocation import Invocation
 from elevate.models import Profile, SessionCredentials
 from elevate.store import FileStore
+from support.constants import ROLE
 from support.fakests import fake_access_key_id, fake_secret
 
-ROLE = "arn:aws:iam::123456789012:role/dev"
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 ROOT = Path(__file__).resolve().parent.parent.parent
 # What the lean launcher scripts/install writes runs: python -I -S, the package on sys.path,

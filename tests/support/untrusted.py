@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-ROLE = "arn:aws:iam::123456789012:role/dev"
+from support.constants import ROLE
+
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 NOBODY = 65534
 
