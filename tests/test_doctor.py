@@ -20,6 +20,7 @@ from support.provision import Provisioned, provision
 from elevate import aws, keystore
 from elevate.cli import cli
 from elevate.errors import ElevateError
+from elevate.invocation import Invocation
 from elevate.models import SourceKeys
 from elevate.onboarding import awsfiles
 from elevate.onboarding.command_line import elevate_command
@@ -63,7 +64,7 @@ def by_name(checks: list[Check]) -> dict[str, Check]:
 
 
 def run_doctor(**kwargs: Any) -> dict[str, Check]:
-    return by_name(Doctor(environ=dict(os.environ), **kwargs).run(config_file()))
+    return by_name(Doctor(Invocation.from_environ(os.environ), **kwargs).run(config_file()))
 
 
 NAMES = [
@@ -81,7 +82,7 @@ NAMES = [
 
 
 def test_healthy_set_up_passes_every_check(healthy: Provisioned) -> None:
-    checks = Doctor(environ=dict(os.environ)).run(config_file())
+    checks = Doctor(Invocation.from_environ(os.environ)).run(config_file())
     assert [c.name for c in checks] == NAMES
     assert {c.name: c.status for c in checks} == dict.fromkeys(NAMES, OK)
     assert healthy.user_name in by_name(checks)["identity"].detail
@@ -218,7 +219,7 @@ def test_missing_credential_process_block_is_only_a_warning(healthy: Provisioned
 
 
 def test_no_config_at_all_says_to_run_configure() -> None:
-    checks = by_name(Doctor(environ=dict(os.environ)).run(config_file()))
+    checks = by_name(Doctor(Invocation.from_environ(os.environ)).run(config_file()))
     assert checks["config"].status == FAIL and "elevate configure" in checks["config"].fix
     assert checks["keys"].status == SKIP and checks["identity"].status == SKIP
 

@@ -221,8 +221,6 @@ ALLOWED = {
     "console.py": "webbrowser reads the process PATH itself; it is narrowed to absolute directories",
     # A separate admin tool with its own argparse entry (also scripts/deploy-stack).
     "admin/deploy.py": "its own entry point (argparse, scripts/deploy-stack), not under the CLI's App",
-    # Moved onto the Invocation by the doctor change (one reader, one profile rule).
-    "onboarding/doctor.py": "its Doctor still defaults to the process environment until doctor is moved",
 }
 
 

@@ -219,8 +219,7 @@ def mfa_enroll(
 @click.pass_obj
 def doctor_cmd(app: App, profile: Optional[str], as_json: bool) -> None:
     """Check the set-up of PROFILE, one line per check, with the fix for each failure."""
-    environ = app.environ
-    checks = Doctor(environ=environ).run(app.config_path, profile)
+    checks = Doctor(app.invocation).run(app.config_path, profile)
     bad = failed(checks)
     if as_json:
         report = {"ok": not bad, "checks": [c.as_dict() for c in checks]}

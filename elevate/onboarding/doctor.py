@@ -10,7 +10,7 @@ import functools
 import os
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from .. import cache as cache_mod
 from ..aws import mfa_devices
 from ..config import NAME, chosen_name, load_config, resolve_region, select_profile
 from ..errors import AwsError, CacheError, ConfigError, ElevateError, KeyringError
+from ..invocation import Invocation
 from ..models import Profile, SourceKeys
 from ..store import check_private_dir
 from . import awsfiles
@@ -64,13 +65,18 @@ def _client(keys: SourceKeys, region: str, service: str = "sts", *, environ: Map
 class Doctor:
     """The checks, with their collaborators as parameters (real defaults)."""
 
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    invocation: Invocation
     client_factory: Callable[..., Any] = _client
     clock: Callable[[], datetime] = cache_mod.utcnow
 
     def __post_init__(self) -> None:
-        if self.client_factory is _client:  # the real default: the calls see doctor's environment
+        if self.client_factory is _client:  # the real default: the calls see this invocation
             self.client_factory = functools.partial(_client, environ=self.environ)
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The invocation's environment (as the run found it)."""
+        return self.invocation.environ
 
     def run(self, config_path: Path, requested: Optional[str] = None) -> list[Check]:
         """Every check, in order, for the chosen profile."""
@@ -278,7 +284,7 @@ class Doctor:
         return Check(name, OK, f"{header} in {path} runs {program}")
 
     def _cache_dir(self) -> Check:
-        directory = cache_mod.cache_dir(self.environ)
+        directory = self.invocation.cache_dir
         if not os.path.lexists(directory):
             return Check("cache directory", OK, f"{directory} will be created (mode 700)")
         try:
