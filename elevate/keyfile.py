@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import keyring
 
-from . import kernelkeys, ui
+from . import ui
 from .errors import KeyringError, NeedPassphrase
 
 log = logging.getLogger("elevate")
@@ -74,6 +74,8 @@ def unlock(ask: Optional[Asker] = None) -> None:
 
 def lock() -> list[str]:
     """Forget the keys the kernel holds for elevate's keyring files; the files they opened."""
+    from . import kernelkeys  # ctypes: only where a keyring file is in use
+
     return [
         str(backend.file_path)
         for backend in file_keyrings()
@@ -154,6 +156,8 @@ class FileKeys:
         self._keep()
 
     def _open_with_kernel_keys(self) -> bool:
+        from . import kernelkeys  # ctypes: only where a keyring file is in use
+
         description = _description(self.path)
         raw = kernelkeys.load(description)
         if raw is None:
@@ -180,6 +184,8 @@ class FileKeys:
         return True
 
     def _keep(self) -> None:
+        from . import kernelkeys
+
         seconds = unlock_seconds()
         if seconds == 0 or self.write_salt is None:
             return
