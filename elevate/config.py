@@ -303,18 +303,20 @@ def _profile(name: str, raw: Any, where: _Locator, scopes: Mapping[str, Scope]) 
 
 
 def _check(profile: str, key: str, value: Any, spec: _Field, where: _Locator) -> Any:
-    here = f"{where.at(profile, key)}: profile {profile!r}: {key}"
+    def here() -> str:  # the file's line, searched for only when there is something to say
+        return f"{where.at(profile, key)}: profile {profile!r}: {key}"
+
     # bool is an int subclass in Python; a TOML true is never a number here.
     if isinstance(value, bool) or not isinstance(value, spec.kind):
-        raise ConfigError(f"{here} must be {'an integer' if spec.kind is int else 'a string'}")
+        raise ConfigError(f"{here()} must be {'an integer' if spec.kind is int else 'a string'}")
     if isinstance(value, int):
         low, high = spec.low or 0, spec.high or 0
         if not low <= value <= high:
-            raise ConfigError(f"{here} = {value} is out of range {low}..{high}")
+            raise ConfigError(f"{here()} = {value} is out of range {low}..{high}")
         return value
     problem = _string_problem(key, str(value))
     if problem:
-        raise ConfigError(f"{here} {problem}")
+        raise ConfigError(f"{here()} {problem}")
     return value
 
 
