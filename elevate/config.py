@@ -350,8 +350,9 @@ def _string_problem(key: str, value: str) -> Optional[str]:
 class _Locator:
     """Best-effort 'file:line' for a key, since tomllib reports lines only for syntax errors."""
 
-    _HEADER = re.compile(r"^\s*\[\s*profiles\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([\w.@+=-]+))\s*\]")
-    _ANY_HEADER = re.compile(r"^\s*\[")
+    # Patterns, compiled on first use (re caches them): only a message that names a line needs them.
+    _HEADER = r"^\s*\[\s*profiles\s*\.\s*(?:\"([^\"]*)\"|'([^']*)'|([\w.@+=-]+))\s*\]"
+    _ANY_HEADER = r"^\s*\["
 
     def __init__(self, path: Path, text: str) -> None:
         self.path = path
@@ -363,15 +364,16 @@ class _Locator:
 
     def _find(self, profile: Optional[str], key: Optional[str]) -> Optional[int]:
         section: Optional[str] = None
+        header_re, any_header_re = re.compile(self._HEADER), re.compile(self._ANY_HEADER)
         key_re = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=") if key else None
         for number, line in enumerate(self.lines, 1):
-            header = self._HEADER.match(line)
+            header = header_re.match(line)
             if header:
                 section = next(g for g in header.groups() if g is not None)
                 if key is None and section == profile:
                     return number
                 continue
-            if self._ANY_HEADER.match(line):
+            if any_header_re.match(line):
                 section = "\0other"
                 continue
             if key_re and key_re.match(line) and section == profile:
