@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import keyring
 
-from . import errors, hostos, kernelkeys, ui
+from . import errors, hostos, ui
 from .errors import KeyringError, NeedPassphrase
 
 log = logging.getLogger("elevate")
@@ -73,6 +73,8 @@ def unlock(ask: Optional[Asker] = None) -> None:
 
 def lock() -> list[str]:
     """Forget the keys the kernel holds for elevate's keyring files; the files they opened."""
+    from . import kernelkeys  # ctypes: only where a keyring file is in use
+
     return [
         str(backend.file_path)
         for backend in file_keyrings()
@@ -153,6 +155,8 @@ class FileKeys:
         self._keep()
 
     def _open_with_kernel_keys(self) -> bool:
+        from . import kernelkeys  # ctypes: only where a keyring file is in use
+
         description = _description(self.path)
         raw = kernelkeys.load(description)
         if raw is None:
@@ -179,6 +183,8 @@ class FileKeys:
         return True
 
     def _keep(self) -> None:
+        from . import kernelkeys
+
         seconds = unlock_seconds()
         if seconds == 0 or self.write_salt is None:
             return

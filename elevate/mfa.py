@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Optional, TextIO
 
-from . import dialog, errors, hostos, programs, ui
+from . import errors, hostos, programs, ui
 from .errors import MfaError, TerminalBusy, Terminated, UsageError
 from .hardening import SIGHUP, end_if_orphaned, parent_gone, signals_deferred
 from .models import Profile
@@ -65,7 +65,7 @@ def obtain_code(
     tty_opener: Callable[[], AbstractContextManager[Optional[TextIO]]] = open_tty,
     popen: Callable[..., subprocess.Popen[bytes]] = subprocess.Popen,
     environ: Mapping[str, str],
-    ask_dialog: Callable[[str, Mapping[str, str]], str] = dialog.ask,
+    ask_dialog: Optional[Callable[[str, Mapping[str, str]], str]] = None,
     tell_background: bool = True,
     for_sdk: bool = False,
     console: Callable[[], Optional[hostos.Console]] = hostos.console,
@@ -94,6 +94,8 @@ def obtain_code(
     con = console()
     if con is not None:
         return _from_console(profile, con, for_sdk)
+    from . import dialog  # not at the top: an mfa_process or a terminal answers most calls
+
     if profile.mfa_prompt == "auto" and dialog.desktop_session(environ):
         return _from_dialog(profile, environ, ask_dialog)
     raise MfaError(
@@ -103,11 +105,16 @@ def obtain_code(
 
 
 def _from_dialog(
-    profile: Profile, environ: Mapping[str, str], ask_dialog: Callable[[str, Mapping[str, str]], str]
+    profile: Profile,
+    environ: Mapping[str, str],
+    ask_dialog: Optional[Callable[[str, Mapping[str, str]], str]],
 ) -> str:
+    from . import dialog
+
+    ask = ask_dialog or dialog.ask
     # The dialog's argv is visible to every user (ps): the profile's name, not the device ARN
     # (which names the account and the user).
-    answer = ask_dialog(f"MFA code for aws-elevate profile {profile.name}", environ)
+    answer = ask(f"MFA code for aws-elevate profile {profile.name}", environ)
     code = normalize_code(answer)
     if code is None:
         raise MfaError("the MFA dialog did not return a six-digit code")

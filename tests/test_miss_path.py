@@ -27,6 +27,8 @@ from elevate import credprocess, hit
 FORBIDDEN_PREFIXES = (
     "click", "elevate.cli", "elevate.onboarding", "elevate.admin", "elevate.server", "elevate.supply",
     "elevate.launch", "elevate.console", "pyotp", "boto3",
+    # only a keyring file (kernelkeys, through ctypes) or a dialog prompt needs these
+    "elevate.kernelkeys", "ctypes", "elevate.dialog",
 )  # fmt: skip
 DISCOVERY_MARKERS = {"keyring.backends.chainer", "keyring.backends.kwallet", "keyring.backends.libsecret"}
 MFA_REJECTED = (403, "AccessDenied", "MultiFactorAuthentication failed with invalid MFA one time pass code.")
