@@ -40,15 +40,14 @@ RECORDING = LEAN[-1].replace(
     "atexit.register(lambda: open(report, 'w').write(' '.join(sorted(sys.modules))))\n"
     "from elevate.__main__ import main; main()",
 )
-# The same entry with the miss path switched off: the click command answers instead.
+# The same launcher with the click command answering instead of the miss path: site-packages
+# added as main() adds them before the CLI, then the CLI's run() and the one exit-status rule.
 THROUGH_CLICK = LEAN[-1].replace(
     "from elevate.__main__ import main; main()",
-    f"sys.path.append({SUPPORT!r})\nfrom elevate import __main__ as m\nenable = m._enable_site\n"
-    "def enable_then_skip_the_miss_path():\n"
-    "    enable()\n"
-    "    from elevate import credprocess\n"
-    "    credprocess.answer_miss = lambda *args: None\n"
-    "m._enable_site = enable_then_skip_the_miss_path\nm.main()",
+    f"sys.path.append({SUPPORT!r})\nimport site\nsite.main()\n"
+    "from elevate.__main__ import exit_status\nfrom elevate.cli import run\n"
+    "try:\n    status = run(sys.argv[1:])\nexcept BaseException as exc:\n    status = exit_status(exc)\n"
+    "sys.exit(status)",
 )
 
 
