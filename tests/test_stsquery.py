@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import botocore.auth
-import botocore.awsrequest
 import botocore.session
 import pytest
+from support.botoanswer import answer_with
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.stsenv import IDENTITY, KEYS, no_aws_files, sts_client  # noqa: F401  (no_aws_files: autouse)
 
@@ -168,14 +168,7 @@ def botocore_route(region: str) -> tuple[str, str]:
     )
     seen: list[Any] = []
 
-    def answer(request: Any, **_: Any) -> Any:
-        seen.append(request)
-        headers: Any = botocore.awsrequest.HeadersDict({"Content-Length": str(len(IDENTITY))})
-        response: Any = botocore.awsrequest.AWSResponse(request.url, 200, headers, None)
-        response._content = IDENTITY  # answered here: nothing leaves this machine
-        return response
-
-    client.meta.events.register_first("before-send", answer)
+    client.meta.events.register_first("before-send", answer_with(IDENTITY, seen))  # nothing leaves
     client.get_caller_identity()
     scope = seen[0].headers["Authorization"].decode().split("Credential=", 1)[1].split("/")
     return seen[0].url, scope[2]
