@@ -243,19 +243,15 @@ class Loaded:
 
 def choose(monkeypatch: pytest.MonkeyPatch, platform: str, loader: Loaded) -> Optional[str]:
     """The backend choose_backend sets for `platform` with nothing configured, or None (left to
-    keyring's discovery)."""
-    import keyring
+    keyring's discovery). That it sets it: tests/test_keyring_backend_order.py, in children."""
     import keyring.core
 
     from elevate import keystore
 
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
-    monkeypatch.setattr(keystore, "_backend_chosen", False)
     monkeypatch.setattr(keyring.core, "load_keyring", loader)
-    chosen: list[str] = []
-    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
-    keystore.choose_backend(platform)
-    return chosen[0] if chosen else None
+    backend = keystore.backend_for(platform)
+    return None if backend is None else type(backend).__name__
 
 
 @pytest.mark.parametrize(
@@ -292,16 +288,12 @@ def test_a_platform_without_a_known_backend_is_left_to_discovery(monkeypatch: py
 
 
 def test_the_environment_comes_before_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
-    import keyring
     import keyring.core
 
     from elevate import keystore
 
-    monkeypatch.setattr(keystore, "_backend_chosen", False)
     loader = Loaded()
     monkeypatch.setattr(keyring.core, "load_keyring", loader)
-    chosen: list[str] = []
-    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
-    keystore.choose_backend("linux")  # PYTHON_KEYRING_BACKEND names the test backend (sealed_env)
-    assert chosen == ["FileKeyring"]
+    backend = keystore.backend_for("linux")  # PYTHON_KEYRING_BACKEND names the test backend (sealed_env)
+    assert type(backend).__name__ == "FileKeyring"
     assert loader.names == ["elevate_testkeyring.FileKeyring"]  # the variable's, never the platform's
