@@ -6,6 +6,7 @@ would call (elevate's own wrapper is private to it)."""
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import sys
@@ -30,7 +31,7 @@ def keyctl(operation: int, *args: Any) -> int:
     """keyctl(2) `operation` with `args` (ctypes values); its result, or OSError with errno's text."""
     number = _KEYCTL.get(platform.machine())
     if not sys.platform.startswith("linux") or number is None:
-        raise OSError(38, "no kernel keyring here")  # ENOSYS
+        raise OSError(errno.ENOSYS, "no kernel keyring here")
     libc = ctypes.CDLL(None, use_errno=True)
     result = int(libc.syscall(ctypes.c_long(number), ctypes.c_long(operation), *args))
     if result < 0:
