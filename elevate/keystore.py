@@ -111,6 +111,14 @@ def choose_backend(platform: str = sys.platform) -> None:
     if _backend_chosen:
         return
     _backend_chosen = True
+    backend = backend_for(platform)
+    if backend is not None:
+        keyring.set_keyring(backend)
+
+
+def backend_for(platform: str = sys.platform) -> Optional[keyring.backend.KeyringBackend]:
+    """The backend choose_backend sets on `platform` (nothing is set here), or None when
+    keyring's discovery is left to decide."""
     import keyring.core
 
     backend = keyring.core.load_env() or keyring.core.load_config()
@@ -120,8 +128,7 @@ def choose_backend(platform: str = sys.platform) -> None:
             backend = keyring.core.load_keyring(name)
         except Exception as exc:  # noqa: BLE001 - not usable here: keyring's discovery decides
             log.debug("keyring: %s not usable (%s); discovering backends", name, cause(exc))
-    if backend is not None:
-        keyring.set_keyring(backend)
+    return backend
 
 
 def _qualified(backend: object) -> str:

@@ -231,6 +231,7 @@ def test_enroll_cli_writes_the_serial_into_the_profile(bob: str, moto_env: str) 
     assert result.stdout == ""
     assert "Scan this QR code" in result.stderr and "█" in result.stderr
     assert "secret key:" not in result.stderr and "otpauth://" not in result.stderr
+    assert "No camera? `elevate mfa enroll dev --show-secret` prints the key" in result.stderr
     path = Path(os.environ["ELEVATE_CONFIG"])
     assert path.read_text() == PROFILE.format(role=OTHER_ROLE, serial=serial)  # comments kept
 

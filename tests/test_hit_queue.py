@@ -190,17 +190,24 @@ def test_a_lean_waiter_imports_only_its_allow_list(tmp_path: Path) -> None:
     write_config()
     holder = hold_queue(3.0)
     report = tmp_path / "modules.txt"
-    # The lean launcher's main(), with the waiting note replaced by one that records sys.modules.
+    # The lean launcher's main(), its stderr recording sys.modules when the waiting note reaches
+    # it (with no terminal, the note goes to stderr).
     code = LEAN[-1].replace(
         "from elevate.__main__ import main; main()",
-        "from elevate import __main__ as m\n"
-        "def note():\n"
-        f"    open({str(report)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
-        "m._say_waiting = note\nm.main()",
+        "class Recording:\n"
+        "    def __init__(self, stream): self.stream = stream\n"
+        "    def __getattr__(self, name): return getattr(self.stream, name)\n"
+        "    def write(self, text):\n"
+        "        if 'waiting for the MFA prompt' in text:\n"
+        f"            open({str(report)!r}, 'w').write(' '.join(sorted(sys.modules)))\n"
+        "        return self.stream.write(text)\n"
+        "sys.stderr = Recording(sys.stderr)\n"
+        "from elevate.__main__ import main; main()",
     )
     waiter = subprocess.Popen(
         [*LEAN[:-1], code, "credential-process", "dev"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        start_new_session=True,  # no terminal: the note goes to stderr
     )  # fmt: skip
     deadline = time.monotonic() + 2.5
     while not report.exists() and time.monotonic() < deadline and waiter.poll() is None:
@@ -211,7 +218,7 @@ def test_a_lean_waiter_imports_only_its_allow_list(tmp_path: Path) -> None:
     holder.wait(10)
     assert waiter.returncode == 0, err[-2000:]
     assert "AccessKeyId" in json.loads(out)
-    modules = set(report.read_text().split())  # it did wait: note() ran
+    modules = set(report.read_text().split())  # it did wait: the note was written
     startup = set(
         subprocess.check_output(
             [sys.executable, "-I", "-S", "-c", "import sys; print(' '.join(sorted(sys.modules)))"], text=True

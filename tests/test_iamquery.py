@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-import botocore.awsrequest
 import botocore.session
 import pytest
+from support.botoanswer import answer_with, http_answer
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET
 from support.fakests import FakeSts
 
@@ -95,23 +95,13 @@ def botocore_call(region: str, body: bytes) -> tuple[Any, dict[str, Any]]:
     )
     seen: list[Any] = []
 
-    def answer(request: Any, **_: Any) -> Any:
-        seen.append(request)
-        headers: Any = botocore.awsrequest.HeadersDict({"Content-Length": str(len(body))})
-        response: Any = botocore.awsrequest.AWSResponse(request.url, 200, headers, None)
-        response._content = body
-        return response
-
-    client.meta.events.register_first("before-send", answer)
+    client.meta.events.register_first("before-send", answer_with(body, seen))
     return seen, client.list_mfa_devices(UserName="alice")
 
 
 def answered(body: bytes) -> Any:
     """An HTTP 200 answer carrying `body`, as the transport hands it to parse."""
-    headers: Any = botocore.awsrequest.HeadersDict()
-    response: Any = botocore.awsrequest.AWSResponse("https://iam.amazonaws.com/", 200, headers, None)
-    response._content = body
-    return response
+    return http_answer("https://iam.amazonaws.com/", body)
 
 
 def scope(request: Any) -> list[str]:

@@ -18,25 +18,25 @@ OTHER_UID = 65534  # nobody
 # runs pam_keyinit): whatever root holds there, that user's processes possess and can read.
 SUDO_IN_ANOTHER_USERS_SESSION = r"""
 import ctypes, os, sys
-from kernelsession import join_new_session_keyring
+from kernelsession import join_new_session_keyring, keyctl
 from elevate import kernelkeys
 
 assert join_new_session_keyring()
 other = int(sys.argv[1])
-keyring = kernelkeys._keyctl(0, ctypes.c_long(-3), ctypes.c_long(0))  # KEYCTL_GET_KEYRING_ID
-kernelkeys._keyctl(4, ctypes.c_long(keyring), ctypes.c_long(other), ctypes.c_long(-1))  # KEYCTL_CHOWN
+keyring = keyctl(0, ctypes.c_long(-3), ctypes.c_long(0))  # KEYCTL_GET_KEYRING_ID
+keyctl(4, ctypes.c_long(keyring), ctypes.c_long(other), ctypes.c_long(-1))  # KEYCTL_CHOWN
 held = kernelkeys.store("aws-elevate:test-sudo", b"root's derived key", 60)
 pid = os.fork()
 if pid == 0:  # the other user, in the same session
     os.setgid(other)
     os.setuid(other)
     try:
-        serial = kernelkeys._keyctl(
+        serial = keyctl(
             10, ctypes.c_long(-3), ctypes.c_char_p(b"user"), ctypes.c_char_p(b"aws-elevate:test-sudo"),
             ctypes.c_long(0),
         )
         buffer = ctypes.create_string_buffer(4096)
-        size = kernelkeys._keyctl(11, ctypes.c_long(serial), buffer, ctypes.c_long(len(buffer)))
+        size = keyctl(11, ctypes.c_long(serial), buffer, ctypes.c_long(len(buffer)))
         print("read:", buffer.raw[:size].decode())
     except OSError as exc:
         print("not read:", exc.strerror)

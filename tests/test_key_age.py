@@ -1,10 +1,10 @@
-"""The key-age warning of every elevation (core.Elevator._warn_key_age): only past the
+"""The key-age warning of every elevation (Elevator.elevate): only past the
 limit, naming `elevate rotate`, on stderr.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,16 +16,12 @@ from support.onboarding import (
     put,
 )
 from support.provision import Provisioned
+from support.sessioncache import Clock, Codes, FakeClient
 
 from elevate import keystore
 from elevate.core import Elevator
 from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 TIMEOUT = 60
 
@@ -35,10 +31,12 @@ def alice(moto_env: str, request: pytest.FixtureRequest) -> Provisioned:
     return onboarding_user(moto_env, request)
 
 
-# --- the key-age warning of every elevation (core.Elevator._warn_key_age) --------------------
+# --- the key-age warning of every elevation (Elevator.elevate) --------------------
 
 
-def _warnings(created: datetime | None, now: datetime, limit: int = 90) -> list[str]:
+def _warnings(codes: Codes, age: timedelta | None, limit: int = 90) -> list[str]:
+    """What one elevation warns about, its stored keys `age` old (None: age unknown); `codes`
+    shared by the calls, as each code is used once."""
     told: list[str] = []
     profile = Profile(
         name="dev",
@@ -46,21 +44,31 @@ def _warnings(created: datetime | None, now: datetime, limit: int = 90) -> list[
         mfa_serial="X" * 9,
         keys="work",
         max_key_age_days=limit,
+        cache="off",
     )
+    clock = Clock()
+    created = None if age is None else clock.now - age
     elevator = Elevator(
-        invocation=Invocation.from_environ({}), clock=lambda: now, notify=told.append, warn=told.append
+        invocation=Invocation.from_environ(dict(os.environ)),
+        clock=clock,
+        load_keys=lambda name: SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET, created=created),
+        client_factory=lambda keys, region: FakeClient(clock),
+        code_source=codes,
+        notify=lambda message: None,
+        warn=told.append,
     )
-    elevator._warn_key_age(profile, SourceKeys(EXAMPLE_ID, EXAMPLE_SECRET, created=created))
+    elevator.elevate(profile, use_cache=False)
     return told
 
 
 def test_key_age_warning_names_rotate_only_past_the_limit() -> None:
-    now = datetime(2030, 1, 1, tzinfo=timezone.utc)
-    assert _warnings(now - timedelta(days=90), now) == []
-    told = _warnings(now - timedelta(days=91), now)
+    codes = Codes()
+    assert _warnings(codes, timedelta(days=90)) == []
+    told = _warnings(codes, timedelta(days=91))
     assert len(told) == 1 and "91 days old (limit 90)" in told[0] and "`elevate rotate work`" in told[0]
-    assert _warnings(now - timedelta(days=11), now, limit=10) != []
-    assert _warnings(None, now) == []
+    assert _warnings(codes, timedelta(days=11), limit=10) != []
+    assert _warnings(codes, None) == []
+    assert codes.calls == 4  # each call elevated
 
 
 def test_key_age_warning_on_stderr_of_a_real_elevation(alice: Provisioned) -> None:

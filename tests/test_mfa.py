@@ -191,12 +191,13 @@ def test_a_terminal_out_of_line_mode_is_not_read_from() -> None:
     try:
         terminal = io.TextIOWrapper(io.FileIO(slave, "r+", closefd=False), write_through=True)
         os.write(master, b"123456\n")
-        assert mfa._from_prompt(PROFILE, terminal) == "123456"  # line mode: asked and read
+        ask = opener(terminal)
+        assert mfa.obtain_code(PROFILE, None, tty_opener=ask, environ={}) == "123456"  # line mode: read
         assert b"MFA code for" in drain(master)
         ttymod.setraw(slave)
         os.write(master, b"654321\n")
         with pytest.raises(TerminalBusy, match="out of line mode"):
-            mfa._from_prompt(PROFILE, terminal)
+            mfa.obtain_code(PROFILE, None, tty_opener=ask, environ={})
         assert b"MFA code for" not in drain(master)  # not asked
         assert os.read(slave, 100) == b"654321\n"  # and the keys are still there for the program
     finally:

@@ -42,15 +42,14 @@ RECORDING = LEAN[-1].replace(
     "atexit.register(lambda: open(report, 'w').write(' '.join(sorted(sys.modules))))\n"
     "from elevate.__main__ import main; main()",
 )
-# The same entry with the miss path switched off: the click command answers instead.
+# The same launcher with the click command answering instead of the miss path: site-packages
+# added as main() adds them before the CLI, then the CLI's run() and the one exit-status rule.
 THROUGH_CLICK = LEAN[-1].replace(
     "from elevate.__main__ import main; main()",
-    f"sys.path.append({SUPPORT!r})\nfrom elevate import __main__ as m\nenable = m._enable_site\n"
-    "def enable_then_skip_the_miss_path():\n"
-    "    enable()\n"
-    "    from elevate import credprocess\n"
-    "    credprocess.answer_miss = lambda *args: None\n"
-    "m._enable_site = enable_then_skip_the_miss_path\nm.main()",
+    f"sys.path.append({SUPPORT!r})\nimport site\nsite.main()\n"
+    "from elevate.__main__ import exit_status\nfrom elevate.cli import run\n"
+    "try:\n    status = run(sys.argv[1:])\nexcept BaseException as exc:\n    status = exit_status(exc)\n"
+    "sys.exit(status)",
 )
 
 
@@ -246,19 +245,15 @@ class Loaded:
 
 def choose(monkeypatch: pytest.MonkeyPatch, platform: str, loader: Loaded) -> Optional[str]:
     """The backend choose_backend sets for `platform` with nothing configured, or None (left to
-    keyring's discovery)."""
-    import keyring
+    keyring's discovery). That it sets it: tests/test_keyring_backend_order.py, in children."""
     import keyring.core
 
     from elevate import keystore
 
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND")
-    monkeypatch.setattr(keystore, "_backend_chosen", False)
     monkeypatch.setattr(keyring.core, "load_keyring", loader)
-    chosen: list[str] = []
-    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
-    keystore.choose_backend(platform)
-    return chosen[0] if chosen else None
+    backend = keystore.backend_for(platform)
+    return None if backend is None else type(backend).__name__
 
 
 @pytest.mark.parametrize(
@@ -295,16 +290,12 @@ def test_a_platform_without_a_known_backend_is_left_to_discovery(monkeypatch: py
 
 
 def test_the_environment_comes_before_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
-    import keyring
     import keyring.core
 
     from elevate import keystore
 
-    monkeypatch.setattr(keystore, "_backend_chosen", False)
     loader = Loaded()
     monkeypatch.setattr(keyring.core, "load_keyring", loader)
-    chosen: list[str] = []
-    monkeypatch.setattr(keyring, "set_keyring", lambda backend: chosen.append(type(backend).__name__))
-    keystore.choose_backend("linux")  # PYTHON_KEYRING_BACKEND names the test backend (sealed_env)
-    assert chosen == ["FileKeyring"]
+    backend = keystore.backend_for("linux")  # PYTHON_KEYRING_BACKEND names the test backend (sealed_env)
+    assert type(backend).__name__ == "FileKeyring"
     assert loader.names == ["elevate_testkeyring.FileKeyring"]  # the variable's, never the platform's

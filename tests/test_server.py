@@ -395,7 +395,10 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
             raise ElevateError("STS refused: the MFA code was wrong")
         return answer[0]
 
-    supply = supply_mod.CredentialSupply(fetch, monotonic=lambda: tick[0], on_failure=told.append)
+    now = [datetime.now(timezone.utc)]
+    supply = supply_mod.CredentialSupply(
+        fetch, clock=lambda: now[0], monotonic=lambda: tick[0], on_failure=told.append
+    )
 
     def attempts(count: int) -> list[str]:
         errors = []
@@ -419,11 +422,11 @@ def test_a_failing_refresh_is_not_retried_on_every_request_but_after_a_growing_p
         attempts(1)
     assert told[-1].endswith(f"next try in {supply_mod.RETRY_MAX_SECONDS} s")  # and stops growing
     tick[0] += supply_mod.RETRY_MAX_SECONDS
-    answer[0] = creds()
+    answer[0] = creds(now=now[0])
     assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"
     # After a success the next failure pauses the shortest time again.
     answer[0] = None
-    supply._current = creds(10)  # inside the refresh window, and usable while it fails
+    now[0] += timedelta(minutes=50)  # 10 minutes left: inside the refresh window, usable while it fails
     failures = len(told)
     assert supply.get().access_key_id == "ASIAIOSFODNN7EXAMPLE"
     deadline = time.monotonic() + 5

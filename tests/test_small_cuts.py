@@ -13,12 +13,10 @@ from support.fakests import FakeSts
 
 from elevate import keystore
 from elevate.cli import cli
-from elevate.cli.setup import _show_device
 from elevate.core import Elevator
 from elevate.errors import MfaCodeRejected
 from elevate.invocation import Invocation
 from elevate.models import Profile, SourceKeys
-from elevate.onboarding.enroll import NewDevice
 
 EXAMPLE_ID = "AKIAIOSFODNN7EXAMPLE"
 EXAMPLE_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -95,12 +93,6 @@ def test_an_empty_keys_list_says_so_on_stderr() -> None:
     done = run_elevate("keys", "list")
     assert done.returncode == 0 and done.stdout == ""
     assert "no key sets stored" in done.stderr and "elevate keys add" in done.stderr
-
-
-def test_the_show_secret_hint_names_the_profile(capsys: pytest.CaptureFixture[str]) -> None:
-    device = NewDevice(user_name="alice", serial=MFA, uri="otpauth://totp/x?secret=ABC", seed="ABC")
-    _show_device(False, "dev")(device)
-    assert "`elevate mfa enroll dev --show-secret`" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

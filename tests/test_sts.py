@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from botocore.stub import Stubber
@@ -35,6 +35,27 @@ def good_credentials(**override: Any) -> dict[str, Any]:
     return creds
 
 
+class Signed(Exception):
+    """Raised once a request is signed: nothing is sent."""
+
+
+def signed_by(client: Any) -> tuple[str, Optional[str]]:
+    """The access key a GetCallerIdentity request of `client` is signed with, and the session
+    token it carries (None: none), read from the signed request, which is then not sent."""
+    seen: list[Any] = []
+
+    def stop(request: Any, **_: Any) -> None:
+        seen.append(request)
+        raise Signed
+
+    client.meta.events.register_last("request-created", stop)
+    with pytest.raises(Signed):
+        client.get_caller_identity()
+    text = {name: v.decode() if isinstance(v, bytes) else v for name, v in seen[0].headers.items()}
+    key = text["Authorization"].split("Credential=", 1)[1].split("/", 1)[0]
+    return key, text.get("X-Amz-Security-Token")
+
+
 def test_client_uses_regional_endpoint_and_bounded_timeouts() -> None:
     client = aws.make_client(KEYS, "eu-west-1")
     assert client.meta.endpoint_url == "https://sts.eu-west-1.amazonaws.com"
@@ -57,9 +78,7 @@ def test_client_ignores_aws_profile_and_credential_chain(
     config.write_text("[profile loop]\ncredential_process = /bin/false\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_PROFILE", "loop")
-    client = aws.make_client(KEYS, "us-east-1")
-    frozen = client._request_signer._credentials.get_frozen_credentials()  # type: ignore[attr-defined]
-    assert frozen.access_key == KEYS.access_key_id and frozen.token is None
+    assert signed_by(aws.make_client(KEYS, "us-east-1")) == (KEYS.access_key_id, None)
     monkeypatch.setenv("AWS_PROFILE", "missing")
     aws.make_client(KEYS, "us-east-1")
 
@@ -68,9 +87,7 @@ def test_session_client_carries_token() -> None:
     session = SessionCredentials(
         "ASIAIOSFODNN7EXAMPLE", "x" * 40, "tok" * 10, datetime.now(timezone.utc) + timedelta(hours=1)
     )
-    client = aws.make_client(session, "us-east-1")
-    signer = client._request_signer  # type: ignore[attr-defined]
-    assert signer._credentials.get_frozen_credentials().token == "tok" * 10
+    assert signed_by(aws.make_client(session, "us-east-1")) == ("ASIAIOSFODNN7EXAMPLE", "tok" * 10)
 
 
 def stubbed() -> tuple[Any, Stubber]:

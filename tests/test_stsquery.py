@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import botocore.auth
-import botocore.awsrequest
 import botocore.session
 import pytest
+from support.botoanswer import answer_with
 from support.constants import EXAMPLE_ID, EXAMPLE_SECRET, ROLE, SERIAL
 from support.stsenv import IDENTITY, KEYS, no_aws_files, sts_client  # noqa: F401  (no_aws_files: autouse)
 
@@ -168,14 +168,7 @@ def botocore_route(region: str) -> tuple[str, str]:
     )
     seen: list[Any] = []
 
-    def answer(request: Any, **_: Any) -> Any:
-        seen.append(request)
-        headers: Any = botocore.awsrequest.HeadersDict({"Content-Length": str(len(IDENTITY))})
-        response: Any = botocore.awsrequest.AWSResponse(request.url, 200, headers, None)
-        response._content = IDENTITY  # answered here: nothing leaves this machine
-        return response
-
-    client.meta.events.register_first("before-send", answer)
+    client.meta.events.register_first("before-send", answer_with(IDENTITY, seen))  # nothing leaves
     client.get_caller_identity()
     scope = seen[0].headers["Authorization"].decode().split("Credential=", 1)[1].split("/")
     return seen[0].url, scope[2]
@@ -363,10 +356,10 @@ def test_aws_ca_bundle_and_the_configs_ca_bundle_are_honoured(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
     monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
-    assert identity_via(aws.sts_client) == "alice"
+    assert identity_via(sts_client) == "alice"
     monkeypatch.delenv("AWS_CA_BUNDLE")
     (tmp_path / "aws-config").write_text(f"[default]\nca_bundle = {certificate[0]}\n")
-    assert identity_via(aws.sts_client) == "alice"
+    assert identity_via(sts_client) == "alice"
     assert identity_via(aws.make_client) == "alice"  # the reference agrees
     assert IdentityHandler.hits == ["/", "/", "/"]
 
@@ -440,7 +433,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         monkeypatch.setenv("AWS_ENDPOINT_URL", https_sts)
         monkeypatch.setenv("AWS_CA_BUNDLE", str(certificate[0]))
         monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("http://", "http://user:p%40ss@"))
-        assert identity_via(aws.sts_client) == "alice"
+        assert identity_via(sts_client) == "alice"
         assert identity_via(aws.make_client) == "alice"
         ours, reference = proxy.heads
         target = https_sts.removeprefix("https://")
@@ -448,7 +441,7 @@ def test_https_proxy_is_used_with_connect_and_its_credentials(
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in ours  # user:p@ss
         assert "Proxy-Authorization: Basic dXNlcjpwQHNz" in reference
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-        assert identity_via(aws.sts_client) == "alice"
+        assert identity_via(sts_client) == "alice"
         assert len(proxy.heads) == 2  # bypassed
     finally:
         proxy.close()

@@ -2,7 +2,8 @@
 
 No file in tests/ is over 600 lines; what tests share lives in tests/support only, and no module
 imports a test module; no assert is one that cannot fail; CONTRIBUTING.md's module table lists
-exactly the modules in elevate/, so a module added or removed without its row fails here.
+exactly the modules in elevate/, so a module added or removed without its row fails here; no
+test pokes a private name of an elevate module or object (an AST check, limits noted at it).
 """
 
 from __future__ import annotations
@@ -149,3 +150,165 @@ def test_the_vacuous_assert_rule_sees_the_forms_it_names() -> None:
         "assert x if y else z\n"
     )
     assert _vacuous_asserts(source) == [1, 2, 3, 6]
+
+
+# --- no private pokes ---------------------------------------------------------------------------
+# A test reaches elevate through public doors: the CLI, public functions, dependencies passed in
+# (support's fakes have public controls). The check below is an AST reading of every file in
+# tests/, kept simple. A name is "elevate's" in a file when the file binds it, anywhere, by
+#   - importing it from elevate (`import elevate.x as n`, `from elevate[.x] import n`),
+#   - assigning it the result of a call or attribute of an elevate name (`n = core.Elevator(...)`),
+#   - or annotating a parameter or variable with an elevate name (`n: Elevator`).
+# It then flags `n._private` (through any chain: `n.a()._b` too), `from elevate.x import _private`,
+# `setattr/getattr/delattr/hasattr(n, "_private", ...)` (monkeypatch.setattr too) and "elevate.x._private"
+# strings; and in string constants (child scripts), `n._private` where n is imported from elevate
+# by some string of the same file. Limits: names are per file, not per scope (a name bound to
+# elevate anywhere counts everywhere in that file, which errs towards flagging); objects reached
+# otherwise (fixtures without annotations, containers, returned tuples) are not followed; code
+# built in strings is read with a regular expression only; `self._x` and `cls._x` are a class's own.
+PRIVATE_POKES_ALLOWED: dict[tuple[str, str], str] = {
+    # (file, what the rule reports, without the line): why it stays
+    ("tests/test_suite_rules.py", "mfa._from_prompt (in a string)"): "the rule's own example below",
+}
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__") and len(name) > 1
+
+
+def _root(node: ast.expr) -> ast.expr:
+    while isinstance(node, (ast.Attribute, ast.Call, ast.Subscript, ast.Await)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node
+
+
+def _elevate_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "elevate" or alias.name.startswith("elevate."):
+                    names.add(alias.asname or alias.name.split(".", 1)[0])
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "elevate" or node.module.startswith("elevate."):
+                names.update(alias.asname or alias.name for alias in node.names)
+
+    def from_elevate(node: ast.expr | None) -> bool:
+        if node is None:
+            return False
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a string annotation
+            try:
+                node = ast.parse(node.value, mode="eval").body
+            except SyntaxError:
+                return False
+        return any(isinstance(n, ast.Name) and n.id in names for n in ast.walk(node))
+
+    grew = True
+    while grew:  # until no new name is bound (n = m.x(); o = n.y(); ...)
+        before = len(names)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and from_elevate(_root(node.value)):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                if from_elevate(node.annotation) or (
+                    node.value is not None and from_elevate(_root(node.value))
+                ):
+                    names.add(node.target.id)
+            elif isinstance(node, ast.arg) and from_elevate(node.annotation):
+                names.add(node.arg)
+            elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
+                if from_elevate(_root(node.context_expr)):
+                    names.add(node.optional_vars.id)
+        grew = len(names) > before
+    return names - {"self", "cls"}
+
+
+_STRING_IMPORT = re.compile(
+    r"from elevate(?:\.[\w.]+)? import ([\w, ]+)|import (elevate[\w.]*)(?: as (\w+))?"
+)
+_STRING_POKE = re.compile(r"(?<![\w.])(\w+)\.(_[a-z]\w*)")
+_DOTTED_PRIVATE = re.compile(r"^elevate(?:\.\w+)*\.(_[a-z]\w*)")
+
+
+def _private_pokes(source: str) -> list[tuple[int, str]]:
+    """(line, what) for each private poke of an elevate module or object in `source`."""
+    tree = ast.parse(source)
+    names = _elevate_names(tree)
+    constants = [n for n in ast.walk(tree) if isinstance(n, ast.Constant)]
+    strings = [(n.lineno, n.value) for n in constants if isinstance(n.value, str)]
+    in_strings: set[str] = set()
+    for _, text in strings:
+        for imported, module, alias in _STRING_IMPORT.findall(text):
+            in_strings.update(n.strip().split(" as ")[-1] for n in imported.split(",") if n.strip())
+            if module:
+                in_strings.add(alias or module.split(".", 1)[0])
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _is_private(node.attr):
+            root = _root(node.value)
+            if isinstance(root, ast.Name) and root.id in names:
+                found.append((node.lineno, ast.unparse(node)))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "elevate":
+            found += [
+                (node.lineno, f"from {node.module} import {a.name}")
+                for a in node.names
+                if _is_private(a.name)
+            ]
+        elif isinstance(node, ast.Call) and len(node.args) >= 2:
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            target, attr = _root(node.args[0]), node.args[1]
+            if (
+                name in ("setattr", "getattr", "delattr", "hasattr")
+                and isinstance(target, ast.Name)
+                and target.id in names
+                and isinstance(attr, ast.Constant)
+                and isinstance(attr.value, str)
+                and _is_private(attr.value)
+            ):
+                found.append((node.lineno, f"{name}({target.id}, {attr.value!r})"))
+    for line, text in strings:
+        if _DOTTED_PRIVATE.match(text):
+            found.append((line, text))
+        for owner, attr in _STRING_POKE.findall(text):
+            if owner in in_strings:
+                found.append((line, f"{owner}.{attr} (in a string)"))
+    return sorted(set(found))
+
+
+def test_no_test_pokes_a_private_name_of_elevate() -> None:
+    offenders, allowed_seen = {}, set()
+    for path in _test_files():
+        name = path.relative_to(ROOT).as_posix()
+        pokes = []
+        for line, what in _private_pokes(path.read_text(encoding="utf-8")):
+            if (name, what) in PRIVATE_POKES_ALLOWED:
+                allowed_seen.add((name, what))
+            else:
+                pokes.append(f"{line}: {what}")
+        if pokes:
+            offenders[name] = pokes
+    assert offenders == {}, f"test through a public door, or list it with a reason: {offenders}"
+    stale = sorted(set(PRIVATE_POKES_ALLOWED) - allowed_seen)
+    assert stale == [], f"listed as allowed but no longer there, drop them: {stale}"
+
+
+def test_the_private_poke_rule_sees_the_forms_it_names() -> None:
+    source = (
+        "from elevate import supply as supply_mod, mfa\n"  # 1
+        "from elevate.core import Elevator\n"
+        "from elevate.cli.setup import _show_device\n"  # 3: a private import
+        "import elevate.aws\n"
+        "s = supply_mod.CredentialSupply(f)\n"  # 5
+        "s._current = 1\n"  # 6: an object from elevate
+        "mfa._from_prompt(p, t)\n"  # 7: a module of elevate
+        "elevate.aws.make_client(k)._request_signer\n"  # 8: through a call
+        "def f(e: Elevator, other: object) -> None:\n"  # 9
+        "    e._warn_key_age(p, k)\n"  # 10: an annotated parameter
+        "    other._fine\n"  # 11: not elevate's
+        "monkeypatch.setattr(mfa, '_x', 1)\n"  # 12
+        "monkeypatch.setattr('elevate.keystore._backend_chosen', False)\n"  # 13
+        "CHILD = 'from elevate import kernelkeys\\nkernelkeys._keyctl(0)'\n"  # 14: a child script
+        "self._own = 1\n"
+        "mfa.obtain_code(p)\nos._exit(0)\ns.__class__\n"
+    )
+    assert [line for line, _ in _private_pokes(source)] == [3, 6, 7, 8, 10, 12, 13, 14]
