@@ -16,7 +16,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from support.awscli import TIMEOUT, aws_v2, set_up
+from support.awsclitools import TIMEOUT, aws_v2, set_up
 from support.cli import elevate_argv, run_elevate
 from support.provision import Provisioned
 

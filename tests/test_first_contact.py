@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from support.awscli import aws_v2
+from support.awsclitools import aws_v2
 from support.cli import run_elevate
 from support.fakests import FakeSts
 from support.provision import Provisioned, provision

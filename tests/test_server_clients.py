@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from support.awscli import aws_v2, set_up
+from support.awsclitools import aws_v2, set_up
 from support.fakests import FakeSts
 from support.provision import Provisioned
 from support.realparts import require, require_tool

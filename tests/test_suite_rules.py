@@ -3,13 +3,18 @@
 No file in tests/ is over 600 lines; what tests share lives in tests/support only, and no module
 imports a test module; no assert is one that cannot fail; CONTRIBUTING.md's module table lists
 exactly the modules in elevate/, so a module added or removed without its row fails here; no
-test pokes a private name of an elevate module or object (an AST check, limits noted at it).
+test pokes a private name of an elevate module or object (an AST check, limits noted at it); no
+module in tests/support takes the name of a module another program imports (PYTHONPATH names
+tests/support, and the children the tests run, such as the AWS CLI, inherit it).
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -312,3 +317,22 @@ def test_the_private_poke_rule_sees_the_forms_it_names() -> None:
         "mfa.obtain_code(p)\nos._exit(0)\ns.__class__\n"
     )
     assert [line for line, _ in _private_pokes(source)] == [3, 6, 7, 8, 10, 12, 13, 14]
+
+
+def _support_names() -> list[str]:
+    return sorted(p.stem for p in (TESTS / "support").glob("*.py") if p.stem != "__init__")
+
+
+def test_no_support_module_shadows_a_module_of_a_program_the_tests_run() -> None:
+    """tests/support is on PYTHONPATH (the test keyring backend is found there), so a helper named
+    like a real module (support/awscli.py once was) would be imported by a child such as the AWS
+    CLI instead of its own package: checked against this interpreter's installed modules and the
+    system python3's, each asked in isolation (-I: no PYTHONPATH, no working directory)."""
+    names = _support_names()
+    probe = "import importlib.util, sys; print([n for n in sys.argv[1:] if importlib.util.find_spec(n)])"
+    system = shutil.which("python3", path="/usr/bin:/bin")
+    for python in dict.fromkeys(p for p in (sys.executable, system) if p):
+        found = subprocess.run(
+            [python, "-I", "-c", probe, *names], capture_output=True, text=True, timeout=60, check=True
+        ).stdout.strip()
+        assert found == "[]", f"tests/support modules named like modules of {python}: {found}"
