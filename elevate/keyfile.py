@@ -58,16 +58,21 @@ def file_keyrings() -> list[Any]:
     ]
 
 
-def unlock(ask: Optional[Asker] = None) -> None:
+def unlock(ask: Optional[Asker] = None, create: bool = False) -> None:
     """Open each keyring file elevate uses: with the key the kernel holds from an earlier unlock
     in this login session, else with the passphrase asked on the terminal (never argv or the
-    environment; a new file gets a new passphrase, typed twice). A KeyringError when no
+    environment). A file that does not exist yet is made (with a new passphrase, typed twice)
+    only to store something (`create`); to read, it holds nothing and is left unmade, since
+    the backend reads no missing file and so asks for nothing. A KeyringError when no
     terminal is there to ask on, or the passphrase is wrong three times."""
     asker = ask or ask_on_tty
     for backend in file_keyrings():
         opened = getattr(backend, _OPENED, None)
         if isinstance(opened, FileKeys) and opened.opened:
             continue  # opened earlier in this process (a failed try is tried again, never left to getpass)
+        if not create and not os.path.lexists(str(getattr(backend, "file_path", ""))):
+            log.debug("keyring file %s: none yet, so no key sets (a read makes none)", backend.file_path)
+            continue
         FileKeys(backend, asker).open()
 
 

@@ -32,13 +32,15 @@ _INDEX = "__index__"
 ACCESS_KEY_ID = re.compile(r"^AKIA[A-Z0-9]{12,124}$", re.ASCII)
 SECRET_ACCESS_KEY = re.compile(r"^[A-Za-z0-9/+]{40}$", re.ASCII)
 
-NO_BACKEND_HELP = (
+_NO_BACKEND = (
     "no usable OS keyring: on a Linux desktop start a Secret Service (gnome-keyring or KWallet); "
     "over SSH, on WSL or in a container install the encrypted file keyring "
     "(`./scripts/install --headless` from the clone) and run "
-    "`elevate keys add NAME`, which asks for a new passphrase (see the README's "
+    "{then}, which asks for a new passphrase (see the README's "
     '"Headless Linux, SSH and WSL"); PYTHON_KEYRING_BACKEND selects a backend'
 )
+# What to run once a keyring is installed: by default the command that stores a key set.
+KEYS_ADD = "`elevate keys add NAME`"
 
 
 def check_name(name: str) -> str:
@@ -151,18 +153,19 @@ def holding_backend(name: str = _INDEX) -> object:
     return members[0]
 
 
-def backend_name(name: str = _INDEX) -> str:
+def backend_name(name: str = _INDEX, then: str = KEYS_ADD) -> str:
     """The backend that holds (or would store) entry `name`, by its qualified class name."""
-    with _keyring_errors():
+    with _keyring_errors(then=then):
         return _qualified(holding_backend(name))
 
 
-def check_backend(name: str = _INDEX) -> None:
-    """Refuse a backend that stores secrets unencrypted, unless the user opted in knowingly."""
-    held_by = backend_name(name)
+def check_backend(name: str = _INDEX, then: str = KEYS_ADD) -> None:
+    """Refuse a backend that stores secrets unencrypted, unless the user opted in knowingly;
+    where there is no backend at all, the remedy ends with running `then`."""
+    held_by = backend_name(name, then)
     log.debug("keyring backend for %r: %s", name, held_by)
     if held_by == "keyring.backends.fail.Keyring":  # keyring found no backend at all
-        raise KeyringError(f"{no_backend_help()} (keyring: {held_by})")
+        raise KeyringError(f"{no_backend_help(then=then)} (keyring: {held_by})")
     if held_by in PLAINTEXT_BACKENDS and os.environ.get(ALLOW_PLAINTEXT) != "1":
         raise KeyringError(
             f"the keyring backend {held_by} keeps secrets unencrypted: refusing to keep the long-term "
@@ -197,13 +200,22 @@ def has_keys(name: str) -> bool:
         return _get(name) is not None
 
 
+def usable_has_keys(name: str, then: str) -> bool:
+    """Whether a key set `name` is stored, once the keyring is known to be usable for it (a
+    KeyringError, whose remedy ends with running `then`, when it is not): asked before a key
+    is typed, so that a keyring that cannot take it does not lose it."""
+    check_backend(name, then)
+    with _keyring_errors(then=then):
+        return _get(name) is not None
+
+
 def put_keys(name: str, keys: SourceKeys, platform: str = sys.platform) -> None:
     """Store (or replace) the key set `name` and record it in the index."""
     check_backend(name)
     entry = {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
     if keys.created is not None:
         entry["created"] = format_utc(keys.created)
-    with _keyring_errors():
+    with _keyring_errors(create=True):
         _set(name, json.dumps(entry), platform)
         names = _index()
         if name not in names:
@@ -244,7 +256,7 @@ def get_secret(username: str) -> Optional[str]:
 
 def set_secret(username: str, value: str, platform: str = sys.platform) -> None:
     """Store a raw entry of ours (in parts where the OS keyring's limit needs: elevate.keyparts)."""
-    with _keyring_errors():
+    with _keyring_errors(create=True):
         _set(username, value, platform)
 
 
@@ -290,14 +302,16 @@ def _remove_entry(name: str) -> None:
 
 
 @contextmanager
-def _keyring_errors() -> Iterator[None]:
-    """Translate any backend failure into a KeyringError with its real cause and a remedy."""
+def _keyring_errors(create: bool = False, then: str = KEYS_ADD) -> Iterator[None]:
+    """Translate any backend failure into a KeyringError with its real cause and a remedy (which
+    ends with running `then`). Only a block that stores (`create`) makes a new keyring file:
+    without one, a read finds nothing and asks for no passphrase."""
     try:
         choose_backend()
-        keyfile.unlock()
+        keyfile.unlock(create=create)
         yield
     except keyring.errors.NoKeyringError as exc:
-        raise KeyringError(f"{no_backend_help()} (keyring: {cause(exc)})") from exc
+        raise KeyringError(f"{no_backend_help(then=then)} (keyring: {cause(exc)})") from exc
     except keyring.errors.KeyringLocked as exc:
         raise KeyringError(
             "the OS keyring is locked: unlock it (log in to the desktop, or "
@@ -310,8 +324,8 @@ def _keyring_errors() -> Iterator[None]:
         if "locked" in why.lower() or "dismissed" in why.lower():
             raise KeyringError(f"the OS keyring refused access ({why}): unlock it and retry") from exc
         if isinstance(exc, RuntimeError) and "backend" in why.lower():
-            raise KeyringError(f"{no_backend_help()} (keyring: {why})") from exc
-        raise KeyringError(f"the OS keyring failed ({why}): {no_backend_help()}") from exc
+            raise KeyringError(f"{no_backend_help(then=then)} (keyring: {why})") from exc
+        raise KeyringError(f"the OS keyring failed ({why}): {no_backend_help(then=then)}") from exc
 
 
 def cause(exc: BaseException) -> str:
@@ -325,6 +339,7 @@ def cause(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def no_backend_help(platform: str = sys.platform) -> str:
-    """What to do when no keyring backend works, for this platform."""
-    return hostos.keyring_help(platform) or NO_BACKEND_HELP
+def no_backend_help(platform: str = sys.platform, then: str = KEYS_ADD) -> str:
+    """What to do when no keyring backend works, for this platform (on Linux: install one, then
+    run `then`)."""
+    return hostos.keyring_help(platform) or _NO_BACKEND.format(then=then)

@@ -388,3 +388,58 @@ def test_elevate_command_prefers_the_installed_script(tmp_path: Path) -> None:
         "-m",
         "elevate",
     ]
+
+
+# --- enrolment from configure: no camera, no interruption ------------------------------------------
+
+
+def _configure_to_enrolment(moto_env: str, request: pytest.FixtureRequest, *flags: str) -> pexpect.spawn[str]:
+    """`elevate configure` on a pty for a user with no MFA device, up to "enrol one now?" answered yes."""
+    keys = bare_user(moto_env, user_name(request, "camless"))
+    argv = elevate_argv(
+        "configure", "dev", "--region", "us-east-1", "--role-arn", ROLE_WITHOUT_DEVICE, "--no-default", *flags
+    )
+    child = pexpect.spawn(argv[0], argv[1:], env=dict(os.environ), timeout=TIMEOUT, encoding="utf-8")
+    child.expect("Access key ID: ")
+    child.sendline(keys.access_key_id)
+    child.expect("Secret access key: ")
+    child.sendline(keys.secret_access_key)
+    child.expect(r"has no MFA device\. Enroll a virtual one now\? \[Y/n\]: ")
+    child.sendline("y")
+    return child
+
+
+ROLE_WITHOUT_DEVICE = "arn:aws:iam::210987654321:role/DeveloperElevated"  # another account: not looked up
+
+
+def _stop_at_the_codes(child: pexpect.spawn[str]) -> None:
+    child.expect("Code shown now: ")
+    child.sendintr()  # the device made is deleted again
+    child.expect(pexpect.EOF)
+    child.close()
+
+
+def test_configure_offers_the_typed_key_before_the_device_is_made(
+    moto_env: str, request: pytest.FixtureRequest
+) -> None:
+    child = _configure_to_enrolment(moto_env, request)
+    try:
+        first = child.expect([r"No camera\? .*\[y/N\]: ", "Scan this QR code"])
+        assert first == 0, "the no-camera choice comes only after the device exists"
+        child.sendline("y")
+        child.expect("Scan this QR code")
+        child.expect(r"secret key: [A-Z2-7]{16,}")
+        _stop_at_the_codes(child)
+    finally:
+        child.close(force=True)
+
+
+def test_configure_show_secret_is_passed_to_enrolment(moto_env: str, request: pytest.FixtureRequest) -> None:
+    child = _configure_to_enrolment(moto_env, request, "--show-secret")
+    try:
+        child.expect("Scan this QR code")
+        child.expect(r"secret key: [A-Z2-7]{16,}")
+        assert "No camera" not in (child.before or "")
+        _stop_at_the_codes(child)
+    finally:
+        child.close(force=True)

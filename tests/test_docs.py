@@ -91,3 +91,13 @@ def test_every_elevate_command_line_in_the_docs_parses() -> None:
         except click.ClickException as exc:
             failures.append(f"{doc}: `{line.strip()}`: {exc.format_message()}")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/admin.md"])
+def test_local_endpoint_advice_serves_an_aws_cli_older_than_2_13(doc: str) -> None:
+    """Where a doc points elevate at a local endpoint, an AWS CLI before 2.13 ignores
+    AWS_ENDPOINT_URL: the doc says so and shows the flag that works with every version."""
+    text = " ".join((ROOT / doc).read_text().split())
+    assert "AWS_ENDPOINT_URL" in text
+    assert "only from version 2.13" in text
+    assert 'aws --endpoint-url "$AWS_ENDPOINT_URL"' in text

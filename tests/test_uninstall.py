@@ -209,3 +209,27 @@ def test_uninstall_deletes_no_config_path_that_is_not_an_elevate_config(set_up: 
     assert aws_config.exists(), "the AWS config was deleted as if it were elevate's config"
     assert "[profile work]\nregion = us-west-2\n" in aws_config.read_text()
     assert str(aws_config) in done.stderr[done.stderr.index("left:") :]
+
+
+def test_uninstall_says_the_iam_access_key_is_still_active_in_aws(set_up: dict[str, Path]) -> None:
+    """Deleting the key sets here leaves the keys themselves valid in AWS: said, with what to do."""
+    done = run_elevate("uninstall", "--yes")
+    assert done.returncode == 0, done.stderr
+    left = done.stderr[done.stderr.index("left:") :]
+    assert keystore.mask(EXAMPLE_ID) in left and EXAMPLE_ID not in done.stderr
+    assert "still active in AWS" in left
+    assert "ask your admin" in left and "aws iam delete-access-key" in left
+
+
+def test_uninstall_removes_no_directory_it_did_not_make(set_up: dict[str, Path], tmp_path: Path) -> None:
+    """ELEVATE_CONFIG names a file in a directory of the user's: the config goes, the directory
+    stays, even when the config was the last thing in it."""
+    mine = tmp_path / "projects" / "elevate-settings"
+    mine.mkdir(parents=True)
+    config = mine / "config.toml"
+    config.write_text(set_up["config"].read_text())
+    config.chmod(0o600)
+    done = run_elevate("uninstall", "--yes", env={**os.environ, "ELEVATE_CONFIG": str(config)})
+    assert done.returncode == 0, done.stderr
+    assert not config.exists(), done.stderr
+    assert mine.is_dir(), "a directory the user made was removed"

@@ -37,13 +37,16 @@ class _TerminalPrompter:
         return click.confirm(question, default=default, err=True)
 
 
-def _show_device(show_secret: bool, name: str) -> Callable[[NewDevice], None]:
+def _show_device(show_secret: bool, name: str, hint: bool = True) -> Callable[[NewDevice], None]:
+    """How a new device is shown: its QR code, and its secret key when asked for; else (`hint`)
+    how to ask for it."""
+
     def show(device: NewDevice) -> None:
         ui.stderr(f"Scan this QR code with your authenticator app ({device.user_name}, {device.serial}):")
         ui.stderr(render_qr(device.uri))
         if show_secret:
             ui.stderr(f"otpauth URI: {device.uri}\nsecret key: {device.seed}")
-        else:
+        elif hint:
             ui.stderr(f"No camera? `elevate mfa enroll {name} --show-secret` prints the key to type in.")
 
     return show
@@ -93,6 +96,9 @@ def _read_codes(
     default=None,
     help="Write the credential_process profile to ~/.aws/config (asked when interactive).",
 )
+@click.option(
+    "--show-secret", is_flag=True, help="When it enrols an MFA device: also print its secret key (stderr)."
+)
 @click.option("--no-input", is_flag=True, help="Never ask: missing answers are errors naming the flag.")
 @click.pass_obj
 def configure_cmd(
@@ -110,6 +116,7 @@ def configure_cmd(
     make_default: Optional[bool],
     aws_profile: Optional[str],
     write_aws_config: Optional[bool],
+    show_secret: bool,
     no_input: bool,
 ) -> None:
     """Set up a profile: store keys, find the role and MFA device, write the config.
@@ -150,11 +157,17 @@ def configure_cmd(
     prompter = _TerminalPrompter() if asking else None
 
     def enroll_device(source: SourceKeys, identity: Identity, api_region: str) -> str:
+        # Asked before the device exists: nobody has to interrupt enrolment to get the key.
+        typed = show_secret or click.confirm(
+            "No camera? Show the secret key to type into the app as well as the QR code?",
+            default=False,
+            err=True,
+        )
         enroller = Enroller(app.invocation, notify=ui.inform)
         return enroller.enroll(
             source,
             api_region,
-            _show_device(False, profile or "PROFILE"),
+            _show_device(typed, profile or "PROFILE", hint=False),
             _read_codes(None, None, True),
             identity,
         )

@@ -22,6 +22,7 @@ from . import awsfiles, configfile
 from .command_line import elevate_command
 
 MIN_USER_NAME = 2  # STS's shortest RoleSessionName and SourceIdentity
+AGAIN = "`elevate configure` again"  # what to run once a usable keyring is installed
 _CONFIG_KEYS = ("role_arn", "mfa_serial", "region", "keys")
 
 
@@ -225,10 +226,13 @@ class Onboarding:
                 "no keys given: pass the access key ID and the secret key as two lines on stdin, "
                 f"or --stored-keys (use key set {key_set!r}), or --from-aws-profile P"
             )
-        try:
-            stored: Optional[SourceKeys] = keystore.get_keys(key_set)
-        except KeyringError:
-            stored = None
+        stored: Optional[SourceKeys] = None
+        # Before the key is typed: a keyring that cannot store it would lose it.
+        if keystore.usable_has_keys(key_set, then=AGAIN):
+            try:
+                stored = keystore.get_keys(key_set)
+            except KeyringError:
+                stored = None  # damaged: replaced by the key typed now
         if stored is not None and prompter.confirm(
             f"Use the key {keystore.mask(stored.access_key_id)} already stored as {key_set!r}?", True
         ):

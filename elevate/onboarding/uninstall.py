@@ -4,7 +4,10 @@ The key sets and every other keyring entry of ours, the encrypted keyring file (
 elevate used it), the `[profile ...]` blocks of ~/.aws/config that run elevate (only those),
 the config, the session cache and MFA sessions, the plaintext backups `keys import
 --delete-plaintext` made (overwritten, then unlinked), and last the program that
-scripts/install made. First a plan, which the caller shows and confirms; then the removal.
+scripts/install made, and the unlock held in the kernel keyring. First a plan, which the
+caller shows and confirms; then the removal. What is left includes the IAM access keys of the
+key sets removed: they stay active in AWS until IAM deletes them. No directory is removed that
+elevate did not make (a config named by --config or ELEVATE_CONFIG leaves its directory).
 """
 
 from __future__ import annotations
@@ -84,9 +87,18 @@ class Uninstaller:
                 plan.config = path
                 plan.profiles = list(config.profiles.values())
         try:
-            plan.key_sets = [name for name, _ in keystore.list_key_sets()]
+            found = keystore.list_key_sets()
         except ElevateError as exc:
             plan.left.append(f"key sets in the keyring, if any (it cannot be read: {exc.message})")
+            found = []
+        plan.key_sets = [name for name, _ in found]
+        # Deleting a key set here leaves its key valid in AWS: only IAM can end it.
+        plan.left += [
+            f"the IAM access key {keystore.mask(keys.access_key_id)} (key set {name!r}), still active "
+            "in AWS: ask your admin to delete it, or delete it yourself with `aws iam "
+            "delete-access-key --access-key-id ID` (`aws iam list-access-keys` shows its ID)"
+            for name, keys in found
+        ]
         plan.aws_blocks = [
             awsfiles.section_header(name) + f" in {awsfiles.config_path(self.environ)}"
             for name in self._elevate_profiles()
@@ -127,16 +139,17 @@ class Uninstaller:
         for path in [plan.config] if plan.config else []:
             path.unlink(missing_ok=True)
             removed.append(f"the config {path}")
-            with contextlib.suppress(OSError):
-                path.parent.rmdir()  # ~/.config/elevate, when nothing else is in it
+            if path == self._default_config():
+                with contextlib.suppress(OSError):
+                    path.parent.rmdir()  # ~/.config/elevate, when nothing else is in it
         for directory in plan.cache_dirs:
             if _remove_cache(directory):
                 removed.append(f"the cache {directory}")
         for backup in plan.backups:
             if shred(backup):
                 removed.append(f"the plaintext key backup {backup} (overwritten, then deleted)")
+        removed += [f"the unlock of {held} held in the kernel keyring" for held in keyfile.lock()]
         for path in plan.keyring_files:
-            keyfile.lock()
             path.unlink(missing_ok=True)
             removed.append(f"the encrypted keyring file {path}")
             with contextlib.suppress(OSError):
@@ -189,6 +202,10 @@ class Uninstaller:
         else:
             awsfiles.replace_file(path, new, expect=data)
         return removed
+
+    def _default_config(self) -> Path:
+        """Where the config is without --config and ELEVATE_CONFIG: in a directory of elevate's own."""
+        return config_path(None, {k: v for k, v in self.environ.items() if k != "ELEVATE_CONFIG"})
 
     def _cache_dirs(self) -> list[Path]:
         """Where the cache is now, and where it would be without ELEVATE_CACHE_DIR or a runtime dir."""
