@@ -167,7 +167,7 @@ def parse_document(text: str, path: Path) -> dict[str, Any]:
     one place a whole config is parsed. A ConfigError names the file."""
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: the config is larger than {MAX_CONFIG_BYTES // 1024} KiB: refusing it")
-    depth = _nesting(text)
+    depth, _ = _scan(text)
     if depth > MAX_DEPTH:
         raise ConfigError(f"{path}: the config nests arrays or tables {depth} deep (at most {MAX_DEPTH})")
     try:
@@ -210,20 +210,27 @@ def parse_config(text: str, path: Path) -> Config:
     return Config(path=path, profiles=profiles, default_profile=default, scopes=scopes)
 
 
-def _nesting(text: str) -> int:
-    """The deepest nesting of [ and { outside strings and comments: a cheap bound before parsing."""
+def _scan(text: str) -> tuple[int, list[bool]]:
+    """One pass over TOML text, outside strings and comments: the deepest nesting of [ and { (a
+    cheap bound before parsing) and, for each line, whether it begins outside any string, array or
+    inline table (so text inside a value never passes for a key)."""
+    starts = [True]
     depth = deepest = 0
     quote = ""
     i, n = 0, len(text)
     while i < n:
         char = text[i]
+        if char == "\n":
+            starts.append(not quote and depth == 0)
+            i += 1
+            continue
         if quote:
             if text.startswith(quote, i):
                 i += len(quote)
                 quote = ""
                 continue
             if char == "\\" and quote[0] == '"':
-                i += 2
+                i += 1 if text[i + 1 : i + 2] == "\n" else 2  # a line-ending backslash: the newline counts
                 continue
         elif char in "\"'":
             quote = char * 3 if text.startswith(char * 3, i) else char
@@ -239,7 +246,7 @@ def _nesting(text: str) -> int:
         elif char in "]}":
             depth = max(depth - 1, 0)
         i += 1
-    return deepest
+    return deepest, starts
 
 
 def chosen_name(
@@ -376,7 +383,7 @@ class _Locator:
         self.lines: dict[tuple[Optional[str], Optional[str]], int] = {}
         section: Optional[str] = None
         lines = [line.rstrip("\r") for line in text.split("\n")]  # TOML's newlines only (LF, CRLF)
-        for number, start in enumerate(_statement_starts(text, len(lines)), 1):
+        for number, start in enumerate(_scan(text)[1], 1):
             if not start:
                 continue
             line = lines[number - 1]
@@ -400,42 +407,3 @@ class _Locator:
         """Where profile `profile` and each of its keys are."""
         keys = tuple((key, line) for (table, key), line in self.lines.items() if table == profile and key)
         return Origin(str(self.path), self.lines.get((profile, None)), keys)
-
-
-def _statement_starts(text: str, count: int) -> list[bool]:
-    """For each of `count` lines: whether it begins outside any string, array or inline table."""
-    starts = [True] * count
-    depth = 0
-    quote = ""
-    line = 0
-    i, n = 0, len(text)
-    while i < n:
-        char = text[i]
-        if char == "\n":
-            line += 1
-            if line < count:
-                starts[line] = not quote and depth == 0
-            i += 1
-            continue
-        if quote:
-            if text.startswith(quote, i):
-                i += len(quote)
-                quote = ""
-                continue
-            if char == "\\" and quote[0] == '"':
-                i += 1 if text[i + 1 : i + 2] == "\n" else 2
-                continue
-        elif char in "\"'":
-            quote = char * 3 if text.startswith(char * 3, i) else char
-            i += len(quote)
-            continue
-        elif char == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end
-            continue
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-        i += 1
-    return starts
