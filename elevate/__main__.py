@@ -9,7 +9,9 @@ click), and everything else to the CLI. Those run under the one handler below: a
 becomes one line on stderr and its exit code, an interrupt 130, a terminating signal 128+N.
 
 The lean launcher that scripts/install writes runs `main` under `python -I -S`: the hit and
-the queue need no site-packages; `site` is set up only before the miss path or the CLI.
+the queue need no site-packages; `site` is set up only before the miss path or the CLI. An
+answer from the index or the queue ends the process at once (`end_now`): Python's teardown
+would cost a hit a fifth of its instructions, and 31 waiters of a storm all of theirs at once.
 """
 
 from __future__ import annotations
@@ -21,27 +23,24 @@ EXIT_OK = 0
 EXIT_FAILURE = 1  # elevate.errors.EXIT_FAILURE, not imported on a hit
 EXIT_INTERRUPTED = 130  # elevate.errors.EXIT_INTERRUPTED
 
-# The user's core-dump limit, as it was before the indexed hit set ours to 0: the command
-# `exec` runs gets it back.
-_user_core_limit: tuple[int, int] | None = None
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from .hit import Queued
 
 
-def run(argv: list[str]) -> int:
-    """Run elevate with `argv` (without the program name); the exit status."""
-    from . import hit
+def run(argv: list[str], queued: Queued | None = None, core_limit: tuple[int, int] | None = None) -> int:
+    """Run elevate's full path with `argv` (without the program name); the exit status.
 
-    queued = None
+    `queued`: the hit queue's lock, held when this process is the one to fill the entry;
+    `core_limit`: the user's core-dump limit, when the lean start already set ours to 0 (the
+    command `exec` runs gets it back)."""
     try:
-        # On an index miss, queue behind whoever fills the same entry before parsing anything
-        # (a waiter holds no secret until it answers, and then serve() made it non-dumpable).
-        text, queued = hit.wait_for_filler(argv, os.environ, _say_waiting)
-        if text is not None:
-            hit.write(text)
-            return EXIT_OK
         from .hardening import disable_core_dumps, raise_on_signals
 
         raise_on_signals()
-        disable_core_dumps(_user_core_limit)
+        disable_core_dumps(core_limit)
         _enable_site()
         since = None if queued is None else queued.since
         from .credprocess import answer_miss
@@ -49,7 +48,9 @@ def run(argv: list[str]) -> int:
         # A plain credential-process goes straight to the core; anything else to the CLI.
         text = answer_miss(argv, dict(os.environ), since)
         if text is not None:
-            hit.write(text)
+            from .hit import write
+
+            write(text)
             return EXIT_OK
         from .cli import run as run_cli
 
@@ -102,13 +103,8 @@ def _say_waiting() -> None:
 
 
 def indexed_hit(argv: list[str]) -> int | None:
-    """The exit status of an indexed cache hit it answered, or None to run the rest."""
-    global _user_core_limit
-    from . import hit, hostos
-
-    _user_core_limit = (
-        hostos.disable_core_dumps()
-    )  # no core file with secrets in it, on the hit as everywhere
+    """The exit status of an indexed cache hit it answered (or failed to write), else None."""
+    from . import hit
 
     try:
         text = hit.answer(argv, os.environ)
@@ -116,21 +112,53 @@ def indexed_hit(argv: list[str]) -> int | None:
             return None
         hit.write(text)
         return EXIT_OK
-    except KeyboardInterrupt:
-        from . import ui
+    except BaseException as exc:  # noqa: BLE001 - exit_status raises again what is not ours
+        return exit_status(exc)
 
-        ui.stderr("")
-        ui.inform("interrupted")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return EXIT_FAILURE
+
+def queued_hit(argv: list[str]) -> tuple[int | None, Queued | None]:
+    """On an index miss, queue behind whoever fills the same entry, before parsing anything (a
+    waiter holds no secret until it answers, and then serve() made it non-dumpable).
+
+    (the exit status of the answer or failure, None) once the wait ended, or (None, the queue
+    held or None) for the full path to go on with."""
+    from . import hit
+
+    try:
+        text, queued = hit.wait_for_filler(argv, os.environ, _say_waiting)
+        if text is None:
+            return None, queued
+        hit.write(text)
+        return EXIT_OK, None
+    except BaseException as exc:  # noqa: BLE001 - exit_status raises again what is not ours
+        return exit_status(exc), None
+
+
+def end_now(status: int) -> NoReturn:
+    """End after a lean answer (a hit or a waiter's): stdout and stderr are flushed and nothing
+    else is pending (no thread, atexit handler or temporary file exists on that path), so
+    Python's teardown, a fifth of a hit's instructions, is skipped. Only `main` calls this."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        status = status or EXIT_FAILURE
+    os._exit(status)
 
 
 def main() -> None:
-    """The console script, and the lean launcher's entry."""
+    """The console script, and the lean launcher's entry: the indexed hit, else the hit queue,
+    else the full path."""
+    from .hostos import disable_core_dumps
+
     argv = sys.argv[1:]
+    core_limit = disable_core_dumps()  # no core file with secrets in it, on the hit as everywhere
     status = indexed_hit(argv)
-    sys.exit(run(argv) if status is None else status)
+    if status is None:
+        status, queued = queued_hit(argv)
+        if status is None:
+            sys.exit(run(argv, queued, core_limit))
+    end_now(status)
 
 
 if __name__ == "__main__":
