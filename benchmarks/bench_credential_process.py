@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark the cached credential_process path, its waiters and the storm (a script, not a test).
 
-    ./scripts/bench [--runs 21] [--fetches 201] [--rounds 3] [--sts-latency 0.1]
+    ./scripts/bench [--runs 21] [--fetches 201] [--rounds 7] [--sts-latency 0.1]
 
 It needs only this interpreter's standard library. It installs elevate with ./scripts/install
 into a temporary HOME (the runtime lock with hashes, elevate's wheel, the lean launcher) and an
@@ -484,7 +484,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=21, help="interleaved runs per command (>= 11)")
     parser.add_argument("--fetches", type=int, default=201, help="fetches from the credential server (d)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of the storm (>= 3)")
+    parser.add_argument("--rounds", type=int, default=7, help="rounds of the storm (>= 3)")
     parser.add_argument(
         "--sts-latency",
         type=float,
