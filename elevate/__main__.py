@@ -84,7 +84,24 @@ def exit_status(exc: BaseException) -> int:
         return 128 + exc.signum
     if isinstance(exc, BrokenPipeError):
         return EXIT_FAILURE
+    if isinstance(exc, OSError) and _stdout_failing():
+        ui.error(f"cannot write to stdout: {exc.strerror or exc}")
+        return EXIT_FAILURE
     raise exc
+
+
+def _stdout_failing() -> bool:
+    """Whether stdout cannot take what it holds (a full disk behind a redirect): then an OSError
+    came from writing it, and is the user's to read, not a traceback. Its fd then points at the
+    null device, so Python's last flush cannot fail again."""
+    try:
+        sys.stdout.flush()
+        return False
+    except (OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+        return True
 
 
 def _enable_site() -> None:

@@ -78,9 +78,16 @@ def test_a_hit_to_a_full_disk_fails_in_one_line() -> None:
     with open("/dev/full", "w") as full:
         done = subprocess.run([*LEAN, *ARGV], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.splitlines() == [
-        "elevate: error: cannot write the credentials to stdout: No space left on device"
-    ]
+    assert done.stderr.splitlines() == ["elevate: error: cannot write to stdout: No space left on device"]
+
+
+def test_the_cli_to_a_full_disk_fails_in_one_line() -> None:
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*LEAN, "--version"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["elevate: error: cannot write to stdout: No space left on device"]
 
 
 def test_a_hit_whose_reader_is_gone_fails_quietly() -> None:
