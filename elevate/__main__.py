@@ -84,24 +84,25 @@ def exit_status(exc: BaseException) -> int:
         return 128 + exc.signum
     if isinstance(exc, BrokenPipeError):
         return EXIT_FAILURE
-    if isinstance(exc, OSError) and _stdout_failing():
-        ui.error(f"cannot write to stdout: {exc.strerror or exc}")
+    stdout_failure = _stdout_failure() if isinstance(exc, OSError) else None
+    if stdout_failure is not None:
+        ui.error(f"cannot write to stdout: {stdout_failure}")
         return EXIT_FAILURE
     raise exc
 
 
-def _stdout_failing() -> bool:
-    """Whether stdout cannot take what it holds (a full disk behind a redirect): then an OSError
-    came from writing it, and is the user's to read, not a traceback. Its fd then points at the
-    null device, so Python's last flush cannot fail again."""
+def _stdout_failure() -> str | None:
+    """Why stdout cannot take what it holds (a full disk behind a redirect), or None when it can.
+    Then the OSError came from writing it, and is the user's to read, not a traceback; stdout's
+    fd then points at the null device, so Python's last flush cannot fail again."""
     try:
         sys.stdout.flush()
-        return False
-    except (OSError, ValueError):
+        return None
+    except (OSError, ValueError) as failure:
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.close(null)
-        return True
+        return (failure.strerror if isinstance(failure, OSError) else None) or str(failure)
 
 
 def _enable_site() -> None:
