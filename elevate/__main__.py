@@ -1,12 +1,13 @@
 """Entry point of `elevate` and `python -m elevate`, and the one place that decides exit codes.
 
 A cache hit of `credential-process` found in the hit index (elevate.hit) is answered
-first, with os, sys and elevate.disk imported; it never raises an ElevateError (anything
-unusual falls through). On an index miss, a credential-process call queues behind whoever
-is filling the same entry (elevate.hit's queue), so concurrent callers sleep instead of
-each parsing the config; the filler goes straight to the core (elevate.credprocess, no
-click), and everything else to the CLI. Those run under the one handler below: an error
-becomes one line on stderr and its exit code, an interrupt 130, a terminating signal 128+N.
+first, with sys, elevate.hit, elevate.disk and elevate.hostos imported (not os); it never
+raises an ElevateError (anything unusual falls through). On an index miss, a
+credential-process call queues behind whoever is filling the same entry (elevate.hit's
+queue), so concurrent callers sleep instead of each parsing the config; the filler goes
+straight to the core (elevate.credprocess, no click), and everything else to the CLI. Those
+run under the one handler below: an error becomes one line on stderr and its exit code, an
+interrupt 130, a terminating signal 128+N.
 
 The lean launcher that scripts/install writes runs `main` under `python -I -S`: the hit and
 the queue need no site-packages; `site` is set up only before the miss path or the CLI. An
@@ -16,7 +17,6 @@ would cost a hit a fifth of its instructions, and 31 waiters of a storm all of t
 
 from __future__ import annotations
 
-import os
 import sys
 
 EXIT_OK = 0
@@ -43,6 +43,8 @@ def run(argv: list[str], queued: Queued | None = None, core_limit: tuple[int, in
         disable_core_dumps(core_limit)
         _enable_site()
         since = None if queued is None else queued.since
+        import os
+
         from .credprocess import answer_miss
 
         # A plain credential-process goes straight to the core; anything else to the CLI.
@@ -99,6 +101,8 @@ def _stdout_failure() -> str | None:
         sys.stdout.flush()
         return None
     except (OSError, ValueError) as failure:
+        import os
+
         null = os.open(os.devnull, os.O_WRONLY)
         os.dup2(null, 1)
         os.close(null)
@@ -122,10 +126,10 @@ def _say_waiting() -> None:
 
 def indexed_hit(argv: list[str]) -> int | None:
     """The exit status of an indexed cache hit it answered (or failed to write), else None."""
-    from . import hit
+    from . import hit, hostos
 
     try:
-        text = hit.answer(argv, os.environ)
+        text = hit.answer(argv, hostos.process_environ())
         if text is None:
             return None
         hit.write(text)
@@ -140,10 +144,10 @@ def queued_hit(argv: list[str]) -> tuple[int | None, Queued | None]:
 
     (the exit status of the answer or failure, None) once the wait ended, or (None, the queue
     held or None) for the full path to go on with."""
-    from . import hit
+    from . import hit, hostos
 
     try:
-        text, queued = hit.wait_for_filler(argv, os.environ, _say_waiting)
+        text, queued = hit.wait_for_filler(argv, hostos.process_environ(), _say_waiting)
         if text is None:
             return None, queued
         hit.write(text)
@@ -161,7 +165,9 @@ def end_now(status: int) -> NoReturn:
         sys.stderr.flush()
     except (OSError, ValueError):
         status = status or EXIT_FAILURE
-    os._exit(status)
+    from .hostos import native
+
+    native._exit(status)
 
 
 def main() -> None:

@@ -3,14 +3,14 @@ directories are trusted, the private read, the cache entry's codec and when an e
 
 config, store, cache and the cache hit (elevate.hit) all use these rules, so no path can
 disagree with another. The hit imports this module before anything else, so it imports
-only os and stat, and elevate.hostos (as cheap) for what differs per platform: no json, re,
+only stat and elevate.hostos (the OS's own calls and os.path's answers without importing os,
+and what differs per platform): no os, json, re,
 typing or dataclasses (the entry is parsed by hand, and a property test holds that parser to
 json plus the documented shapes).
 """
 
 from __future__ import annotations
 
-import os
 import stat
 
 from . import hostos
@@ -18,6 +18,7 @@ from . import hostos
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: importing collections.abc costs a hit a third of its time
     from collections.abc import Mapping
+    from os import stat_result
 
 MAX_FILE_BYTES = 1 << 20  # a cache entry or the index is a few KB
 FORMAT_VERSION = 1
@@ -34,7 +35,9 @@ CLOCK_ALLOWANCE_SECONDS = 300  # STS's clock and ours may differ this much
 SHORT_RETRY_SECONDS = 300
 SHORT_MIN_LEFT = 60
 _SECRET_EXTRA = "/+="  # noqa: S105 - the extra characters of the shape, not a secret
-PRIVATE_READ = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+PRIVATE_READ = (
+    hostos.native.O_RDONLY | getattr(hostos.native, "O_NOFOLLOW", 0) | getattr(hostos.native, "O_NONBLOCK", 0)
+)
 
 
 # -- where things are ----------------------------------------------------------------------------
@@ -44,29 +47,29 @@ def cache_dir(environ: Mapping[str, str]) -> str:
     """$ELEVATE_CACHE_DIR, else elevate/ in the platform's place for it (hostos.cache_base:
     $XDG_RUNTIME_DIR, else $XDG_CACHE_HOME or ~/.cache on Linux)."""
     if environ.get("ELEVATE_CACHE_DIR"):
-        return os.path.expanduser(environ["ELEVATE_CACHE_DIR"])
-    return os.path.join(hostos.cache_base(environ), "elevate")
+        return hostos.expanduser(environ["ELEVATE_CACHE_DIR"])
+    return hostos.join(hostos.cache_base(environ), "elevate")
 
 
 def config_path(explicit: str | None, environ: Mapping[str, str]) -> str:
     """--config, else $ELEVATE_CONFIG, else $XDG_CONFIG_HOME/elevate/config.toml."""
     if explicit:
-        return os.path.expanduser(explicit)
+        return hostos.expanduser(explicit)
     if environ.get("ELEVATE_CONFIG"):
-        return os.path.expanduser(environ["ELEVATE_CONFIG"])
-    base = environ.get("XDG_CONFIG_HOME") or os.path.join(environ.get("HOME", "~"), ".config")
-    return os.path.join(os.path.expanduser(base), "elevate", "config.toml")
+        return hostos.expanduser(environ["ELEVATE_CONFIG"])
+    base = environ.get("XDG_CONFIG_HOME") or hostos.join(environ.get("HOME", "~"), ".config")
+    return hostos.join(hostos.expanduser(base), "elevate", "config.toml")
 
 
 def aws_config_path(environ: Mapping[str, str]) -> str:
     """The AWS config file botocore reads: $AWS_CONFIG_FILE, else ~/.aws/config."""
-    return os.path.expanduser(environ.get("AWS_CONFIG_FILE") or os.path.join("~", ".aws", "config"))
+    return hostos.expanduser(environ.get("AWS_CONFIG_FILE") or hostos.join("~", ".aws", "config"))
 
 
 # -- trust -----------------------------------------------------------------------------------------
 
 
-def config_problem(info: os.stat_result) -> str | None:
+def config_problem(info: stat_result) -> str | None:
     """Why a config file or a directory holding it cannot be trusted: 'owner' (another user's;
     the user's own or root's are fine) or 'writable' (by group or others); else None. Where
     files have no uid or modes (Windows), that part is not checked (hostos)."""
@@ -79,17 +82,17 @@ def config_problem(info: os.stat_result) -> str | None:
 
 def config_directories(path: str) -> list[str]:
     """The directories whose writers could swap the config: the link's and its target's."""
-    return sorted({os.path.dirname(os.path.abspath(path)), os.path.dirname(os.path.realpath(path))})
+    return sorted({hostos.dirname(hostos.abspath(path)), hostos.dirname(hostos.realpath(path))})
 
 
-def trusted_config(path: str) -> os.stat_result | None:
+def trusted_config(path: str) -> stat_result | None:
     """The config's stat (of what a symlink points at) when every trust rule passes, else None."""
     try:
-        info = os.stat(path)
+        info = hostos.native.stat(path)
         if not stat.S_ISREG(info.st_mode) or config_problem(info):
             return None
         for directory in config_directories(path):
-            held = os.stat(directory)
+            held = hostos.native.stat(directory)
             if not stat.S_ISDIR(held.st_mode) or config_problem(held):
                 return None
     except (OSError, ValueError):
@@ -97,7 +100,7 @@ def trusted_config(path: str) -> os.stat_result | None:
     return info
 
 
-def private_dir_problem(info: os.stat_result) -> str | None:
+def private_dir_problem(info: stat_result) -> str | None:
     """Why a cache directory (lstat) is not private: 'symlink', 'not a directory', 'owner' or 'open'."""
     if stat.S_ISLNK(info.st_mode):
         return "symlink"
@@ -110,7 +113,7 @@ def private_dir_problem(info: os.stat_result) -> str | None:
     return None
 
 
-def private_file_problem(info: os.stat_result) -> str | None:
+def private_file_problem(info: stat_result) -> str | None:
     """Why a cache file (fstat) is not private: 'not a regular file', 'owner' or 'open'."""
     if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
@@ -124,7 +127,7 @@ def private_file_problem(info: os.stat_result) -> str | None:
 def private_dir_ok(directory: str) -> bool:
     """True when `directory` exists and passes private_dir_problem."""
     try:
-        return private_dir_problem(os.lstat(directory)) is None
+        return private_dir_problem(hostos.native.lstat(directory)) is None
     except OSError:
         return False
 
@@ -134,18 +137,18 @@ def read_private(directory: str, name: str) -> str | None:
     if not private_dir_ok(directory):
         return None
     try:
-        fd = os.open(os.path.join(directory, name), PRIVATE_READ)
+        fd = hostos.native.open(hostos.join(directory, name), PRIVATE_READ)
     except OSError:
         return None
     try:
-        info = os.fstat(fd)
+        info = hostos.native.fstat(fd)
         if private_file_problem(info) or info.st_size > MAX_FILE_BYTES:
             return None
-        data = os.read(fd, MAX_FILE_BYTES + 1)
+        data = hostos.native.read(fd, MAX_FILE_BYTES + 1)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        hostos.native.close(fd)
     if len(data) > MAX_FILE_BYTES:
         return None
     try:
@@ -154,7 +157,7 @@ def read_private(directory: str, name: str) -> str | None:
         return None
 
 
-def identity(info: os.stat_result) -> str:
+def identity(info: stat_result) -> str:
     """What changes when a file is replaced or rewritten, even with its mtime put back (ctime)."""
     return f"{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_size}"
 

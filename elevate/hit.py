@@ -18,12 +18,12 @@ began waiting handed on (`Queued.since`), so a failure the previous filler recor
 reaches it as it reaches the entry lock's waiters. Lock order is always this queue, then
 the entry lock.
 
-Imports: os, sys and elevate.disk; time and elevate.locks only to wait.
+Imports: sys, elevate.disk and elevate.hostos (no os: see hostos); time and elevate.locks
+only to wait.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import disk, hostos
@@ -60,7 +60,7 @@ class Queued:
     def release(self) -> None:
         """Let the queue go."""
         if self.fd >= 0:
-            os.close(self.fd)
+            hostos.native.close(self.fd)
             self.fd = -1
 
 
@@ -82,13 +82,13 @@ def parse_argv(args: list[str]) -> tuple[str | None, str | None] | None:
 
 def index_key(config: str | None, profile: str | None, environ: Mapping[str, str]) -> str | None:
     """What a record is looked up by, or None when the config is not trusted."""
-    path = os.path.abspath(disk.config_path(config, environ))
+    path = hostos.abspath(disk.config_path(config, environ))
     info = disk.trusted_config(path)
     if info is None:
         return None
     aws = disk.aws_config_path(environ)
     try:
-        aws += "=" + disk.identity(os.stat(aws))
+        aws += "=" + disk.identity(hostos.native.stat(aws))
     except (OSError, ValueError):
         aws += " absent"
     parts = [path, disk.identity(info), profile or "", aws]
@@ -207,12 +207,12 @@ def queue_path(config: str | None, profile: str | None, environ: Mapping[str, st
         return None
     directory = disk.cache_dir(environ)
     try:
-        os.makedirs(directory, 0o700, exist_ok=True)
+        hostos.make_private_dirs(directory)
     except OSError:
         return None
     if not disk.private_dir_ok(directory):
         return None
-    return os.path.join(directory, lock_name(key))
+    return hostos.join(directory, lock_name(key))
 
 
 def wait_for_filler(
@@ -254,10 +254,10 @@ def wait_for_filler(
                 raise locks.timed_out(timeout, path)
             text = serve(config, profile, environ, time.time())
             if text is not None:
-                os.close(fd)
+                hostos.native.close(fd)
                 return text, None
     except BaseException:
-        os.close(fd)
+        hostos.native.close(fd)
         raise
     return None, Queued(fd, started)  # woken to a miss, now holding it exclusive: the next filler
 

@@ -4,20 +4,29 @@ Every platform branch of elevate is decided here, and every POSIX- or Windows-on
 (termios, fcntl, resource, msvcrt) is imported here, inside the function that needs it, so
 that every other module imports on every platform. Each branch takes the platform as a value
 (default sys.platform), so the tests run every branch on one machine. The cache hit loads this
-module (through elevate.disk): at import it needs only os, sys and stat.
+module (through elevate.disk): at import it needs only sys, stat and the OS's own C module
+(posix, or nt on Windows), not os: `import os` costs a hit or a waiter of the hit queue 6.4 M
+instructions, a fifth of its whole run. The path functions below answer as os.path does (a
+property test holds them to it) and hand anything but the plain forms to os.path itself.
 
 What each platform enforces, and what it does not, is in SECURITY.md ("Platforms").
 """
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
+
+try:  # the OS's own calls, which os re-exports (stat, open, read, getcwd, environ, _exit...)
+    import posix as _native
+except ImportError:  # pragma: no cover - Windows
+    import nt as _native  # type: ignore[no-redef,import-not-found,unused-ignore]
+native = _native  # elevate's modules on the hit path call these where others call os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # annotations only: typing and collections.abc would cost the hit its budget
     from collections.abc import Callable, Mapping
+    from os import stat_result
     from types import TracebackType
     from typing import Any, Protocol
 
@@ -49,6 +58,125 @@ def macos(platform: str = sys.platform) -> bool:
     return platform == "darwin"
 
 
+# -- os.path without os ---------------------------------------------------------------------------
+
+
+def _plain() -> bool:
+    """Whether the fast forms below apply: POSIX paths (Windows' take os.path itself)."""
+    return native.__name__ == "posix"
+
+
+def _os_path() -> Any:
+    """os.path, for what the fast forms do not cover (imports os)."""
+    import os.path
+
+    return os.path
+
+
+def process_environ() -> dict[str, str]:
+    """The process environment as os.environ reads it (os.environ is a view of the same dict):
+    POSIX's bytes decoded with the file system encoding and surrogateescape, as os decodes them;
+    Windows' is text already."""
+    if not _plain():
+        return dict(native.environ)  # type: ignore[arg-type,unused-ignore]  # Windows: text already
+    return {_decode(key): _decode(value) for key, value in native.environ.items()}
+
+
+def _decode(value: bytes) -> str:
+    return value.decode(sys.getfilesystemencoding(), "surrogateescape")
+
+
+def join(first: str, *rest: str) -> str:
+    """os.path.join."""
+    if not _plain():
+        return str(_os_path().join(first, *rest))
+    path = native.fspath(first)
+    for part in map(native.fspath, rest):
+        if part.startswith("/"):
+            path = part
+        elif not path or path.endswith("/"):
+            path += part
+        else:
+            path += "/" + part
+    return path
+
+
+def dirname(path: str) -> str:
+    """os.path.dirname."""
+    if not _plain():
+        return str(_os_path().dirname(path))
+    path = native.fspath(path)
+    head = path[: path.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head
+
+
+def expanduser(path: str) -> str:
+    """os.path.expanduser: `~` and `~/...` from $HOME here, anything else (no $HOME, `~user`) by
+    os.path."""
+    path = native.fspath(path)
+    if not path.startswith("~"):
+        return path
+    home = native.environ.get(b"HOME") if _plain() and (path == "~" or path.startswith("~/")) else None
+    if home is None:
+        return str(_os_path().expanduser(path))
+    return (_decode(home).rstrip("/") + path[1:]) or "/"
+
+
+def _normal(path: str) -> bool:
+    """Whether this is an absolute path that os.path.normpath would leave as it is."""
+    return path.startswith("/") and all(part not in ("", ".", "..") for part in path[1:].split("/"))
+
+
+def _absolute(path: str) -> str:
+    """`path` joined to the working directory when relative (os.path.abspath before normpath)."""
+    return path if path.startswith("/") else join(native.getcwd(), path)
+
+
+def abspath(path: str) -> str:
+    """os.path.abspath: a path that needs no normalising here, anything else by os.path."""
+    path = native.fspath(path)
+    if _plain() and _normal(joined := _absolute(path)):
+        return joined
+    return str(_os_path().abspath(path))
+
+
+def realpath(path: str) -> str:
+    """os.path.realpath: a path that needs no normalising and has no symbolic link on its way
+    (each part lstat'ed) is itself; anything else (a link, a `..`, a part that cannot be read)
+    is left to os.path."""
+    path = native.fspath(path)
+    if _plain() and _normal(joined := _absolute(path)):
+        parts = joined[1:].split("/")
+        try:
+            if not any(
+                stat.S_ISLNK(native.lstat("/" + "/".join(parts[:n])).st_mode)
+                for n in range(1, len(parts) + 1)
+            ):
+                return joined
+        except (OSError, ValueError):
+            pass
+    return str(_os_path().realpath(path))
+
+
+def make_private_dirs(path: str) -> None:
+    """os.makedirs(path, 0o700, exist_ok=True): one mkdir when the parent is there."""
+    if _plain():
+        try:
+            native.mkdir(path, 0o700)
+            return
+        except FileExistsError:
+            if stat.S_ISDIR(native.stat(path).st_mode):
+                return
+            raise
+        except FileNotFoundError:
+            pass
+    import os
+
+    os.makedirs(path, 0o700, exist_ok=True)
+
+
 # -- where things are ------------------------------------------------------------------------------
 
 
@@ -62,15 +190,13 @@ def cache_base(environ: Mapping[str, str], platform: str = sys.platform) -> str:
     """
     home = environ.get("HOME", "~")
     if windows(platform):
-        local = environ.get("LOCALAPPDATA") or os.path.join(
-            environ.get("USERPROFILE") or "~", "AppData", "Local"
-        )
-        return os.path.expanduser(local)
+        local = environ.get("LOCALAPPDATA") or join(environ.get("USERPROFILE") or "~", "AppData", "Local")
+        return expanduser(local)
     if macos(platform) and not environ.get("XDG_RUNTIME_DIR"):
-        return os.path.expanduser(environ.get("XDG_CACHE_HOME") or os.path.join(home, "Library", "Caches"))
+        return expanduser(environ.get("XDG_CACHE_HOME") or join(home, "Library", "Caches"))
     if environ.get("XDG_RUNTIME_DIR"):
         return environ["XDG_RUNTIME_DIR"]
-    return os.path.expanduser(environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"))
+    return expanduser(environ.get("XDG_CACHE_HOME") or join(home, ".cache"))
 
 
 # -- owners and modes ------------------------------------------------------------------------------
@@ -78,9 +204,9 @@ def cache_base(environ: Mapping[str, str], platform: str = sys.platform) -> str:
 
 def owner_id(platform: str = sys.platform) -> int | None:
     """The uid that files of ours must belong to; None where files have no uid (Windows)."""
-    if windows(platform) or not hasattr(os, "geteuid"):
+    if windows(platform) or not hasattr(native, "geteuid"):
         return None
-    return os.geteuid()
+    return int(native.geteuid())
 
 
 def modes_enforced(platform: str = sys.platform) -> bool:
@@ -91,13 +217,13 @@ def modes_enforced(platform: str = sys.platform) -> bool:
     return not windows(platform)
 
 
-def open_to_others(info: os.stat_result, mask: int, platform: str = sys.platform) -> bool:
+def open_to_others(info: stat_result, mask: int, platform: str = sys.platform) -> bool:
     """Whether `info`'s mode grants any of `mask` (0o022: group/other write; 0o077: any access),
     where modes mean that (modes_enforced); False elsewhere."""
     return modes_enforced(platform) and bool(stat.S_IMODE(info.st_mode) & mask)
 
 
-def foreign_owner(info: os.stat_result, also: tuple[int, ...] = (), platform: str = sys.platform) -> bool:
+def foreign_owner(info: stat_result, also: tuple[int, ...] = (), platform: str = sys.platform) -> bool:
     """Whether `info` belongs to someone other than us (or the uids in `also`); False where files
     have no owner uid (owner_id is None)."""
     uid = owner_id(platform)
@@ -109,7 +235,7 @@ def set_file_mode(fd: int, mode: int, platform: str = sys.platform) -> None:
     where mode bits are only the read-only flag (os.fchmod exists there from Python 3.13 only)."""
     if not modes_enforced(platform):
         return
-    os.fchmod(fd, mode)
+    native.fchmod(fd, mode)
 
 
 # -- process hardening -----------------------------------------------------------------------------
@@ -164,7 +290,7 @@ def not_dumpable(platform: str = sys.platform) -> bool:
 def can_exec(platform: str = sys.platform) -> bool:
     """Whether elevate can replace itself with a command (execvpe): POSIX, not Windows, where
     exec is emulated by a child process and the parent would end first."""
-    return not windows(platform) and os.name == "posix"
+    return not windows(platform) and native.__name__ == "posix"
 
 
 def can_adopt_orphans(platform: str = sys.platform) -> bool:
@@ -187,7 +313,7 @@ def try_lock(fd: int, shared: bool = False, platform: str = sys.platform) -> boo
     if windows(platform):
         import msvcrt
 
-        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks bytes from the current position
+        native.lseek(fd, 0, 0)  # SEEK_SET: msvcrt locks bytes from the current position
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined,unused-ignore]
             return True
@@ -225,7 +351,7 @@ def in_background(fd: int, platform: str = sys.platform) -> bool:
     if windows(platform):
         return False
     try:
-        return os.tcgetpgrp(fd) != os.getpgrp()
+        return bool(native.tcgetpgrp(fd) != native.getpgrp())
     except (OSError, ValueError, AttributeError):
         return False
 

@@ -3,12 +3,11 @@ flight of a cache fill.
 
 The kernel drops the lock of a holder that dies, so a waiter takes over. A waiter of the
 hit queue (elevate.hit) uses this module before anything heavy is imported, so it imports
-no pathlib, typing or collections.abc, and signal's C core rather than its enum wrapper.
+no os, pathlib, typing or collections.abc, and signal's C core rather than its enum wrapper.
 """
 
 from __future__ import annotations
 
-import os
 import time
 
 from . import hostos
@@ -16,24 +15,25 @@ from . import hostos
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from os import PathLike
 
     from .errors import LockTimeout
 
+    PathName = str | PathLike[str]
+
 # elevate.errors is imported only to raise: a waiter of the hit queue never needs it.
-_OPEN = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+_OPEN = hostos.native.O_RDWR | hostos.native.O_CREAT | getattr(hostos.native, "O_NOFOLLOW", 0)
 
 LOCK_WAIT_SECONDS = 330.0  # a little longer than the MFA prompt's own limit
 _POLL_FIRST = 0.01
 _POLL_MAX = 0.25
-
-PathName = str | os.PathLike[str]
 
 
 def try_open_lock(path: PathName) -> int | None:
     """The lock file's descriptor (created 0600), or None when it cannot be opened (a symlink
     or a directory in its place, a read-only disk): `open_lock` says why."""
     try:
-        return os.open(path, _OPEN, 0o600)
+        return hostos.native.open(path, _OPEN, 0o600)
     except OSError:
         return None
 
@@ -41,7 +41,7 @@ def try_open_lock(path: PathName) -> int | None:
 def open_lock(path: PathName) -> int:
     """The lock file's descriptor (created 0600; a symlink in its place is refused)."""
     try:
-        return os.open(path, _OPEN, 0o600)
+        return hostos.native.open(path, _OPEN, 0o600)
     except OSError as exc:  # a directory or a symlink in its place, a read-only disk...
         from .errors import CacheError
 
@@ -68,7 +68,7 @@ def timed_out(timeout: float, path: PathName) -> LockTimeout:
 
     return LockTimeout(
         f"gave up after {timeout:.0f} s waiting for another elevate process "
-        f"(lock {os.fspath(path)}); retry, or run `elevate clear` if it is stuck"
+        f"(lock {hostos.native.fspath(path)}); retry, or run `elevate clear` if it is stuck"
     )
 
 

@@ -22,8 +22,9 @@ This module is on the cached fast path: standard library only, and little of it.
 from __future__ import annotations
 
 import io
-import os
 import sys
+
+from . import hostos
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (3 ms) on the hit queue
 if TYPE_CHECKING:  # nor collections.abc or contextlib, which cost a waiter a third of its start-up
@@ -73,7 +74,7 @@ class open_tty:
     def __enter__(self) -> TextIO | None:
         self.tty: TextIO | None = None
         try:
-            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+            fd = hostos.native.open("/dev/tty", hostos.native.O_RDWR | hostos.native.O_NOCTTY)
         except OSError:
             return None
         # Not open(fd, "r+"): its BufferedRandom needs a seekable file, and a terminal is not.

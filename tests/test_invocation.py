@@ -221,16 +221,26 @@ ALLOWED = {
     "console.py": "webbrowser reads the process PATH itself; it is narrowed to absolute directories",
     # A separate admin tool with its own argparse entry (also scripts/deploy-stack).
     "admin/deploy.py": "its own entry point (argparse, scripts/deploy-stack), not under the CLI's App",
+    # The environment as os.environ reads it, from the OS's own module, for the hit path (which
+    # imports no os); and $HOME for expanduser, read where os.path reads it.
+    "hostos.py": "process_environ and expanduser: os.environ's and os.path's answers without os",
 }
+_OS_MODULES = {"os", "posix", "nt", "native"}  # hostos.native is posix or nt
 
 
 def _reads_environ(tree: ast.AST) -> list[int]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb", "putenv"):
-            if isinstance(node.value, ast.Name) and node.value.id == "os":
+            if isinstance(node.value, ast.Name) and node.value.id in _OS_MODULES:
                 found.append(node.lineno)
-        if isinstance(node, ast.ImportFrom) and node.module == "os":
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "native":
+                found.append(node.lineno)
+        if isinstance(node, ast.Attribute) and node.attr == "process_environ":
+            found.append(node.lineno)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "process_environ":
+            found.append(node.lineno)
+        if isinstance(node, ast.ImportFrom) and node.module in _OS_MODULES:
             if any(alias.name in ("environ", "getenv", "environb") for alias in node.names):
                 found.append(node.lineno)
     return found
@@ -255,6 +265,10 @@ def test_the_guard_sees_every_way_of_reading_the_environment() -> None:
         "from os import environ",
         "from os import getenv as g",
         "import os\ndict(os.environ)",
+        "import posix\nposix.environ[b'X']",
+        "from elevate import hostos\nhostos.native.environ",
+        "from elevate import hostos\nhostos.process_environ()",
+        "from elevate.hostos import process_environ\nprocess_environ()",
     ):
         assert _reads_environ(ast.parse(source)), source
     assert not _reads_environ(ast.parse("environ = {}\nenviron.get('X')"))
