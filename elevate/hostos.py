@@ -76,9 +76,11 @@ def _os_path() -> Any:
 def process_environ() -> dict[str, str]:
     """The process environment as os.environ reads it (os.environ is a view of the same dict):
     POSIX's bytes decoded with the file system encoding and surrogateescape, as os decodes them;
-    Windows' is text already."""
-    if not _plain():
-        return dict(native.environ)  # type: ignore[arg-type,unused-ignore]  # Windows: text already
+    on Windows, os.environ itself."""
+    if not _plain():  # Windows: os.environ upper-cases the names, as Windows matches them
+        import os
+
+        return dict(os.environ)
     return {_decode(key): _decode(value) for key, value in native.environ.items()}
 
 

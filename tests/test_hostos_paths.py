@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,21 @@ def test_a_plain_lookup_leaves_os_unimported(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_where_the_os_module_is_not_posix_every_answer_is_os_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Windows (nt): nothing is answered by the fast forms; os.path and os.environ answer."""
+    monkeypatch.setattr(hostos, "native", types.SimpleNamespace(__name__="nt", fspath=os.fspath))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("Mixed_Case", "1")
+    for path in ("a/../b", "~/x", "/x//y/", "rel"):
+        assert hostos.abspath(path) == os.path.abspath(path)
+        assert hostos.realpath(path) == os.path.realpath(path)
+        assert hostos.expanduser(path) == os.path.expanduser(path)
+        assert hostos.dirname(path) == os.path.dirname(path)
+        assert hostos.join(path, "z") == os.path.join(path, "z")
+    assert hostos.process_environ() == dict(os.environ)
+    hostos.make_private_dirs(str(tmp_path / "p" / "q"))
+    assert (tmp_path / "p" / "q").is_dir()
