@@ -97,6 +97,8 @@ def _stdout_failure() -> str | None:
     """Why stdout cannot take what it holds (a full disk behind a redirect), or None when it can.
     Then the OSError came from writing it, and is the user's to read, not a traceback; stdout's
     fd then points at the null device, so Python's last flush cannot fail again."""
+    if sys.stdout is None:
+        return "it is closed"
     try:
         sys.stdout.flush()
         return None
@@ -161,10 +163,15 @@ def end_now(status: int) -> NoReturn:
     else is pending (no thread, atexit handler or temporary file exists on that path), so
     Python's teardown, a fifth of a hit's instructions, is skipped. Only `main` calls this."""
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if sys.stdout is not None:  # None: started with fd 1 closed (hit.write said so)
+            sys.stdout.flush()
     except (OSError, ValueError):
         status = status or EXIT_FAILURE
+    try:
+        if sys.stderr is not None:  # None: started with fd 2 closed; the answer still counts
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # a note nobody can read is not a failed answer
     from .hostos import native
 
     native._exit(status)

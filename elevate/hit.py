@@ -264,5 +264,7 @@ def wait_for_filler(
 
 def write(text: str) -> None:
     """Put an answer on stdout, flushed (a failure is elevate.__main__.exit_status's to word)."""
+    if sys.stdout is None:  # started with fd 1 closed
+        raise OSError(9, "stdout is closed")  # EBADF
     sys.stdout.write(text)
     sys.stdout.flush()

@@ -169,9 +169,11 @@ def make_private_dirs(path: str) -> None:
             native.mkdir(path, 0o700)
             return
         except FileExistsError:
-            if stat.S_ISDIR(native.stat(path).st_mode):
-                return
-            raise
+            try:
+                if stat.S_ISDIR(native.stat(path).st_mode):
+                    return
+            except OSError:
+                pass  # a dangling link in its place: os.makedirs says what it says of that
         except FileNotFoundError:
             pass
     import os

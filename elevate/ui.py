@@ -128,7 +128,9 @@ def stderr(text: str) -> None:
     _write(sys.stderr, text.rstrip("\n"))
 
 
-def _write(stream: TextIO, text: str) -> None:
+def _write(stream: TextIO | None, text: str) -> None:
+    if stream is None:  # Python started with that fd closed: nobody to tell
+        return
     try:
         stream.write(text + "\n")
         stream.flush()

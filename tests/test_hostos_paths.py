@@ -121,8 +121,12 @@ def test_make_private_dirs_is_makedirs_0700_exist_ok(tmp_path: Path) -> None:
     hostos.make_private_dirs(str(deep))
     assert oct(one.stat().st_mode & 0o777) == oct(deep.stat().st_mode & 0o777) == "0o700"
     (tmp_path / "file").write_text("")
-    with pytest.raises(FileExistsError):
-        hostos.make_private_dirs(str(tmp_path / "file"))
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for odd in ("file", "dangling"):  # whatever os.makedirs raises there, this raises too
+        with pytest.raises(OSError) as expected:
+            os.makedirs(tmp_path / odd, 0o700, exist_ok=True)
+        with pytest.raises(type(expected.value)):
+            hostos.make_private_dirs(str(tmp_path / odd))
 
 
 def test_the_environment_reads_as_os_environ_does_with_undecodable_bytes() -> None:

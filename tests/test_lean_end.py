@@ -110,3 +110,56 @@ def test_a_hit_whose_reader_is_gone_fails_quietly() -> None:
     assert status == "1", done.stdout + done.stderr
     assert stderr.strip() == ""
     assert time.monotonic() - started < 30
+
+
+def test_a_hit_with_stderr_closed_still_answers_and_succeeds(tmp_path: Path) -> None:
+    write_config()
+    creds = seed()
+    index_it()
+    out = tmp_path / "answer.json"
+    code = "import os, subprocess, sys\nos.close(2)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
+    with out.open("w") as stdout:
+        done = subprocess.run([sys.executable, "-c", code, *LEAN, *ARGV], stdout=stdout, timeout=60)
+    assert done.returncode == 0
+    assert json.loads(out.read_text())["SecretAccessKey"] == creds.secret_access_key
+
+
+def test_a_waiter_with_stderr_closed_still_answers_and_succeeds(tmp_path: Path) -> None:
+    write_config()
+    holder = hold_queue(30.0)
+    out = tmp_path / "answer.json"
+    code = "import os, subprocess, sys\nos.close(2)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
+    with out.open("w") as stdout:
+        waiter = subprocess.Popen(
+            [sys.executable, "-c", code, *LEAN, *ARGV],
+            stdout=stdout,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        try:
+            time.sleep(1.0)  # asleep on the queue by now (its note had nowhere to go)
+            assert waiter.poll() is None
+            creds = seed()
+            index_it()
+            holder.kill()
+            assert waiter.wait(timeout=60) == 0
+        finally:
+            waiter.kill()
+            holder.kill()
+            holder.wait()
+    assert json.loads(out.read_text())["SecretAccessKey"] == creds.secret_access_key
+
+
+def test_a_hit_with_stdout_closed_fails_in_one_line() -> None:
+    write_config()
+    seed()
+    index_it()
+    code = "import os, subprocess, sys\nos.close(1)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code, *LEAN, *ARGV],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["elevate: error: cannot write to stdout: it is closed"]
