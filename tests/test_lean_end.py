@@ -13,6 +13,8 @@ from pathlib import Path
 
 from support.hits import LEAN, hold_queue, index_it, seed, write_config
 
+from elevate.models import SessionCredentials
+
 ARGV = ["credential-process", "dev"]
 
 
@@ -47,26 +49,41 @@ def test_the_full_path_keeps_the_normal_exit(tmp_path: Path) -> None:
     assert marker.exists()
 
 
-def test_a_waiter_ends_without_teardown_and_its_answer_is_whole(tmp_path: Path) -> None:
+def waiter_answers(argv: list[str], out: Path, stderr: int | None) -> tuple[int, SessionCredentials]:
+    """Run `argv` as a waiter behind a held queue, its stdout in `out`; once it sleeps, fill the
+    entry and let the queue go. Its exit status, and the credentials it should have answered."""
     write_config()
     holder = hold_queue(30.0)
-    marker, out = tmp_path / "teardown-ran", tmp_path / "answer.json"
     with out.open("w") as stdout:
         waiter = subprocess.Popen(
-            [*lean_with_exit_marker(marker), *ARGV],
-            stdout=stdout, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            argv, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         try:
-            assert waiter.stderr is not None
-            assert b"waiting for the MFA prompt" in waiter.stderr.readline()
+            if waiter.stderr is not None:
+                assert b"waiting for the MFA prompt" in waiter.stderr.readline()
+            else:
+                time.sleep(1.0)  # asleep on the queue by now (its note had nowhere to go)
+                assert waiter.poll() is None
             creds = seed()
             index_it()
             holder.kill()  # the filler is done: its lock goes with it
-            assert waiter.wait(timeout=60) == 0
+            return waiter.wait(timeout=60), creds
         finally:
             waiter.kill()
             holder.kill()
             holder.wait()
+
+
+def with_closed(fd: int) -> list[str]:
+    """A command-line prefix that runs the rest with `fd` closed."""
+    code = f"import os, subprocess, sys\nos.close({fd})\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
+    return [sys.executable, "-c", code]
+
+
+def test_a_waiter_ends_without_teardown_and_its_answer_is_whole(tmp_path: Path) -> None:
+    marker, out = tmp_path / "teardown-ran", tmp_path / "answer.json"
+    status, creds = waiter_answers([*lean_with_exit_marker(marker), *ARGV], out, subprocess.PIPE)
+    assert status == 0
     assert json.loads(out.read_text())["SecretAccessKey"] == creds.secret_access_key
     assert not marker.exists()
 
@@ -117,36 +134,16 @@ def test_a_hit_with_stderr_closed_still_answers_and_succeeds(tmp_path: Path) -> 
     creds = seed()
     index_it()
     out = tmp_path / "answer.json"
-    code = "import os, subprocess, sys\nos.close(2)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
     with out.open("w") as stdout:
-        done = subprocess.run([sys.executable, "-c", code, *LEAN, *ARGV], stdout=stdout, timeout=60)
+        done = subprocess.run([*with_closed(2), *LEAN, *ARGV], stdout=stdout, timeout=60)
     assert done.returncode == 0
     assert json.loads(out.read_text())["SecretAccessKey"] == creds.secret_access_key
 
 
 def test_a_waiter_with_stderr_closed_still_answers_and_succeeds(tmp_path: Path) -> None:
-    write_config()
-    holder = hold_queue(30.0)
     out = tmp_path / "answer.json"
-    code = "import os, subprocess, sys\nos.close(2)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
-    with out.open("w") as stdout:
-        waiter = subprocess.Popen(
-            [sys.executable, "-c", code, *LEAN, *ARGV],
-            stdout=stdout,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            time.sleep(1.0)  # asleep on the queue by now (its note had nowhere to go)
-            assert waiter.poll() is None
-            creds = seed()
-            index_it()
-            holder.kill()
-            assert waiter.wait(timeout=60) == 0
-        finally:
-            waiter.kill()
-            holder.kill()
-            holder.wait()
+    status, creds = waiter_answers([*with_closed(2), *LEAN, *ARGV], out, None)
+    assert status == 0
     assert json.loads(out.read_text())["SecretAccessKey"] == creds.secret_access_key
 
 
@@ -154,12 +151,6 @@ def test_a_hit_with_stdout_closed_fails_in_one_line() -> None:
     write_config()
     seed()
     index_it()
-    code = "import os, subprocess, sys\nos.close(1)\nsys.exit(subprocess.run(sys.argv[1:]).returncode)\n"
-    done = subprocess.run(
-        [sys.executable, "-c", code, *LEAN, *ARGV],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = subprocess.run([*with_closed(1), *LEAN, *ARGV], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.splitlines() == ["elevate: error: cannot write to stdout: it is closed"]
