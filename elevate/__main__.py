@@ -25,6 +25,7 @@ EXIT_INTERRUPTED = 130  # elevate.errors.EXIT_INTERRUPTED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import NoReturn
 
     from .hit import Queued
@@ -126,30 +127,19 @@ def _say_waiting() -> None:
     tell("waiting for the MFA prompt in another elevate process...")
 
 
-def indexed_hit(argv: list[str]) -> int | None:
-    """The exit status of an indexed cache hit it answered (or failed to write), else None."""
-    from . import hit, hostos
+def lean_answer(argv: list[str], environ: Mapping[str, str]) -> tuple[int | None, Queued | None]:
+    """The indexed hit, else the hit queue: on an index miss, queue behind whoever fills the same
+    entry before parsing anything (a waiter holds no secret until it answers, and then serve()
+    made it non-dumpable).
+
+    (the exit status of the answer or failure, None), or (None, the queue held or None) for
+    the full path to go on with."""
+    from . import hit
 
     try:
-        text = hit.answer(argv, hostos.process_environ())
+        text, queued = hit.answer(argv, environ), None
         if text is None:
-            return None
-        hit.write(text)
-        return EXIT_OK
-    except BaseException as exc:  # noqa: BLE001 - exit_status raises again what is not ours
-        return exit_status(exc)
-
-
-def queued_hit(argv: list[str]) -> tuple[int | None, Queued | None]:
-    """On an index miss, queue behind whoever fills the same entry, before parsing anything (a
-    waiter holds no secret until it answers, and then serve() made it non-dumpable).
-
-    (the exit status of the answer or failure, None) once the wait ended, or (None, the queue
-    held or None) for the full path to go on with."""
-    from . import hit, hostos
-
-    try:
-        text, queued = hit.wait_for_filler(argv, hostos.process_environ(), _say_waiting)
+            text, queued = hit.wait_for_filler(argv, environ, _say_waiting)
         if text is None:
             return None, queued
         hit.write(text)
@@ -180,15 +170,13 @@ def end_now(status: int) -> NoReturn:
 def main() -> None:
     """The console script, and the lean launcher's entry: the indexed hit, else the hit queue,
     else the full path."""
-    from .hostos import disable_core_dumps
+    from .hostos import disable_core_dumps, process_environ
 
     argv = sys.argv[1:]
     core_limit = disable_core_dumps()  # no core file with secrets in it, on the hit as everywhere
-    status = indexed_hit(argv)
+    status, queued = lean_answer(argv, process_environ())
     if status is None:
-        status, queued = queued_hit(argv)
-        if status is None:
-            sys.exit(run(argv, queued, core_limit))
+        sys.exit(run(argv, queued, core_limit))
     end_now(status)
 
 
